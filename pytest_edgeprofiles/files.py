@@ -1,0 +1,204 @@
+"""Filesystem mechanics: private folders, copying a tree, its size, robust removal."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("pytest_edgeprofiles")
+
+#: Errors that say "the destination cannot take more", never "the source is bad".
+DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+class UnsafeDirectoryError(PermissionError):
+    """A folder we were about to trust is a symlink or belongs to someone else."""
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (0700) if missing and refuse it unless it is ours, as pytest does.
+
+    Used for the per-user default root, which another local user could plant in advance.
+    """
+    path.mkdir(mode=0o700, exist_ok=True)
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeDirectoryError(f"refusing {path}: it is a symlink")
+    uid = getattr(os, "getuid", lambda: -1)()
+    if uid != -1 and st.st_uid != uid:
+        raise UnsafeDirectoryError(f"refusing {path}: it is owned by uid {st.st_uid}, not {uid}")
+    if st.st_mode & 0o077:
+        os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; raises ``OSError`` or ``ValueError``."""
+    with open(path, "rb") as fh:
+        return json.loads(fh.read())
+
+
+def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _never(parts: tuple[str, ...], is_dir: bool) -> bool:
+    return False
+
+
+def walk(
+    top: Path, skip: Callable[[tuple[str, ...], bool], bool] = _never, tolerant: bool = False
+) -> Iterator[tuple[os.DirEntry[str], tuple[str, ...]]]:
+    """Each entry below ``top`` with its path relative to ``top`` as parts, folders first.
+
+    Never follows a symlink. ``skip`` gets the parts and whether the entry is a folder; a
+    skipped folder is not descended into. A folder that vanishes while we walk (a live
+    browser's) is passed over; other errors are raised unless ``tolerant``.
+    """
+    if os.path.islink(top):
+        return
+    stack: list[tuple[str, tuple[str, ...]]] = [(os.fspath(top), ())]
+    while stack:
+        folder, parts = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:
+            if tolerant or (parts and not os.path.lexists(folder)):
+                continue
+            raise
+        for entry in entries:
+            rel = (*parts, entry.name)
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if skip(rel, is_dir):
+                continue
+            yield entry, rel
+            if is_dir:
+                stack.append((entry.path, rel))
+
+
+def copy_tree(src: Path, dst: Path, skip: Callable[[tuple[str, ...], bool], bool] = _never) -> int:
+    """Copy the contents of ``src`` into the existing folder ``dst``; return the bytes copied.
+
+    Symlinks are copied as links, never followed; sockets and other special files are left
+    out; entries that vanish while we copy (a live base) are passed over.
+    """
+    total = 0
+    for entry, rel in walk(src, skip):
+        target = os.path.join(dst, *rel)
+        try:
+            if entry.is_symlink():
+                os.symlink(os.readlink(entry.path), target)
+            elif entry.is_dir(follow_symlinks=False):
+                os.mkdir(target, 0o700)
+            elif entry.is_file(follow_symlinks=False):
+                total += _copy_file(entry, target)
+        except FileNotFoundError:
+            if os.path.lexists(entry.path):
+                raise
+    return total
+
+
+def _copy_file(entry: os.DirEntry[str], target: str) -> int:
+    st = entry.stat(follow_symlinks=False)
+    shutil.copyfile(entry.path, target, follow_symlinks=False)
+    os.chmod(target, stat.S_IMODE(st.st_mode) | stat.S_IRUSR | stat.S_IWUSR)
+    return st.st_size
+
+
+def tree_size(path: Path, skip: Callable[[tuple[str, ...], bool], bool] = _never) -> int:
+    """Bytes of the regular files under ``path``; symlinks are not followed."""
+    total = 0
+    for entry, _ in walk(path, skip, tolerant=True):
+        try:
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total
+
+
+def remove_tree(path: Path, attempts: int = 6, first_delay: float = 0.05) -> None:
+    """Remove ``path`` and everything below it, never following a symlink out of it.
+
+    Read-only entries are made writable; entries removed by someone else are ignored; what is
+    still busy (Windows sharing violations, a browser child writing a last file) is retried with
+    growing delays, about 1.5 s in all. Raises the last ``OSError`` when the tree stays.
+    """
+    delay = first_delay
+    for attempt in range(attempts):
+        try:
+            if os.path.islink(path) or os.path.isfile(path):
+                os.unlink(path)
+            else:
+                _rmtree(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+        # A backoff, not a wait for an event: a file lock's holder tells nobody when it lets go.
+        time.sleep(delay)
+        delay *= 2
+
+
+def clear_dir(path: Path) -> None:
+    """Remove everything inside ``path`` but keep the folder itself."""
+    with os.scandir(path) as entries:
+        names = [e.name for e in entries]
+    for name in names:
+        remove_tree(path / name)
+
+
+def _rmtree(path: Path) -> None:
+    def on_error(func: Callable[..., Any], name: str, exc: BaseException) -> None:
+        if isinstance(exc, FileNotFoundError):
+            return
+        if isinstance(exc, PermissionError) and _make_writable(name, path):
+            with contextlib.suppress(FileNotFoundError):
+                func(name)
+            return
+        raise exc
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=on_error)
+    else:
+        shutil.rmtree(path, onerror=lambda func, name, info: on_error(func, name, info[1]))
+
+
+def _make_writable(name: str, top: Path) -> bool:
+    """chmod u+rwx the entry and its parents up to ``top``; never through a symlink."""
+    changed = False
+    current = Path(name)
+    while True:
+        if not current.is_symlink():
+            try:
+                mode = stat.S_IMODE(current.lstat().st_mode)
+                os.chmod(current, mode | stat.S_IRWXU)
+                changed = True
+            except OSError:
+                pass
+        if current == top or top not in current.parents:
+            return changed
+        current = current.parent

@@ -1,0 +1,1 @@
+"""pytest glue: options, fixtures and hooks around ProfileManager."""

@@ -1,0 +1,125 @@
+"""Processes: who owns a profile, whether it still lives, and stopping a browser left running."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+import psutil
+
+log = logging.getLogger("pytest_edgeprofiles")
+
+#: Two create times closer than this are the same process (Linux counts in 10 ms ticks).
+_SAME_START = 0.01
+_own: tuple[int, float] | None = None
+
+
+def own_identity() -> tuple[int, float]:
+    """This process's pid and create time; recomputed after a fork."""
+    global _own
+    pid = os.getpid()
+    if _own is None or _own[0] != pid:
+        _own = (pid, psutil.Process(pid).create_time())
+    return _own
+
+
+def process_alive(pid: int, create_time: float) -> bool:
+    """Whether the process that was ``pid`` at ``create_time`` still runs (pid reuse aware)."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return abs(proc.create_time() - create_time) < _SAME_START
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def process_uses(pid: int, profile: str) -> bool:
+    """Whether the live process ``pid`` runs with ``profile`` as its user data dir."""
+    try:
+        return _names_profile(psutil.Process(pid).cmdline(), _normalise(profile))
+    except psutil.AccessDenied:
+        return True
+    except psutil.Error:
+        return False
+
+
+def _names_profile(cmdline: list[str], profile: str) -> bool:
+    for i, arg in enumerate(cmdline):
+        if arg.startswith("--user-data-dir="):
+            value = arg.partition("=")[2]
+        elif arg == "--user-data-dir" and i + 1 < len(cmdline):
+            value = cmdline[i + 1]
+        else:
+            continue
+        if _normalise(value) == profile:
+            return True
+    return False
+
+
+def _normalise(path: str) -> str:
+    # macOS shows /tmp as /private/tmp; Windows paths compare without case.
+    return os.path.normcase(os.path.realpath(path))
+
+
+def browsers_using(profile: str) -> list[psutil.Process]:
+    """This user's processes whose command line names exactly ``profile`` as user data dir."""
+    wanted = _normalise(profile)
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    found = []
+    for proc in psutil.process_iter(["cmdline", "uids"]):
+        try:
+            cmdline = proc.info["cmdline"] or []
+            uids = proc.info.get("uids")
+            if uid is not None and uids is not None and uids.real != uid:
+                continue
+            if _names_profile(cmdline, wanted):
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def stop_browsers(procs: list[psutil.Process], grace: float = 3.0) -> None:
+    """Stop the browsers (and their children) gracefully, then kill what survives ``grace`` s.
+
+    Headless Chromium removes its ``Singleton*`` entries on SIGINT or SIGHUP but not on SIGTERM.
+    On Windows, where there is no such signal, the tree is terminated.
+    """
+    tree: dict[int, psutil.Process] = {}
+    for proc in procs:
+        tree[proc.pid] = proc
+        try:
+            tree.update((child.pid, child) for child in proc.children(recursive=True))
+        except psutil.Error:
+            continue
+    roots = [p for p in procs if not _is_child_process(p)]
+    for proc in roots or procs:
+        try:
+            if sys.platform == "win32":
+                proc.terminate()
+            else:
+                proc.send_signal(signal.SIGHUP)
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(list(tree.values()), timeout=grace)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            continue
+    _, still = psutil.wait_procs(alive, timeout=grace)
+    for proc in still:
+        log.warning("process %s on a profile survived SIGKILL", proc.pid)
+
+
+def _is_child_process(proc: psutil.Process) -> bool:
+    # Renderer, GPU and utility processes carry --type=; the browser process does not.
+    try:
+        return any(arg.startswith("--type=") for arg in proc.cmdline())
+    except psutil.Error:
+        return True

@@ -1,0 +1,537 @@
+"""ProfileManager: temporary Edge/Chromium user data dirs, one per worker, capped and cleaned up.
+
+This module knows nothing of pytest; the plugin wires it in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import getpass
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import chromium, files, processes
+from .chromium import DEFAULT_SKIP_RULES, SkipRules
+from .records import ProfileRecord, record_path, write_record
+from .registry import Registry, RegistryFull
+
+log = logging.getLogger("pytest_edgeprofiles")
+
+MAX_PROFILES_RANGE = (1, 16)
+#: How long a computed size is trusted: a browser writes behind our back.
+SIZE_TTL = 2.0
+_WORKER_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+_MB = 1024 * 1024
+
+
+class ProfileCreationError(Exception):
+    """Raised when profile creation fails"""
+
+    def __init__(self, worker_id: str, reason: str):
+        self.worker_id = worker_id
+        self.reason = reason
+        super().__init__(f"Profile creation failed for {worker_id}: {reason}")
+
+
+class ProfileLimitError(Exception):
+    """Raised when max profiles limit exceeded
+
+    ``holders`` (an extension of the contract) lists the records of the profiles holding the
+    slots, so a caller can say who they are.
+    """
+
+    def __init__(self, current_count: int, max_allowed: int):
+        self.current_count = current_count
+        self.max_allowed = max_allowed
+        self.holders: list[ProfileRecord] = []
+        super().__init__(f"Profile limit exceeded: {current_count}/{max_allowed}")
+
+
+class ProfileCleanupError(Exception):
+    """Raised when profile cleanup fails"""
+
+    def __init__(self, worker_id: str, reason: str):
+        self.worker_id = worker_id
+        self.reason = reason
+        super().__init__(f"Profile cleanup failed for {worker_id}: {reason}")
+
+
+def default_root() -> Path:
+    """``<system temp>/edgeprofiles-of-<user>``, like pytest's ``pytest-of-<user>``."""
+    try:
+        user = re.sub(r"[^A-Za-z0-9_.-]", "_", getpass.getuser()) or "unknown"
+    except (ImportError, KeyError, OSError):
+        user = "unknown"
+    return Path(tempfile.gettempdir()).resolve() / f"edgeprofiles-of-{user}"
+
+
+def fallback_root(root: Path) -> Path:
+    """Where profiles go when ``root`` fails: the default root, or for it the user's cache."""
+    if root != default_root():
+        return default_root()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(cache).resolve() / "edgeprofiles"
+
+
+def check_worker_id(worker_id: object) -> str:
+    """Return ``worker_id`` if it is a valid id, else raise ``TypeError``/``ValueError``."""
+    if not isinstance(worker_id, str):
+        raise TypeError(f"worker_id must be a str, got {type(worker_id).__name__}: {worker_id!r}")
+    if not _WORKER_ID.fullmatch(worker_id):
+        raise ValueError(
+            f"invalid worker_id {worker_id!r}: use 1 to 64 of A-Z a-z 0-9 . _ -, "
+            "not starting with '.' or '-'"
+        )
+    return worker_id
+
+
+def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}: {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def _check_base(base_profile_path: str | os.PathLike[str] | None) -> Path | None:
+    if base_profile_path is None:
+        return None
+    base = Path(base_profile_path).expanduser()
+    if not base.exists():
+        raise FileNotFoundError(errno.ENOENT, "base profile not found", str(base))
+    if not base.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "base profile is not a directory", str(base))
+    if not os.access(base, os.R_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "base profile is not readable", str(base))
+    if chromium.looks_like_profile_folder(base):
+        raise ValueError(
+            f"base profile {str(base)!r} is a profile folder (it has Preferences but no "
+            f"'Local State'); pass its parent, the user data dir"
+        )
+    return base.resolve()
+
+
+class _Tracker:
+    """What a manager has made; kept apart from the manager so a finalizer can clean up."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.lock = threading.RLock()
+        self.profiles: dict[str, ProfileRecord] = {}
+        self.pending: set[str] = set()
+        self.sizes: dict[str, tuple[int, float]] = {}
+
+    def forget(self, worker_id: str) -> ProfileRecord | None:
+        with self.lock:
+            record = self.profiles.pop(worker_id, None)
+            if record is not None:
+                self.sizes.pop(record.path, None)
+            return record
+
+    def remove(self, worker_id: str, strict: bool = False) -> bool:
+        with self.lock:
+            record = self.profiles.get(worker_id)
+        if record is None:
+            return True
+        path = Path(record.path)
+        try:
+            if chromium.has_lock_entries(path):
+                processes.stop_browsers(processes.browsers_using(record.path))
+            files.remove_tree(path)
+            files.remove_tree(record_path(path))
+        except OSError as exc:
+            log.warning(
+                "could not remove profile %s of %s (left to the sweep): %s", path, worker_id, exc
+            )
+            with contextlib.suppress(OSError):
+                write_record(record.released_to_sweep())
+            self.release(worker_id, record)
+            if strict:
+                raise ProfileCleanupError(worker_id, str(exc)) from exc
+            return False
+        self.release(worker_id, record)
+        return True
+
+    def release(self, worker_id: str, record: ProfileRecord) -> None:
+        self.forget(worker_id)
+        try:
+            self.registry.release(record.path)
+        except OSError as exc:
+            log.warning("could not release the slot of %s: %s", record.path, exc)
+
+    def remove_all(self) -> int:
+        with self.lock:
+            worker_ids = list(self.profiles)
+        removed = sum(self.remove(w) for w in worker_ids)
+        if worker_ids:
+            log.info("removed %d of %d profiles", removed, len(worker_ids))
+        return removed
+
+
+class ProfileManager:
+    """Temporary browser profiles (user data dirs), one per worker id.
+
+    Profiles are folders ``<worker_id>-<hex>`` (mode 0700) under ``root``, each with an owner
+    record ``<folder>.owner`` beside it. ``max_profiles`` caps the profiles alive at once across
+    every manager that names the same ``registry_path``. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        base_profile_path: str | None = None,
+        cleanup_on_exit: bool = True,
+        max_profiles: int = 8,
+        profile_size_limit_mb: int = 500,
+        *,
+        root: str | os.PathLike[str] | None = None,
+        registry_path: str | os.PathLike[str] | None = None,
+        skip_rules: SkipRules = DEFAULT_SKIP_RULES,
+        run_id: str | None = None,
+    ) -> None:
+        """Initialize profile manager for temporary browser profiles.
+
+        Args:
+            base_profile_path: Template user data dir to copy (optional)
+            cleanup_on_exit: Remove profiles at interpreter exit and on garbage collection;
+                when False, profiles are marked kept and no sweep removes them
+            max_profiles: Maximum concurrent profiles allowed (1 to 16)
+            profile_size_limit_mb: Maximum profile size in MB
+            root: Folder for profiles (default ``<system temp>/edgeprofiles-of-<user>``)
+            registry_path: JSON file shared by managers that share one cap (None: private)
+            skip_rules: What a clone of the base leaves out
+            run_id: A label written into owner records (the plugin's test run)
+
+        Raises:
+            ValueError: If max_profiles < 1 or > 16
+            FileNotFoundError: If base_profile_path specified but doesn't exist
+            PermissionError: If base_profile_path not readable
+        """
+        self.max_profiles = _check_int("max_profiles", max_profiles, *MAX_PROFILES_RANGE)
+        self.profile_size_limit_mb = _check_int("profile_size_limit_mb", profile_size_limit_mb, 1)
+        self.base_profile_path = _check_base(base_profile_path)
+        self.cleanup_on_exit = bool(cleanup_on_exit)
+        self.skip_rules = skip_rules
+        self.run_id = run_id
+        self.root = default_root() if root is None else Path(root).expanduser().resolve()
+        self.fallback_root = fallback_root(self.root)
+        # Well-known per-user folders another user could plant: checked like pytest-of-<user>.
+        self._private_roots = {default_root(), fallback_root(default_root())}
+        self.registry_path = None if registry_path is None else Path(registry_path).resolve()
+        self._base_size: int | None = None
+        self._tracker = _Tracker(Registry(self.registry_path, [self.root]))
+        if self.cleanup_on_exit:
+            weakref.finalize(self, self._tracker.remove_all)
+
+    # -- creation -----------------------------------------------------------------------
+
+    def create_profile(self, worker_id: str, *, timeout: float = 0.0) -> str:
+        """Create temporary browser profile for worker.
+
+        Args:
+            worker_id: Unique identifier for the worker
+            timeout: Seconds to wait for a free slot when the cap is reached (extension)
+
+        Returns:
+            str: Absolute path to created profile directory
+
+        Raises:
+            ValueError: If worker_id already has profile or is invalid
+            OSError: If profile creation fails (disk space, permissions)
+            ProfileLimitError: If max_profiles limit exceeded
+            ProfileCreationError: If the profile exceeds profile_size_limit_mb
+        """
+        check_worker_id(worker_id)
+        tracker = self._tracker
+        with tracker.lock:
+            if worker_id in tracker.profiles or worker_id in tracker.pending:
+                held = tracker.profiles.get(worker_id)
+                where = f" at {held.path}" if held else ""
+                raise ValueError(f"worker {worker_id!r} already has a profile{where}")
+            tracker.pending.add(worker_id)
+        try:
+            record = self._create_with_fallback(worker_id, timeout)
+            with tracker.lock:
+                tracker.profiles[worker_id] = record
+            return record.path
+        finally:
+            with tracker.lock:
+                tracker.pending.discard(worker_id)
+
+    def _create_with_fallback(self, worker_id: str, timeout: float) -> ProfileRecord:
+        try:
+            return self._create_in(self.root, worker_id, timeout)
+        except _RootError as exc:
+            other = self.fallback_root
+            log.warning(
+                "cannot create a profile under %s (%s); trying %s", self.root, exc.cause, other
+            )
+            self._tracker.registry.add_rebuild_root(other)
+            try:
+                return self._create_in(other, worker_id, timeout)
+            except _RootError as again:
+                raise again.cause from exc.cause
+
+    def _create_in(self, root: Path, worker_id: str, timeout: float) -> ProfileRecord:
+        try:
+            self._prepare_root(root)
+        except files.UnsafeDirectoryError:
+            raise
+        except OSError as exc:
+            raise _RootError(exc) from exc
+        pid, create_time = processes.own_identity()
+        record = ProfileRecord(
+            worker_id=worker_id,
+            path=str(root / f"{worker_id}-{uuid.uuid4().hex[:12]}"),
+            pid=pid,
+            create_time=create_time,
+            host=chromium.this_host(),
+            created_at=time.time(),
+            registry=None if self.registry_path is None else str(self.registry_path),
+            keep=not self.cleanup_on_exit,
+            run=self.run_id,
+        )
+        try:
+            self._tracker.registry.acquire(record, self.max_profiles, timeout)
+        except RegistryFull as full:
+            error = ProfileLimitError(len(full.holders), self.max_profiles)
+            error.holders = full.holders
+            raise error from None
+        try:
+            self._populate(record)
+        except BaseException:
+            self._undo(record)
+            raise
+        return record
+
+    def _prepare_root(self, root: Path) -> None:
+        if root in self._private_roots:
+            root.parent.mkdir(parents=True, exist_ok=True)
+            files.make_private_dir(root)
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+
+    def _populate(self, record: ProfileRecord) -> None:
+        path = Path(record.path)
+        try:
+            write_record(record)
+            path.mkdir(mode=0o700)
+            if self.base_profile_path is not None:
+                self._check_room(record.worker_id, path.parent)
+        except OSError as exc:
+            raise _RootError(exc) from exc
+        size = 0
+        if self.base_profile_path is not None:
+            try:
+                size = files.copy_tree(self.base_profile_path, path, self.skip_rules.skips)
+            except OSError as exc:
+                if exc.errno in files.DESTINATION_ERRNOS:
+                    raise _RootError(exc) from exc
+                raise
+            chromium.mark_clean_exit(path)
+            if size > self.profile_size_limit_mb * _MB:
+                raise ProfileCreationError(record.worker_id, self._too_large(size))
+        self._tracker.sizes[record.path] = (size, time.monotonic())
+
+    def _check_room(self, worker_id: str, root: Path) -> None:
+        need = self._clone_size()
+        if need > self.profile_size_limit_mb * _MB:
+            raise ProfileCreationError(worker_id, self._too_large(need))
+        free = shutil.disk_usage(root).free
+        if free < need:
+            raise OSError(
+                errno.ENOSPC,
+                f"not enough free space under {root}: a clone of {self.base_profile_path} "
+                f"needs {need / _MB:.1f} MB, {free / _MB:.1f} MB are free",
+            )
+
+    def _too_large(self, size: int) -> str:
+        return (
+            f"a clone of {self.base_profile_path} is {size / _MB:.1f} MB, over the "
+            f"profile_size_limit_mb of {self.profile_size_limit_mb} MB"
+        )
+
+    def _clone_size(self) -> int:
+        """Bytes a clone of the base takes, measured once: the base is a template."""
+        if self._base_size is None and self.base_profile_path is not None:
+            self._base_size = files.tree_size(self.base_profile_path, self.skip_rules.skips)
+        return self._base_size or 0
+
+    def _undo(self, record: ProfileRecord) -> None:
+        for leftover in (Path(record.path), record_path(record.path)):
+            try:
+                files.remove_tree(leftover)
+            except OSError as exc:
+                log.warning("could not remove the partial profile %s: %s", leftover, exc)
+        self._tracker.registry.release(record.path)
+
+    def copy_base_profile(self, worker_id: str) -> bool:
+        """Copy base profile template to worker's profile directory.
+
+        On a profile that already holds data, the profile is refreshed: its contents are
+        replaced by a fresh clone of the base, at the same path.
+
+        Returns:
+            bool: True if base profile was copied successfully; False for an unknown worker,
+            without a base profile, or when the copy failed (logged)
+        """
+        with self._tracker.lock:
+            record = self._tracker.profiles.get(worker_id) if isinstance(worker_id, str) else None
+        if record is None or self.base_profile_path is None:
+            return False
+        path = Path(record.path)
+        try:
+            files.clear_dir(path)
+            size = files.copy_tree(self.base_profile_path, path, self.skip_rules.skips)
+            chromium.mark_clean_exit(path)
+        except OSError as exc:
+            log.warning("could not copy %s into %s: %s", self.base_profile_path, path, exc)
+            return False
+        self._tracker.sizes[record.path] = (size, time.monotonic())
+        if size > self.profile_size_limit_mb * _MB:
+            log.warning("profile %s of %s: %s", path, worker_id, self._too_large(size))
+            return False
+        return True
+
+    # -- cleanup ------------------------------------------------------------------------
+
+    def cleanup_profile(self, worker_id: str, *, strict: bool = False) -> bool:
+        """Remove temporary profile for specified worker.
+
+        A browser still running on the profile is stopped first. When the folder cannot be
+        removed, the slot is released anyway, the folder is left to the sweep, a warning is
+        logged and False returned (``strict=True`` raises ``ProfileCleanupError`` instead).
+
+        Returns:
+            bool: True if profile was removed successfully (or never existed)
+        """
+        return self._tracker.remove(worker_id, strict=strict)
+
+    def cleanup_all_profiles(self) -> int:
+        """Remove all temporary profiles managed by this instance.
+
+        Returns:
+            int: Number of profiles successfully removed
+        """
+        return self._tracker.remove_all()
+
+    def keep_profile(self, worker_id: str) -> str | None:
+        """Stop managing a profile but leave it on disk, marked kept (no sweep removes it).
+
+        Its slot is released. Returns the profile's path, or None for an unknown worker.
+        """
+        record = self._tracker.forget(worker_id) if isinstance(worker_id, str) else None
+        if record is None:
+            return None
+        try:
+            write_record(record.kept())
+        finally:
+            self._tracker.registry.release(record.path)
+        return record.path
+
+    # -- queries ------------------------------------------------------------------------
+
+    def _record(self, worker_id: str) -> ProfileRecord | None:
+        if not isinstance(worker_id, str):
+            return None
+        with self._tracker.lock:
+            return self._tracker.profiles.get(worker_id)
+
+    def get_profile_path(self, worker_id: str) -> str | None:
+        """Get profile path for specified worker, None if it has none or it is gone."""
+        record = self._record(worker_id)
+        return record.path if record is not None and os.path.isdir(record.path) else None
+
+    def validate_profile(self, worker_id: str) -> bool:
+        """Validate profile exists and is accessible for browser use.
+
+        True when a browser could start on the profile now: a folder we can read, write and
+        traverse, ``Local State`` and ``Default/Preferences`` parse as JSON where present, and
+        no live lock (a ``SingletonLock`` of another host, or of a live process of this host
+        running on this profile). A stale lock of a dead process does not count.
+        """
+        record = self._record(worker_id)
+        if record is None:
+            return False
+        path = Path(record.path)
+        if path.is_symlink() or not path.is_dir():
+            return False
+        if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            return False
+        return chromium.json_files_ok(path) and not _locked_by_live_browser(path)
+
+    def get_profile_size(self, worker_id: str) -> int:
+        """Bytes of the regular files in the worker's profile, 0 if it has none.
+
+        The figure is cached for a couple of seconds and dropped whenever this library writes
+        to the profile; a browser writing to it meanwhile is seen when the cache expires.
+        """
+        record = self._record(worker_id)
+        if record is None:
+            return 0
+        cached = self._tracker.sizes.get(record.path)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < SIZE_TTL:
+            return cached[0]
+        size = files.tree_size(Path(record.path))
+        self._tracker.sizes[record.path] = (size, now)
+        return size
+
+    def list_profiles(self) -> dict[str, dict[str, Any]]:
+        """Get all currently managed profiles with metadata.
+
+        Returns:
+            Mapping of worker_id to ``path``, ``size_mb``, ``created_at``, ``last_accessed``
+            (datetimes) and ``is_valid``.
+        """
+        with self._tracker.lock:
+            records = dict(self._tracker.profiles)
+        listing: dict[str, dict[str, Any]] = {}
+        for worker_id, record in records.items():
+            try:
+                st = os.stat(record.path)
+                accessed = max(st.st_atime, st.st_mtime)
+            except OSError:
+                accessed = record.created_at
+            listing[worker_id] = {
+                "path": record.path,
+                "size_mb": self.get_profile_size(worker_id) / _MB,
+                "created_at": datetime.fromtimestamp(record.created_at),
+                "last_accessed": datetime.fromtimestamp(accessed),
+                "is_valid": self.validate_profile(worker_id),
+            }
+        return listing
+
+    def __repr__(self) -> str:
+        return (
+            f"ProfileManager(root={str(self.root)!r}, max_profiles={self.max_profiles}, "
+            f"base_profile_path={self.base_profile_path and str(self.base_profile_path)!r})"
+        )
+
+
+class _RootError(Exception):
+    """An ``OSError`` of the profile root (not of the base): worth one try elsewhere."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _locked_by_live_browser(path: Path) -> bool:
+    owner = chromium.read_singleton_lock(path)
+    if owner is None:
+        return False
+    if owner.pid is None or owner.host != chromium.this_host():
+        return True
+    return processes.process_uses(owner.pid, str(path))

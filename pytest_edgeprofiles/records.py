@@ -1,0 +1,115 @@
+"""Owner records: who made a profile, the source of truth for registries and sweeps.
+
+Each profile ``<root>/<name>`` has a record ``<root>/<name>.owner`` beside it. The record is
+written before the folder is made and removed after the folder is gone, so a folder of ours
+never exists without one, whatever point a process is killed at.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from . import files
+from .processes import process_alive
+
+log = logging.getLogger("pytest_edgeprofiles")
+
+SUFFIX = ".owner"
+
+
+@dataclass(frozen=True)
+class ProfileRecord:
+    """A profile and the process that owns it."""
+
+    worker_id: str
+    path: str
+    pid: int
+    create_time: float
+    host: str
+    created_at: float
+    registry: str | None = None
+    #: No sweep may remove it (kept after a failure, or its manager keeps everything).
+    keep: bool = False
+    #: It holds no slot any more: kept, or its removal failed and it waits for the sweep.
+    released: bool = False
+    run: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ProfileRecord:
+        """Rebuild a record; ``ValueError`` when ``data`` is not one."""
+        if not isinstance(data, dict):
+            raise ValueError(f"not a profile record: {data!r}")
+        try:
+            record = cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        except TypeError as exc:
+            raise ValueError(f"not a profile record: {data!r}") from exc
+        checks = (
+            isinstance(record.worker_id, str),
+            isinstance(record.path, str),
+            isinstance(record.pid, int),
+            isinstance(record.create_time, (int, float)),
+            isinstance(record.host, str),
+            isinstance(record.created_at, (int, float)),
+        )
+        if not all(checks):
+            raise ValueError(f"not a profile record: {data!r}")
+        return record
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def kept(self) -> ProfileRecord:
+        return replace(self, keep=True, released=True)
+
+    def released_to_sweep(self) -> ProfileRecord:
+        return replace(self, released=True)
+
+    def owner_alive(self) -> bool:
+        """Whether the owner still runs; an owner on another host is assumed to."""
+        if self.host != socket.gethostname():
+            return True
+        return process_alive(self.pid, self.create_time)
+
+
+def record_path(profile: str | Path) -> Path:
+    return Path(f"{os.fspath(profile)}{SUFFIX}")
+
+
+def write_record(record: ProfileRecord) -> None:
+    files.write_json_atomic(record_path(record.path), record.to_dict())
+
+
+def read_record(path: Path) -> ProfileRecord | None:
+    """The record at ``path`` (a ``.owner`` file), or None when it is missing or unreadable."""
+    try:
+        return ProfileRecord.from_dict(files.read_json(path))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable owner record %s: %s", path, exc)
+        return None
+
+
+def profile_of(record_file: Path) -> Path:
+    """The profile a record file stands beside (never trust the path written inside it)."""
+    return record_file.with_name(record_file.name[: -len(SUFFIX)])
+
+
+def iter_records(root: Path) -> Iterator[tuple[Path, ProfileRecord]]:
+    """Each readable owner record directly under ``root`` with its file's path."""
+    try:
+        with os.scandir(root) as entries:
+            names = [e.name for e in entries if e.name.endswith(SUFFIX) and e.is_file()]
+    except OSError:
+        return
+    for name in names:
+        path = root / name
+        record = read_record(path)
+        if record is not None:
+            yield path, record

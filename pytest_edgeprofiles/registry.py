@@ -1,0 +1,156 @@
+"""The slot registry: how many profiles are alive, shared by every process that names one file.
+
+The file is JSON guarded by a ``filelock`` lock beside it. Every change is a read-modify-write
+under the lock, written atomically, and the lock is held for that bookkeeping only. Without a
+file the registry lives in memory, private to one manager.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from . import files
+from .records import ProfileRecord, iter_records
+
+log = logging.getLogger("pytest_edgeprofiles")
+
+#: How often a waiter retries the lock. filelock's 50 ms default would dominate every fixture.
+LOCK_POLL = 0.001
+#: First and largest pause between looks for a free slot.
+SLOT_POLL = (0.002, 0.05)
+
+
+class RegistryFull(Exception):
+    """No slot is free; ``holders`` are the records that hold them."""
+
+    def __init__(self, holders: list[ProfileRecord], max_profiles: int) -> None:
+        self.holders = holders
+        self.max_profiles = max_profiles
+        super().__init__(f"{len(holders)}/{max_profiles} slots taken")
+
+
+def _empty() -> dict[str, Any]:
+    return {"version": 1, "entries": {}, "stats": {"created": 0, "peak": 0}}
+
+
+class Registry:
+    """Slots for profiles, capped per call by the caller's ``max_profiles``."""
+
+    def __init__(self, path: Path | None, rebuild_roots: Sequence[Path] = ()) -> None:
+        self.path = path
+        self._rebuild_roots = list(rebuild_roots)
+        self._mutex = threading.Lock()
+        self._memory = _empty()
+        self._file_lock = (
+            FileLock(f"{path}.lock", mode=0o600, thread_local=False) if path is not None else None
+        )
+        self._seen = False
+
+    def add_rebuild_root(self, root: Path) -> None:
+        """Also look under ``root`` for owner records when the file must be rebuilt."""
+        if root not in self._rebuild_roots:
+            self._rebuild_roots.append(root)
+
+    def acquire(self, record: ProfileRecord, max_profiles: int, timeout: float = 0.0) -> None:
+        """Take a slot for ``record``, waiting up to ``timeout`` s; ``RegistryFull`` if none."""
+        deadline = time.monotonic() + timeout
+        pause = SLOT_POLL[0]
+        while True:
+            with self._state() as state:
+                entries = state["entries"]
+                if len(entries) >= max_profiles:
+                    self._reap(entries)
+                if len(entries) < max_profiles:
+                    entries[record.path] = record.to_dict()
+                    stats = state["stats"]
+                    stats["created"] += 1
+                    stats["peak"] = max(stats["peak"], len(entries))
+                    return
+                holders = [ProfileRecord.from_dict(e) for e in entries.values()]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RegistryFull(holders, max_profiles)
+            # Polling with a deadline: a slot freed in another process sends us no event.
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, SLOT_POLL[1])
+
+    def release(self, path: str) -> None:
+        """Give back the slot of the profile at ``path`` (nothing if it holds none)."""
+        with self._state() as state:
+            state["entries"].pop(path, None)
+
+    def holders(self) -> list[ProfileRecord]:
+        with self._state(write=False) as state:
+            return [ProfileRecord.from_dict(e) for e in state["entries"].values()]
+
+    def stats(self) -> dict[str, int]:
+        """Profiles created through this registry and the peak alive at once."""
+        with self._state(write=False) as state:
+            return dict(state["stats"])
+
+    @staticmethod
+    def _reap(entries: dict[str, Any]) -> None:
+        for key, entry in list(entries.items()):
+            record = ProfileRecord.from_dict(entry)
+            if not record.owner_alive():
+                log.info("reclaiming the slot of %s: its owner %s is gone", record.path, record.pid)
+                del entries[key]
+
+    @contextmanager
+    def _state(self, write: bool = True) -> Iterator[dict[str, Any]]:
+        with self._mutex:
+            if self._file_lock is None or self.path is None:
+                yield self._memory
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._file_lock.acquire(poll_interval=LOCK_POLL):
+                state = self._load(self.path)
+                before = repr(state)
+                yield state
+                if write and repr(state) != before:
+                    files.write_json_atomic(self.path, state)
+                    self._seen = True
+
+    def _load(self, path: Path) -> dict[str, Any]:
+        try:
+            state = files.read_json(path)
+            _check_shape(state)
+            self._seen = True
+            return state  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            if self._seen:
+                log.warning("registry %s vanished; rebuilding it from owner records", path)
+        except (OSError, ValueError) as exc:
+            log.warning(
+                "registry %s is unreadable (%s); rebuilding it from owner records", path, exc
+            )
+        return self._rebuild(path)
+
+    def _rebuild(self, path: Path) -> dict[str, Any]:
+        state = _empty()
+        for root in self._rebuild_roots:
+            for _, record in iter_records(root):
+                if record.registry == str(path) and not record.released and record.owner_alive():
+                    state["entries"][record.path] = record.to_dict()
+        files.write_json_atomic(path, state)
+        return state
+
+
+def _check_shape(state: Any) -> None:
+    if not isinstance(state, dict):
+        raise ValueError("not a JSON object")
+    entries, stats = state.get("entries"), state.get("stats")
+    if not isinstance(entries, dict) or not isinstance(stats, dict):
+        raise ValueError("no entries or stats")
+    for entry in entries.values():
+        ProfileRecord.from_dict(entry)
+    if not all(isinstance(stats.get(k), int) for k in ("created", "peak")):
+        raise ValueError("bad stats")

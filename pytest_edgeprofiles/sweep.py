@@ -1,0 +1,77 @@
+"""Sweeping a root: removing what crashed or finished processes left behind."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import files
+from .records import ProfileRecord, iter_records, profile_of
+
+log = logging.getLogger("pytest_edgeprofiles")
+
+
+@dataclass
+class SweepResult:
+    """What a sweep removed (or, on a dry run, would remove)."""
+
+    removed: list[Path] = field(default_factory=list)
+    failed: list[Path] = field(default_factory=list)
+    freed_bytes: int = 0
+
+
+def _removable(record: ProfileRecord) -> bool:
+    if record.keep:
+        return False
+    return record.released or not record.owner_alive()
+
+
+def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> SweepResult:
+    """Remove the profiles under ``root`` that nobody owns any more.
+
+    A profile goes when its owner process is dead (same host: pid gone, or reused by another
+    process) or it was released to the sweep after a failed removal. A profile whose owner
+    lives, of another host, or marked kept is never touched. ``older_than`` (seconds) spares
+    younger profiles.
+    """
+    now = time.time()
+    candidates = [
+        (record_file, record)
+        for record_file, record in iter_records(root)
+        if _removable(record) and now - record.created_at >= older_than
+    ]
+    return _remove(candidates, dry_run)
+
+
+def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepResult:
+    """Remove kept profiles of all but the newest ``keep_runs`` runs (records naming a run)."""
+    runs: dict[str, list[tuple[Path, ProfileRecord]]] = defaultdict(list)
+    for record_file, record in iter_records(root):
+        if record.keep and record.run is not None:
+            runs[record.run].append((record_file, record))
+    newest_first = sorted(
+        runs.values(), key=lambda rs: max(r.created_at for _, r in rs), reverse=True
+    )
+    old = [item for group in newest_first[keep_runs:] for item in group]
+    return _remove(old, dry_run)
+
+
+def _remove(candidates: list[tuple[Path, ProfileRecord]], dry_run: bool) -> SweepResult:
+    result = SweepResult()
+    for record_file, _ in candidates:
+        profile = profile_of(record_file)
+        size = files.tree_size(profile)
+        if not dry_run:
+            try:
+                files.remove_tree(profile)
+                files.remove_tree(record_file)
+            except OSError as exc:
+                log.warning("sweep could not remove %s: %s", profile, exc)
+                result.failed.append(profile)
+                continue
+        result.removed.append(profile)
+        result.freed_bytes += size
+    return result
