@@ -1,1 +1,435 @@
-"""pytest glue: options, fixtures and hooks around ProfileManager."""
+"""pytest glue: options, fixtures and hooks around ProfileManager.
+
+The controller (or the only process, without xdist) validates the options, sweeps what dead
+runs left, makes the run folder with its registry, and hands all of it to the workers. Workers
+own the profiles; the controller never holds a slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable, Generator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .profile_manager import (
+    MAX_PROFILES_RANGE,
+    ProfileLimitError,
+    ProfileManager,
+    check_base_profile,
+    default_root,
+)
+from .registry import Registry
+from .runs import RunFolder, sweep_leftovers
+from .sweep import prune_kept
+
+log = logging.getLogger("pytest_edgeprofiles")
+
+RETENTION_POLICIES = ("all", "failed", "none")
+_WORKERINPUT_KEY = "edgeprofiles"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved options of a run, as handed from the controller to its workers."""
+
+    base_profile: str | None
+    max_profiles: int
+    size_limit_mb: int
+    retention: str
+    retention_count: int
+    wait: float
+    root: str
+    run_id: str
+    run_dir: str
+
+
+# -- options: declared once, validated in one place ---------------------------------------
+
+
+def _int_in(low: int, high: int | None) -> Callable[[str], int]:
+    expected = f"a whole number from {low} to {high}" if high else f"a whole number >= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected {expected}") from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"expected {expected}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ValueError("expected a number of seconds >= 0")
+    return value
+
+
+def _policy(text: str) -> str:
+    if text not in RETENTION_POLICIES:
+        raise ValueError(f"expected one of {', '.join(RETENTION_POLICIES)}")
+    return text
+
+
+def _existing_base(text: str) -> str:
+    return str(check_base_profile(text))
+
+
+def _folder(text: str) -> str:
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError("is not a directory")
+    return str(path.resolve())
+
+
+@dataclass(frozen=True)
+class _Option:
+    key: str
+    flag: str | None
+    env: str | None
+    help: str
+    default: str | None
+    parse: Callable[[str], Any]
+    is_path: bool = False
+
+    @property
+    def ini(self) -> str:
+        return f"edge_{self.key}"
+
+
+OPTIONS = (
+    _Option(
+        "base_profile",
+        "--edge-base-profile",
+        "EDGEPROFILES_BASE_PROFILE",
+        "template user data dir that every profile is cloned from (default: none, empty profiles)",
+        None,
+        _existing_base,
+        is_path=True,
+    ),
+    _Option(
+        "max_profiles",
+        "--edge-max-profiles",
+        "EDGEPROFILES_MAX_PROFILES",
+        "profiles alive at once across all xdist workers, 1 to 16 (default: 8)",
+        "8",
+        _int_in(*MAX_PROFILES_RANGE),
+    ),
+    _Option(
+        "profile_size_limit_mb",
+        "--edge-profile-size-limit",
+        "EDGEPROFILES_SIZE_LIMIT_MB",
+        "size limit of one profile in MB (default: 500)",
+        "500",
+        _int_in(1, None),
+    ),
+    _Option(
+        "profile_retention",
+        "--edge-profile-retention",
+        "EDGEPROFILES_RETENTION",
+        "which profiles survive their test: all, failed or none (default: failed)",
+        "failed",
+        _policy,
+    ),
+    _Option(
+        "profile_wait",
+        "--edge-profile-wait",
+        "EDGEPROFILES_WAIT",
+        "seconds a test waits for a free profile slot, 0 for not at all (default: 300)",
+        "300",
+        _seconds,
+    ),
+    _Option(
+        "profile_root",
+        "--edge-profile-root",
+        "EDGEPROFILES_ROOT",
+        "folder for profiles (default: <system temp>/edgeprofiles-of-<user>)",
+        None,
+        _folder,
+        is_path=True,
+    ),
+    _Option(
+        "profile_retention_count",
+        None,
+        None,
+        "kept profiles of how many runs stay on disk, as for tmp_path (default: 3)",
+        "3",
+        _int_in(0, None),
+    ),
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("edgeprofiles", "temporary Edge profiles (pytest-edgeprofiles)")
+    for opt in OPTIONS:
+        if opt.flag is not None:
+            env = f" [env {opt.env}]" if opt.env else ""
+            group.addoption(opt.flag, dest=opt.ini, default=None, help=opt.help + env)
+        parser.addini(opt.ini, opt.help, default="")
+
+
+def _resolve(config: pytest.Config, opt: _Option) -> Any:
+    """CLI, then environment, then ini file, then default; each named in its error."""
+    sources: list[tuple[str | None, str, Path | None]] = [
+        (
+            config.getoption(opt.ini) if opt.flag else None,
+            f"on the command line ({opt.flag})",
+            None,
+        ),
+        (os.environ.get(opt.env) if opt.env else None, f"in the environment ({opt.env})", None),
+        (
+            str(config.getini(opt.ini)) or None,
+            f"in {config.inipath} ({opt.ini})",
+            config.inipath.parent if config.inipath else None,
+        ),
+    ]
+    for value, where, base in sources:
+        if value is None or value == "":
+            continue
+        text = str(base / Path(value).expanduser()) if opt.is_path and base else value
+        try:
+            return opt.parse(text)
+        except (ValueError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            shown = repr(value) if text == value else f"{value!r} ({text})"
+            raise pytest.UsageError(
+                f"{opt.flag or opt.ini}: invalid value {shown} {where}: {reason}"
+            ) from None
+    return None if opt.default is None else opt.parse(opt.default)
+
+
+# -- run state ----------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    settings: Settings
+    run: RunFolder
+    is_controller: bool
+    worker_id: str
+    swept: int = 0
+    session_profile_failed: bool = False
+
+
+_STATE = pytest.StashKey[_State]()
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+class _XdistHooks:
+    """Registered only when xdist is present: hands the run's settings to each worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[_WORKERINPUT_KEY] = asdict(self.settings)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "edge_profile: (reserved) settings for the edge_profile fixture"
+    )
+    if config.option.help or config.option.version:
+        return
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and _WORKERINPUT_KEY in workerinput:
+        settings = Settings(**workerinput[_WORKERINPUT_KEY])
+        config.stash[_STATE] = _State(
+            settings, RunFolder(Path(settings.run_dir)), False, workerinput["workerid"]
+        )
+        return
+    values = {opt.key: _resolve(config, opt) for opt in OPTIONS}
+    root = Path(values["profile_root"]) if values["profile_root"] else default_root()
+    swept = sweep_leftovers(root) if root.is_dir() else None
+    run_id = uuid.uuid4().hex[:12]
+    run = RunFolder.create(root, run_id)
+    settings = Settings(
+        base_profile=values["base_profile"],
+        max_profiles=values["max_profiles"],
+        size_limit_mb=values["profile_size_limit_mb"],
+        retention=values["profile_retention"],
+        retention_count=values["profile_retention_count"],
+        wait=values["profile_wait"],
+        root=str(root),
+        run_id=run_id,
+        run_dir=str(run.path),
+    )
+    state = _State(settings, run, True, "master", swept=len(swept.removed) if swept else 0)
+    config.stash[_STATE] = state
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(settings), "edgeprofiles-xdist")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        return None
+    s = state.settings
+    return (
+        f"edgeprofiles: max {s.max_profiles} profiles, root {s.root}, "
+        f"base profile {s.base_profile or 'none'}, retention {s.retention}"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    if report.failed and "edge_session_profile" in getattr(item, "fixturenames", ()):
+        state = item.config.stash.get(_STATE, None)
+        if state is not None:
+            state.session_profile_failed = True
+    return report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(_STATE, None)
+    if state is None or not state.is_controller:
+        return
+    root = Path(state.settings.root)
+    state.swept += len(sweep_leftovers(root).removed)
+    prune_kept(root, state.settings.retention_count)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or not state.is_controller:
+        return
+    for line in _summary_lines(state):
+        terminalreporter.write_line(line)
+
+
+def _summary_lines(state: _State) -> list[str]:
+    stats = Registry(state.run.registry_path).stats() if state.run.registry_path.exists() else {}
+    events = state.run.events()
+    created = stats.get("created", 0)
+    if not created and not state.swept and not events:
+        return []
+    lines = [
+        f"edgeprofiles: {created} profiles created, at most {stats.get('peak', 0)} alive at "
+        f"once (cap {state.settings.max_profiles}), {state.swept} leftovers swept"
+    ]
+    for event in events:
+        if event["kind"] == "kept":
+            lines.append(f"edgeprofiles: kept {event['path']} ({event['test']})")
+        elif event["kind"] == "cleanup_failed":
+            lines.append(f"edgeprofiles: could not remove {event['path']} ({event['test']})")
+    return lines
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is not None and state.is_controller:
+        try:
+            state.run.remove()
+        except OSError as exc:
+            log.warning("could not remove the run folder %s: %s", state.run.path, exc)
+
+
+# -- fixtures -----------------------------------------------------------------------------
+
+
+def _state(config: pytest.Config) -> _State:
+    return config.stash[_STATE]
+
+
+@pytest.fixture(scope="session")
+def edge_profile_manager(pytestconfig: pytest.Config) -> Generator[ProfileManager, None, None]:
+    """This worker's ProfileManager, configured from the edgeprofiles options."""
+    s = _state(pytestconfig).settings
+    manager = ProfileManager(
+        s.base_profile,
+        max_profiles=s.max_profiles,
+        profile_size_limit_mb=s.size_limit_mb,
+        root=s.root,
+        registry_path=RunFolder(Path(s.run_dir)).registry_path,
+        run_id=s.run_id,
+    )
+    yield manager
+    manager.cleanup_all_profiles()
+
+
+def _acquire(manager: ProfileManager, key: str, state: _State) -> Path:
+    try:
+        return Path(manager.create_profile(key, timeout=state.settings.wait))
+    except ProfileLimitError as exc:
+        pytest.fail(_limit_message(exc, state.settings), pytrace=False)
+
+
+def _limit_message(exc: ProfileLimitError, settings: Settings) -> str:
+    holders = ", ".join(
+        f"{h.worker_id} (pid {h.pid}, since {datetime.fromtimestamp(h.created_at):%H:%M:%S})"
+        for h in exc.holders
+    )
+    return (
+        f"edgeprofiles: no free profile slot after waiting {settings.wait:g} s: {exc}; held by "
+        f"{holders or 'nobody known'}. Raise the cap with --edge-max-profiles, "
+        f"EDGEPROFILES_MAX_PROFILES or ini edge_max_profiles (at most {MAX_PROFILES_RANGE[1]}), "
+        f"or wait longer with --edge-profile-wait."
+    )
+
+
+def _release(manager: ProfileManager, key: str, keep: bool, test: str, state: _State) -> None:
+    if keep:
+        path = manager.keep_profile(key)
+        if path is not None:
+            state.run.add_event("kept", path=path, test=test)
+        return
+    path = manager.get_profile_path(key)
+    if not manager.cleanup_profile(key):
+        state.run.add_event("cleanup_failed", path=path, test=test)
+
+
+def _failed(item: pytest.Item) -> bool:
+    # A test without a call report erred in setup: counted as failed, as pytest-playwright does.
+    reports = item.stash.get(_REPORTS, {})
+    setup, call = reports.get("setup"), reports.get("call")
+    if call is None:
+        return setup is None or setup.failed
+    return call.failed
+
+
+@pytest.fixture
+def edge_profile(
+    request: pytest.FixtureRequest, edge_profile_manager: ProfileManager
+) -> Generator[Path, None, None]:
+    """A fresh profile (user data dir) for this test, as an absolute path."""
+    state = _state(request.config)
+    key = state.worker_id
+    path = _acquire(edge_profile_manager, key, state)
+    yield path
+    retention = state.settings.retention
+    keep = retention == "all" or (retention == "failed" and _failed(request.node))
+    _release(edge_profile_manager, key, keep, request.node.nodeid, state)
+
+
+@pytest.fixture(scope="session")
+def edge_session_profile(
+    request: pytest.FixtureRequest, edge_profile_manager: ProfileManager
+) -> Generator[Path, None, None]:
+    """One profile for all tests of this worker that ask for it; holds a slot all along."""
+    state = _state(request.config)
+    key = f"{state.worker_id}.session"
+    path = _acquire(edge_profile_manager, key, state)
+    yield path
+    retention = state.settings.retention
+    keep = retention == "all" or (retention == "failed" and state.session_profile_failed)
+    _release(edge_profile_manager, key, keep, f"session of {state.worker_id}", state)

@@ -105,9 +105,8 @@ def _check_int(name: str, value: object, low: int, high: int | None = None) -> i
     return value
 
 
-def _check_base(base_profile_path: str | os.PathLike[str] | None) -> Path | None:
-    if base_profile_path is None:
-        return None
+def check_base_profile(base_profile_path: str | os.PathLike[str]) -> Path:
+    """The resolved base profile, or the error a manager would raise for it."""
     base = Path(base_profile_path).expanduser()
     if not base.exists():
         raise FileNotFoundError(errno.ENOENT, "base profile not found", str(base))
@@ -220,7 +219,9 @@ class ProfileManager:
         """
         self.max_profiles = _check_int("max_profiles", max_profiles, *MAX_PROFILES_RANGE)
         self.profile_size_limit_mb = _check_int("profile_size_limit_mb", profile_size_limit_mb, 1)
-        self.base_profile_path = _check_base(base_profile_path)
+        self.base_profile_path = (
+            None if base_profile_path is None else check_base_profile(base_profile_path)
+        )
         self.cleanup_on_exit = bool(cleanup_on_exit)
         self.skip_rules = skip_rules
         self.run_id = run_id

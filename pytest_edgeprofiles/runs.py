@@ -1,0 +1,90 @@
+"""A test run's shared folder: its registry and the events its workers report.
+
+``<root>/.runs/<run id>/`` holds ``registry.json`` (the run's one cap) and ``events.jsonl``
+(kept profiles, cleanup failures, sweeps), so the summary survives a worker that dies. The
+folder has an owner record like a profile, naming the process that made it, so a run killed
+outright is swept by the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import files, processes
+from .chromium import this_host
+from .records import ProfileRecord, record_path, write_record
+from .sweep import SweepResult, sweep
+
+RUNS = ".runs"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    @property
+    def registry_path(self) -> Path:
+        return self.path / "registry.json"
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @classmethod
+    def create(cls, root: Path, run_id: str) -> RunFolder:
+        runs = root / RUNS
+        runs.mkdir(parents=True, exist_ok=True)
+        pid, create_time = processes.own_identity()
+        path = runs / run_id
+        write_record(
+            ProfileRecord(
+                worker_id="run",
+                path=str(path),
+                pid=pid,
+                create_time=create_time,
+                host=this_host(),
+                created_at=time.time(),
+                run=run_id,
+            )
+        )
+        path.mkdir(mode=0o700)
+        return cls(path)
+
+    def add_event(self, kind: str, **data: Any) -> None:
+        """Append one event; a line this short is written whole by one ``write``."""
+        line = json.dumps({"kind": kind, **data}) + "\n"
+        fd = os.open(self.events_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def events(self) -> list[dict[str, Any]]:
+        try:
+            text = self.events_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        events = []
+        for line in text.splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+        return events
+
+    def remove(self) -> None:
+        files.remove_tree(self.path)
+        files.remove_tree(record_path(self.path))
+
+
+def sweep_leftovers(root: Path) -> SweepResult:
+    """Sweep dead owners' profiles and run folders under ``root``."""
+    result = sweep(root)
+    runs = sweep(root / RUNS)
+    result.failed += runs.failed
+    return result
