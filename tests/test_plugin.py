@@ -1,0 +1,463 @@
+"""The plugin as users run it: pytester runs with and without xdist."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+# Each inner test appends one JSON line to this file: a worker's stdout goes nowhere under xdist.
+RECORDER = """
+import json, os, time
+from pathlib import Path
+
+LOG = Path({log!r})
+ROOT = Path({root!r})
+
+def live_profiles():
+    # Counted from the outside: owner records on disk that still hold a slot.
+    count = 0
+    for rec in ROOT.glob("*.owner"):
+        try:
+            data = json.loads(rec.read_text())
+        except (OSError, ValueError):
+            continue
+        if not data.get("released") and not data.get("keep"):
+            count += 1
+    return count
+
+def record(profile, **extra):
+    entry = dict(
+        worker=os.environ.get("PYTEST_XDIST_WORKER", "master"),
+        profile=str(profile),
+        live=live_profiles(),
+        start=time.monotonic(),
+        **extra,
+    )
+    # Real work of a browser test takes a while; this is the workload, not a synchronisation.
+    time.sleep({work})
+    entry["end"] = time.monotonic()
+    with open(LOG, "a") as fh:
+        fh.write(json.dumps(entry) + "\\n")
+"""
+
+
+def _records(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _max_overlap(records: list[dict[str, object]]) -> int:
+    events = sorted(
+        [(float(r["start"]), 1) for r in records] + [(float(r["end"]), -1) for r in records]  # type: ignore[arg-type]
+    )
+    alive = peak = 0
+    for _, step in events:
+        alive += step
+        peak = max(peak, alive)
+    return peak
+
+
+@pytest.fixture(autouse=True)
+def _outer_xdist_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    # When this suite itself runs under xdist, inner runs must not inherit its worker's identity.
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def root(pytester: pytest.Pytester) -> Path:
+    return pytester.path / "profiles"
+
+
+def _leftovers(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name != ".runs") if root.exists() else []
+
+
+def _write_recorder(pytester: pytest.Pytester, root: Path, work: float = 0.0) -> Path:
+    log = pytester.path / "log.jsonl"
+    pytester.makepyfile(recorder=RECORDER.format(log=str(log), root=str(root), work=work))
+    return log
+
+
+XDIST_MODES = [
+    pytest.param(["-p", "no:xdist"], id="no-xdist"),
+    pytest.param(["-n", "0"], id="n0"),
+    pytest.param(["-n", "2"], id="n2"),
+]
+
+
+@pytest.mark.parametrize("mode", XDIST_MODES)
+def test_every_test_gets_its_own_profile_and_nothing_stays(
+    pytester: pytest.Pytester, root: Path, mode: list[str]
+) -> None:
+    log = _write_recorder(pytester, root)
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+        from recorder import record
+
+        @pytest.mark.parametrize("i", range(6))
+        def test_profile(edge_profile, i):
+            assert edge_profile.is_absolute() and edge_profile.is_dir()
+            assert oct(edge_profile.stat().st_mode & 0o777) == "0o700"
+            (edge_profile / "mine").write_text(str(i))
+            assert sorted(p.name for p in edge_profile.iterdir()) == ["mine"]
+            record(edge_profile)
+        """
+    )
+    result = pytester.runpytest_subprocess(*mode, f"--edge-profile-root={root}")
+    result.assert_outcomes(passed=6)
+    records = _records(log)
+    assert len({r["profile"] for r in records}) == 6
+    workers = {r["worker"] for r in records}
+    assert workers <= ({"gw0", "gw1"} if mode == ["-n", "2"] else {"master"})
+    assert all(Path(str(r["profile"])).name.startswith(f"{r['worker']}-") for r in records)
+    assert _leftovers(root) == []
+    assert not (root / ".runs").exists() or list((root / ".runs").iterdir()) == []
+    result.stdout.fnmatch_lines(
+        ["edgeprofiles: max 8 profiles, root *", "edgeprofiles: 6 profiles*"]
+    )
+
+
+def test_cap_holds_across_four_workers(pytester: pytest.Pytester, root: Path) -> None:
+    log = _write_recorder(pytester, root, work=0.3)
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+        from recorder import record
+
+        @pytest.mark.parametrize("i", range(8))
+        def test_profile(edge_profile, i):
+            record(edge_profile)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-n", "4", f"--edge-profile-root={root}", "--edge-max-profiles=2"
+    )
+    result.assert_outcomes(passed=8)
+    records = _records(log)
+    assert len({r["worker"] for r in records}) >= 3, "the run should have used 4 workers"
+    assert max(int(r["live"]) for r in records) <= 2  # type: ignore[call-overload]
+    assert _max_overlap(records) == 2
+    result.stdout.fnmatch_lines(["edgeprofiles: 8 profiles created, at most 2 alive at once*"])
+    assert _leftovers(root) == []
+
+
+def test_session_and_function_profiles_differ(pytester: pytest.Pytester, root: Path) -> None:
+    pytester.makepyfile(
+        test_inner="""
+        seen = []
+        def test_a(edge_profile, edge_session_profile):
+            assert edge_profile != edge_session_profile
+            seen.append(edge_session_profile)
+        def test_b(edge_session_profile):
+            assert seen == [edge_session_profile]
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
+    result.assert_outcomes(passed=2)
+    assert _leftovers(root) == []
+
+
+def _make_base(path: Path) -> Path:
+    (path / "Default" / "Cache" / "Cache_Data").mkdir(parents=True)
+    (path / "Local State").write_text('{"browser": {}}')
+    (path / "Default" / "Preferences").write_text('{"profile": {"exit_type": "Crashed"}}')
+    (path / "Default" / "Cookies").write_bytes(b"cookie-jar")
+    (path / "Default" / "Cache" / "Cache_Data" / "f_000001").write_bytes(b"x" * 4096)
+    os.symlink("otherhost-1", path / "SingletonLock")
+    return path
+
+
+BASE_CHECK = """
+import json
+def test_clone(edge_profile):
+    assert (edge_profile / "Default" / "Cookies").read_bytes() == b"cookie-jar"
+    assert not (edge_profile / "Default" / "Cache").exists()
+    assert not (edge_profile / "SingletonLock").exists()
+    prefs = json.loads((edge_profile / "Default" / "Preferences").read_text())
+    assert prefs["profile"]["exit_type"] == "Normal"
+"""
+
+
+def test_base_profile_from_the_command_line(pytester: pytest.Pytester, root: Path) -> None:
+    base = _make_base(pytester.mkdir("base"))
+    pytester.makepyfile(test_inner=BASE_CHECK)
+    result = pytester.runpytest_subprocess(
+        "-n", "2", f"--edge-profile-root={root}", f"--edge-base-profile={base}"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"edgeprofiles: *base profile {base}*"])
+
+
+def test_base_profile_from_the_ini_file_is_relative_to_it(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    _make_base(pytester.mkdir("conf") / "base")
+    pytester.path.joinpath("conf", "pytest.ini").write_text(
+        f"[pytest]\nedge_base_profile = base\nedge_profile_root = {root}\n"
+    )
+    pytester.makepyfile(test_inner=BASE_CHECK)
+    result = pytester.runpytest_subprocess("-c", "conf/pytest.ini", "--rootdir", str(pytester.path))
+    result.assert_outcomes(passed=1)
+
+
+def test_environment_beats_ini_and_command_line_beats_both(
+    pytester: pytest.Pytester, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini(f"[pytest]\nedge_max_profiles = 3\nedge_profile_root = {root}\n")
+    monkeypatch.setenv("EDGEPROFILES_MAX_PROFILES", "4")
+    result = pytester.runpytest_subprocess("-p", "no:xdist")
+    result.stdout.fnmatch_lines(["edgeprofiles: max 4 profiles*"])
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "--edge-max-profiles=5")
+    result.stdout.fnmatch_lines(["edgeprofiles: max 5 profiles*"])
+    monkeypatch.delenv("EDGEPROFILES_MAX_PROFILES")
+    result = pytester.runpytest_subprocess("-p", "no:xdist")
+    result.stdout.fnmatch_lines(["edgeprofiles: max 3 profiles*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "ini", "expected"),
+    [
+        (["--edge-max-profiles=0"], {}, "", "--edge-max-profiles: invalid value '0' on the command line*from 1 to 16"),
+        (["--edge-max-profiles=17"], {}, "", "--edge-max-profiles: invalid value '17' on the command line*"),
+        ([], {"EDGEPROFILES_MAX_PROFILES": "lots"}, "", "--edge-max-profiles: invalid value 'lots' in the environment (EDGEPROFILES_MAX_PROFILES)*"),
+        ([], {}, "edge_max_profiles = 17", "--edge-max-profiles: invalid value '17' in *tox.ini (edge_max_profiles)*"),
+        (["--edge-profile-retention=some"], {}, "", "--edge-profile-retention: invalid value 'some'*one of all, failed, none"),
+        ([], {"EDGEPROFILES_WAIT": "-1"}, "", "--edge-profile-wait: invalid value '-1' in the environment*"),
+        (["--edge-profile-size-limit=0"], {}, "", "--edge-profile-size-limit: invalid value '0'*"),
+        (["--edge-base-profile=missing"], {}, "", "--edge-base-profile: invalid value 'missing'*not found*"),
+        ([], {}, "edge_base_profile = nowhere", "--edge-base-profile: invalid value 'nowhere' (*nowhere) in *tox.ini*not found*"),
+        ([], {}, "edge_profile_retention_count = -1", "edge_profile_retention_count: invalid value '-1'*"),
+        (["--edge-profile-root=afile"], {}, "", "--edge-profile-root: invalid value 'afile'*not a directory*"),
+    ],
+)  # fmt: skip
+def test_usage_errors_name_option_value_and_source(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    ini: str,
+    expected: str,
+) -> None:
+    root = pytester.path / "profiles"
+    pytester.path.joinpath("afile").write_text("")
+    pytester.makefile(".ini", tox=f"[pytest]\n{ini}\n")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    pytester.makepyfile("def test_x(edge_profile): pass")
+    if not any(arg.startswith("--edge-profile-root") for arg in args):
+        args = [f"--edge-profile-root={root}", *args]
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {expected}"])
+    assert "Traceback" not in result.stderr.str()
+    assert not root.exists()
+
+
+def test_help_works_even_with_a_bad_environment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGEPROFILES_MAX_PROFILES", "lots")
+    result = pytester.runpytest_subprocess("--help")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*--edge-max-profiles*", "*EDGEPROFILES_MAX_PROFILES*"])
+
+
+RETENTION_TESTS = """
+def test_passes(edge_profile):
+    (edge_profile / "passed").write_text("")
+def test_fails(edge_profile):
+    (edge_profile / "failed").write_text("")
+    assert False
+"""
+
+
+@pytest.mark.parametrize(
+    ("policy", "kept"),
+    [("all", ["failed", "passed"]), ("failed", ["failed"]), ("none", [])],
+)
+def test_retention_policies(
+    pytester: pytest.Pytester, root: Path, policy: str, kept: list[str]
+) -> None:
+    pytester.makepyfile(test_inner=RETENTION_TESTS)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", f"--edge-profile-root={root}", f"--edge-profile-retention={policy}"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    profiles = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    assert sorted(name for p in profiles for name in os.listdir(p)) == kept
+    for profile in profiles:
+        result.stdout.fnmatch_lines([f"edgeprofiles: kept {profile} (*)"])
+
+
+def test_a_session_profile_is_kept_when_a_test_using_it_fails(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    pytester.makepyfile(
+        test_inner="""
+        def test_ok(edge_session_profile):
+            (edge_session_profile / "marker").write_text("")
+        def test_bad(edge_session_profile):
+            assert False
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
+    result.assert_outcomes(passed=1, failed=1)
+    kept = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    assert [p.name.split("-")[0] for p in kept] == ["master.session"]
+    assert (kept[0] / "marker").exists()
+
+
+def test_kept_profiles_of_the_last_runs_only_stay(pytester: pytest.Pytester, root: Path) -> None:
+    pytester.makepyfile(test_inner="def test_bad(edge_profile):\n    assert False\n")
+    for _ in range(3):
+        pytester.runpytest_subprocess(
+            "-p", "no:xdist", f"--edge-profile-root={root}",
+            "-o", "edge_profile_retention_count=2",
+        ).assert_outcomes(failed=1)  # fmt: skip
+    kept = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    assert len(kept) == 2
+
+
+def test_waiting_for_a_slot_times_out_with_who_holds_it(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    pytester.makepyfile(
+        test_inner="""
+        def test_both(edge_session_profile, edge_profile):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", f"--edge-profile-root={root}",
+        "--edge-max-profiles=1", "--edge-profile-wait=0.2",
+    )  # fmt: skip
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*no free profile slot after waiting 0.2 s: Profile limit exceeded: 1/1; held by "
+            "master.session (pid *, since *). Raise the cap with --edge-max-profiles*"
+        ]
+    )
+    # The session profile was used by a test that erred, so retention "failed" keeps it.
+    assert [name.split("-")[0] for name in _leftovers(root)] == ["master.session"] * 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_worker_killed_holding_the_only_slot_does_not_leak_it(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    log = _write_recorder(pytester, root)
+    pytester.makepyfile(
+        test_inner="""
+        import os, signal
+        import pytest
+        from recorder import record
+
+        def test_killed(edge_profile):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_after(edge_profile, i):
+            record(edge_profile)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-n", "2", f"--edge-profile-root={root}", "--edge-max-profiles=1",
+        "--edge-profile-wait=60",
+    )  # fmt: skip
+    result.assert_outcomes(passed=4, failed=1)
+    assert len(_records(log)) == 4
+    assert _leftovers(root) == [], "the killed worker's profile is swept at the end of the run"
+    result.stdout.fnmatch_lines(["*1 leftovers swept*"])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_leftovers_of_a_killed_run_are_swept_by_the_next(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    pytester.makepyfile(
+        test_killed="""
+        import os, signal
+        def test_die(edge_profile):
+            (edge_profile / "data").write_text("x")
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
+    assert result.ret == -signal.SIGKILL
+    assert len([p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]) == 1
+    assert len(list((root / ".runs").iterdir())) == 2, "the killed run's folder and its record"
+    pytester.path.joinpath("test_killed.py").unlink()
+    pytester.makepyfile(test_ok="def test_ok(edge_profile): pass")
+    result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 leftovers swept*"])
+    assert _leftovers(root) == []
+    assert list((root / ".runs").iterdir()) == []
+
+
+def test_live_profiles_of_another_run_are_never_swept(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    from pytest_edgeprofiles import ProfileManager
+
+    other = ProfileManager(root=root)
+    alive = Path(other.create_profile("other"))
+    pytester.makepyfile(test_ok="def test_ok(edge_profile): pass")
+    result = pytester.runpytest_subprocess("-n", "2", f"--edge-profile-root={root}")
+    result.assert_outcomes(passed=1)
+    assert alive.is_dir()
+    other.cleanup_all_profiles()
+
+
+def test_inner_run_without_profiles_says_so_in_the_header_only(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    pytester.makepyfile(test_plain="def test_plain(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["edgeprofiles: max 8 profiles, root *"])
+    assert "profiles created" not in result.stdout.str()
+
+
+def test_fixtures_are_listed(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "--fixtures")
+    result.stdout.fnmatch_lines(
+        [
+            "edge_profile_manager [[]session scope[]]*",
+            "edge_profile -- *",
+            "*A fresh profile*",
+            "edge_session_profile [[]session scope[]]*",
+        ]
+    )
+
+
+def test_plugin_module_is_registered_through_the_entry_point(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "--trace-config", "--co")
+    result.stdout.fnmatch_lines(["*pytest_edgeprofiles.plugin*"])
+
+
+def test_worker_ids_are_keys_of_the_profiles(pytester: pytest.Pytester, root: Path) -> None:
+    pytester.makepyfile(
+        test_inner=textwrap.dedent(
+            """
+            import os
+            def test_name(edge_profile, edge_session_profile):
+                worker = os.environ.get("PYTEST_XDIST_WORKER", "master")
+                assert edge_profile.name.startswith(worker + "-")
+                assert edge_session_profile.name.startswith(worker + ".session-")
+            """
+        )
+    )
+    pytester.runpytest_subprocess("-n", "2", f"--edge-profile-root={root}").assert_outcomes(
+        passed=1
+    )
