@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
+import stat
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,3 +146,204 @@ def has_lock_entries(user_data_dir: Path) -> bool:
 def this_host() -> str:
     """The host name as Chromium writes it into ``SingletonLock``."""
     return socket.gethostname()
+
+
+# -- the socket dir a live browser makes under $TMPDIR -------------------------------------
+
+#: A unix socket path holds at most 107 bytes; the browser aborts when its socket's is longer.
+SOCKET_PATH_MAX = 107
+#: What the browser appends to $TMPDIR for its socket.
+SOCKET_SUFFIX = "/org.chromium.Chromium.XXXXXX/SingletonSocket"
+_SOCKET_DIR = re.compile(
+    r"\.?(org\.chromium\.Chromium|com\.google\.Chrome|com\.microsoft\.Edge)[\w.]*\.\w{6}"
+)
+
+
+def socket_path_too_long(tmpdir: str) -> bool:
+    """Whether a browser started with this ``TMPDIR`` would abort ("Socket path too long")."""
+    return len(os.fsencode(tmpdir.rstrip("/")) + SOCKET_SUFFIX.encode()) > SOCKET_PATH_MAX
+
+
+def socket_dir(user_data_dir: Path) -> Path | None:
+    """The private temp dir the profile's ``SingletonSocket`` link points into, if it is one."""
+    try:
+        target = Path(os.readlink(user_data_dir / "SingletonSocket"))
+    except OSError:
+        return None
+    folder = target.parent
+    if target.name != "SingletonSocket" or not _SOCKET_DIR.fullmatch(folder.name):
+        return None
+    return folder
+
+
+def is_leftover_socket_dir(folder: Path) -> bool:
+    """Ours, and holding nothing but the browser's ``Singleton*`` entries."""
+    try:
+        st = folder.lstat()
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    uid = getattr(os, "getuid", lambda: st.st_uid)()
+    return (
+        stat.S_ISDIR(st.st_mode)
+        and st.st_uid == uid
+        and all(name.startswith("Singleton") for name in names)
+    )
+
+
+# -- preferences ---------------------------------------------------------------------------
+
+
+def set_download_dir(user_data_dir: Path, folder: Path) -> None:
+    """Point the untracked prefs ``download.default_directory`` and
+    ``savefile.default_directory`` of the ``Default`` profile at ``folder``.
+
+    Every other pref, the base's other download and ``safebrowsing.*`` settings included, stays.
+    """
+    prefs_path = user_data_dir / "Default" / "Preferences"
+    try:
+        prefs = read_json(prefs_path)
+    except FileNotFoundError:
+        prefs = {}
+    if not isinstance(prefs, dict):
+        raise ValueError(f"{prefs_path} is not a JSON object")
+    for section, key in (("download", "default_directory"), ("savefile", "default_directory")):
+        value = prefs.get(section)
+        if not isinstance(value, dict):
+            value = prefs[section] = {}
+        value[key] = str(folder)
+    prefs_path.parent.mkdir(mode=0o700, exist_ok=True)
+    prefs_path.write_text(json.dumps(prefs, separators=(",", ":")), encoding="utf-8")
+
+
+def download_dir(user_data_dir: Path) -> str | None:
+    """The ``Default`` profile's download folder pref, if set."""
+    try:
+        prefs = read_json(user_data_dir / "Default" / "Preferences")
+        value = prefs["download"]["default_directory"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def last_version(user_data_dir: Path) -> str | None:
+    """The version of the browser that last opened the dir (its ``Last Version`` file)."""
+    try:
+        text = (user_data_dir / "Last Version").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text or None
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:4])
+
+
+# -- browser discovery ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Browser:
+    """An installed Chromium-family browser."""
+
+    path: str
+    kind: str  # "edge", "chrome" or "chromium"
+    version: str | None = None
+    #: Playwright's channel name, for an Edge found at its standard install path.
+    channel: str | None = None
+
+    @property
+    def is_edge(self) -> bool:
+        return self.kind == "edge"
+
+    def describe(self) -> str:
+        name = {"edge": "Microsoft Edge", "chrome": "Google Chrome"}.get(self.kind, "Chromium")
+        return f"{name} {self.version or '(version unknown)'} at {self.path}"
+
+
+def _windows_paths(*tails: str) -> list[str]:
+    roots = [os.environ.get(v) for v in ("PROGRAMFILES(X86)", "PROGRAMFILES", "LOCALAPPDATA")]
+    return [os.path.join(r, t) for r in roots if r for t in tails]
+
+
+def _install_paths(kind: str) -> list[str]:
+    """Standard install locations, stable channel first."""
+    if sys.platform == "win32":
+        tails = {
+            "edge": [
+                rf"Microsoft\Edge{c}\Application\msedge.exe" for c in ("", " Beta", " Dev", " SxS")
+            ],
+            "chrome": [r"Google\Chrome\Application\chrome.exe"],
+            "chromium": [r"Chromium\Application\chrome.exe"],
+        }[kind]
+        return _windows_paths(*tails)
+    if sys.platform == "darwin":
+        apps = {
+            "edge": [f"Microsoft Edge{c}" for c in ("", " Beta", " Dev", " Canary")],
+            "chrome": ["Google Chrome"],
+            "chromium": ["Chromium"],
+        }[kind]
+        return [f"/Applications/{a}.app/Contents/MacOS/{a}" for a in apps]
+    return {
+        "edge": [f"/opt/microsoft/msedge{c}/msedge" for c in ("", "-beta", "-dev")],
+        "chrome": ["/opt/google/chrome/chrome"],
+        "chromium": [],
+    }[kind]
+
+
+COMMANDS = {
+    "edge": ("msedge", "microsoft-edge", "microsoft-edge-stable", "microsoft-edge-beta",
+             "microsoft-edge-dev"),
+    "chrome": ("google-chrome", "google-chrome-stable", "chrome"),
+    "chromium": ("chromium", "chromium-browser"),
+}  # fmt: skip
+
+
+def _channel(path: str) -> str | None:
+    lowered = path.lower()
+    if "edge" not in lowered:
+        return None
+    for suffix in ("beta", "dev", "canary"):
+        if suffix in lowered or (suffix == "canary" and "sxs" in lowered):
+            return f"msedge-{suffix}"
+    return "msedge"
+
+
+def kind_of(path: str) -> str:
+    name = os.path.basename(path).lower()
+    if "edge" in name:
+        return "edge"
+    if "chrome" in name and "chromium" not in name and "google" in path.lower():
+        return "chrome"
+    return "chromium"
+
+
+def browser_version(path: str) -> str | None:
+    """Ask the browser for its version (``--version``); None when it does not say."""
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"\d+\.\d+\.\d+\.\d+", out)
+    return match.group(0) if match else None
+
+
+def find_browser(override: str | None = None) -> Browser | None:
+    """Edge first (stable, beta, dev, canary; install paths, then PATH), then Chrome, then
+    Chromium. ``override`` (a path or a command name) wins when given."""
+    if override:
+        path = shutil.which(override) or (override if os.path.isfile(override) else None)
+        if path is None:
+            return None
+        return Browser(path, kind_of(path), browser_version(path))
+    for kind in ("edge", "chrome", "chromium"):
+        for candidate in _install_paths(kind):
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                return Browser(candidate, kind, browser_version(candidate), _channel(candidate))
+        for command in COMMANDS[kind]:
+            found = shutil.which(command)
+            if found:
+                return Browser(found, kind, browser_version(found))
+    return None

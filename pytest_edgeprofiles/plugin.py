@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
@@ -18,6 +19,15 @@ from typing import Any
 
 import pytest
 
+from . import launch
+from .chromium import (
+    SOCKET_PATH_MAX,
+    Browser,
+    find_browser,
+    last_version,
+    socket_path_too_long,
+    version_tuple,
+)
 from .profile_manager import (
     MAX_PROFILES_RANGE,
     ProfileLimitError,
@@ -48,6 +58,12 @@ class Settings:
     root: str
     run_id: str
     run_dir: str
+    download_root: str | None = None
+    headed: bool = False
+    browser: dict[str, Any] | None = None
+
+    def find_browser(self) -> Browser | None:
+        return None if self.browser is None else Browser(**self.browser)
 
 
 # -- options: declared once, validated in one place ---------------------------------------
@@ -95,6 +111,20 @@ def _folder(text: str) -> str:
     return str(path.resolve())
 
 
+def _browser(text: str) -> str:
+    browser = find_browser(text)
+    if browser is None:
+        raise ValueError("no such browser (neither a file nor a command on PATH)")
+    return browser.path
+
+
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise ValueError("expected 1/0, true/false, yes/no or on/off")
+    return lowered in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class _Option:
     key: str
@@ -104,6 +134,8 @@ class _Option:
     default: str | None
     parse: Callable[[str], Any]
     is_path: bool = False
+    #: A command-line flag that takes no value stores this.
+    const: str | None = None
 
     @property
     def ini(self) -> str:
@@ -162,6 +194,32 @@ OPTIONS = (
         is_path=True,
     ),
     _Option(
+        "download_root",
+        "--edge-download-root",
+        "EDGEPROFILES_DOWNLOAD_ROOT",
+        "folder for each profile's own download folder (default: <profile>/Downloads)",
+        None,
+        _folder,
+        is_path=True,
+    ),
+    _Option(
+        "browser",
+        "--edge-browser",
+        "EDGEPROFILES_BROWSER",
+        "browser to launch, a path or a command (default: Edge, else Chrome, else Chromium)",
+        None,
+        _browser,
+    ),
+    _Option(
+        "headed",
+        "--edge-headed",
+        "EDGEPROFILES_HEADED",
+        "launch browsers with a window; the launch fixtures are headless by default",
+        None,
+        _flag,
+        const="1",
+    ),
+    _Option(
         "profile_retention_count",
         None,
         None,
@@ -177,7 +235,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for opt in OPTIONS:
         if opt.flag is not None:
             env = f" [env {opt.env}]" if opt.env else ""
-            group.addoption(opt.flag, dest=opt.ini, default=None, help=opt.help + env)
+            kind: dict[str, Any] = (
+                {"action": "store_const", "const": opt.const} if opt.const else {}
+            )
+            group.addoption(opt.flag, dest=opt.ini, default=None, help=opt.help + env, **kind)
         parser.addini(opt.ini, opt.help, default="")
 
 
@@ -258,7 +319,11 @@ def pytest_configure(config: pytest.Config) -> None:
     swept = sweep_leftovers(root) if root.is_dir() else None
     run_id = uuid.uuid4().hex[:12]
     run = RunFolder.create(root, run_id)
+    browser = find_browser(values["browser"])
     settings = Settings(
+        download_root=values["download_root"],
+        headed=bool(values["headed"]),
+        browser=None if browser is None else asdict(browser),
         base_profile=values["base_profile"],
         max_profiles=values["max_profiles"],
         size_limit_mb=values["profile_size_limit_mb"],
@@ -273,17 +338,45 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_STATE] = state
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(settings), "edgeprofiles-xdist")
+    newer = _base_newer_than_browser(settings)
+    if newer:
+        config.issue_config_time_warning(pytest.PytestConfigWarning(newer), stacklevel=2)
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def _base_newer_than_browser(settings: Settings) -> str | None:
+    browser = settings.find_browser()
+    if settings.base_profile is None or browser is None or browser.version is None:
+        return None
+    base_version = last_version(Path(settings.base_profile))
+    if base_version is None or version_tuple(base_version) <= version_tuple(browser.version):
+        return None
+    return (
+        f"edgeprofiles: the base profile {settings.base_profile} was last opened by version "
+        f"{base_version}, newer than {browser.describe()}; the browser may refuse its databases "
+        f"('Your profile can not be used because it is from a newer version')"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash.get(_STATE, None)
     if state is None:
         return None
     s = state.settings
-    return (
+    browser = s.find_browser()
+    lines = [
         f"edgeprofiles: max {s.max_profiles} profiles, root {s.root}, "
-        f"base profile {s.base_profile or 'none'}, retention {s.retention}"
-    )
+        f"base profile {s.base_profile or 'none'}, retention {s.retention}",
+        f"edgeprofiles: browser {browser.describe()}"
+        if browser
+        else "edgeprofiles: no Edge, Chrome or Chromium found (set --edge-browser)",
+    ]
+    tmpdir = tempfile.gettempdir()
+    if socket_path_too_long(tmpdir):
+        lines.append(
+            f"edgeprofiles: warning: TMPDIR {tmpdir} is too deep for a browser's socket "
+            f"(over {SOCKET_PATH_MAX} bytes); the launch helpers give browsers a short TMPDIR"
+        )
+    return lines
 
 
 @pytest.hookimpl(wrapper=True)
@@ -362,16 +455,25 @@ def edge_profile_manager(pytestconfig: pytest.Config) -> Generator[ProfileManage
         root=s.root,
         registry_path=RunFolder(Path(s.run_dir)).registry_path,
         run_id=s.run_id,
+        download_root=s.download_root,
     )
     yield manager
     manager.cleanup_all_profiles()
 
 
 def _acquire(manager: ProfileManager, key: str, state: _State) -> Path:
-    try:
-        return Path(manager.create_profile(key, timeout=state.settings.wait))
-    except ProfileLimitError as exc:
-        pytest.fail(_limit_message(exc, state.settings), pytrace=False)
+    """A profile a browser can start on: an invalid one is recreated once, never handed out
+    (Chromium silently falls back to the user's real profile on an unusable dir)."""
+    for _ in range(2):
+        try:
+            path = manager.create_profile(key, timeout=state.settings.wait)
+        except ProfileLimitError as exc:
+            pytest.fail(_limit_message(exc, state.settings), pytrace=False)
+        if manager.validate_profile(key):
+            return Path(path)
+        log.warning("profile %s of %s is not valid; recreating it", path, key)
+        manager.cleanup_profile(key)
+    pytest.fail(f"edgeprofiles: could not make a valid profile for {key}", pytrace=False)
 
 
 def _limit_message(exc: ProfileLimitError, settings: Settings) -> str:
@@ -433,3 +535,87 @@ def edge_session_profile(
     retention = state.settings.retention
     keep = retention == "all" or (retention == "failed" and state.session_profile_failed)
     _release(edge_profile_manager, key, keep, f"session of {state.worker_id}", state)
+
+
+# -- launching a browser on the test's profile --------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def edge_browser(pytestconfig: pytest.Config) -> Browser:
+    """The browser profiles are launched with: Edge, else Chrome, else Chromium.
+
+    Without one the test is skipped, or fails when EDGEPROFILES_REQUIRE_BROWSER=1 (for CI).
+    """
+    browser = _state(pytestconfig).settings.find_browser()
+    if browser is None:
+        message = "edgeprofiles: no Edge, Chrome or Chromium found; name one with --edge-browser"
+        if os.environ.get("EDGEPROFILES_REQUIRE_BROWSER") == "1":
+            pytest.fail(message + " (EDGEPROFILES_REQUIRE_BROWSER=1)", pytrace=False)
+        pytest.skip(message)
+    return browser
+
+
+@pytest.fixture
+def edge_launch_args(
+    pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser
+) -> list[str]:
+    """Command-line flags that start ``edge_browser`` on ``edge_profile``."""
+    headless = not _state(pytestconfig).settings.headed
+    return launch.browser_args(
+        edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
+    )
+
+
+@pytest.fixture
+def edge_selenium_options(
+    pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser
+) -> Any:
+    """Selenium options for ``edge_browser`` on ``edge_profile`` (needs the selenium extra)."""
+    _require("selenium")
+    headless = not _state(pytestconfig).settings.headed
+    return launch.selenium_options(
+        edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
+    )
+
+
+@pytest.fixture
+def edge_driver(edge_selenium_options: Any, edge_browser: Browser) -> Generator[Any, None, None]:
+    """A Selenium WebDriver on this test's profile, quit after the test."""
+    from selenium import webdriver
+
+    service = launch.selenium_service(edge_browser)
+    if edge_browser.is_edge:
+        driver: Any = webdriver.Edge(options=edge_selenium_options, service=service)
+    else:
+        driver = webdriver.Chrome(options=edge_selenium_options, service=service)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def edge_playwright_kwargs(
+    pytestconfig: pytest.Config,
+    edge_profile: Path,
+    edge_browser: Browser,
+    edge_profile_manager: ProfileManager,
+) -> dict[str, Any]:
+    """Keyword arguments for Playwright's ``launch_persistent_context`` on ``edge_profile``."""
+    state = _state(pytestconfig)
+    return launch.playwright_kwargs(
+        edge_profile,
+        edge_browser,
+        headless=not state.settings.headed,
+        downloads=edge_profile_manager.get_download_dir(state.worker_id),
+        extra=launch.QUIET_FLAGS,
+    )
+
+
+def _require(module: str) -> None:
+    try:
+        __import__(module)
+    except ImportError:
+        pytest.fail(
+            f"edgeprofiles: this fixture needs {module}: "
+            f"pip install 'pytest-edgeprofiles[{module}]'",
+            pytrace=False,
+        )

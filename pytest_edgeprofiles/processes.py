@@ -6,8 +6,11 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 import psutil
+
+from . import chromium, files
 
 log = logging.getLogger("pytest_edgeprofiles")
 
@@ -123,3 +126,18 @@ def _is_child_process(proc: psutil.Process) -> bool:
         return any(arg.startswith("--type=") for arg in proc.cmdline())
     except psutil.Error:
         return True
+
+
+def release_browser(profile: Path) -> None:
+    """Stop whatever browser still runs on ``profile`` and remove the socket dir it leaked.
+
+    Cheap when nothing runs: the process table is scanned only when the profile shows lock
+    entries. The socket dir under ``$TMPDIR`` is removed only when it is ours and holds
+    nothing but ``Singleton*`` entries.
+    """
+    if not chromium.has_lock_entries(profile):
+        return
+    sockets = chromium.socket_dir(profile)
+    stop_browsers(browsers_using(str(profile)))
+    if sockets is not None and chromium.is_leftover_socket_dir(sockets):
+        files.remove_tree(sockets)

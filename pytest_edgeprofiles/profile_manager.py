@@ -23,7 +23,7 @@ from typing import Any
 
 from . import chromium, files, processes
 from .chromium import DEFAULT_SKIP_RULES, SkipRules
-from .records import ProfileRecord, record_path, write_record
+from .records import ProfileRecord, owned_paths, write_record
 from .registry import Registry, RegistryFull
 
 log = logging.getLogger("pytest_edgeprofiles")
@@ -146,10 +146,9 @@ class _Tracker:
             return True
         path = Path(record.path)
         try:
-            if chromium.has_lock_entries(path):
-                processes.stop_browsers(processes.browsers_using(record.path))
-            files.remove_tree(path)
-            files.remove_tree(record_path(path))
+            processes.release_browser(path)
+            for leftover in owned_paths(path, record):
+                files.remove_tree(leftover)
         except OSError as exc:
             log.warning(
                 "could not remove profile %s of %s (left to the sweep): %s", path, worker_id, exc
@@ -198,6 +197,7 @@ class ProfileManager:
         registry_path: str | os.PathLike[str] | None = None,
         skip_rules: SkipRules = DEFAULT_SKIP_RULES,
         run_id: str | None = None,
+        download_root: str | os.PathLike[str] | None = None,
     ) -> None:
         """Initialize profile manager for temporary browser profiles.
 
@@ -211,6 +211,8 @@ class ProfileManager:
             registry_path: JSON file shared by managers that share one cap (None: private)
             skip_rules: What a clone of the base leaves out
             run_id: A label written into owner records (the plugin's test run)
+            download_root: Where each profile's own download folder goes, as
+                ``<download_root>/<profile name>``; by default ``<profile>/Downloads``
 
         Raises:
             ValueError: If max_profiles < 1 or > 16
@@ -230,6 +232,9 @@ class ProfileManager:
         # Well-known per-user folders another user could plant: checked like pytest-of-<user>.
         self._private_roots = {default_root(), fallback_root(default_root())}
         self.registry_path = None if registry_path is None else Path(registry_path).resolve()
+        self.download_root = (
+            None if download_root is None else Path(download_root).expanduser().resolve()
+        )
         self._base_size: int | None = None
         self._tracker = _Tracker(Registry(self.registry_path, [self.root]))
         if self.cleanup_on_exit:
@@ -292,9 +297,10 @@ class ProfileManager:
         except OSError as exc:
             raise _RootError(exc) from exc
         pid, create_time = processes.own_identity()
+        name = f"{worker_id}-{uuid.uuid4().hex[:12]}"
         record = ProfileRecord(
             worker_id=worker_id,
-            path=str(root / f"{worker_id}-{uuid.uuid4().hex[:12]}"),
+            path=str(root / name),
             pid=pid,
             create_time=create_time,
             host=chromium.this_host(),
@@ -302,6 +308,7 @@ class ProfileManager:
             registry=None if self.registry_path is None else str(self.registry_path),
             keep=not self.cleanup_on_exit,
             run=self.run_id,
+            downloads=None if self.download_root is None else str(self.download_root / name),
         )
         try:
             self._tracker.registry.acquire(record, self.max_profiles, timeout)
@@ -343,7 +350,25 @@ class ProfileManager:
             chromium.mark_clean_exit(path)
             if size > self.profile_size_limit_mb * _MB:
                 raise ProfileCreationError(record.worker_id, self._too_large(size))
-        self._tracker.sizes[record.path] = (size, time.monotonic())
+        self._own_downloads(record)
+        # Not the copied bytes: mark_clean_exit may have rewritten Preferences since.
+        self._tracker.sizes.pop(record.path, None)
+
+    def _own_downloads(self, record: ProfileRecord) -> None:
+        """Give the profile a download folder of its own: parallel browsers must not save
+        into one folder. A base's own download folder name is kept below it."""
+        path = Path(record.path)
+        folder = Path(record.downloads) if record.downloads else path / "Downloads"
+        base_choice = chromium.download_dir(path)
+        if base_choice:
+            folder /= Path(base_choice).name
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        chromium.set_download_dir(path, folder)
+
+    def get_download_dir(self, worker_id: str) -> str | None:
+        """The download folder of the worker's profile, None if it has no profile."""
+        record = self._record(worker_id)
+        return None if record is None else chromium.download_dir(Path(record.path))
 
     def _check_room(self, worker_id: str, root: Path) -> None:
         need = self._clone_size()
@@ -370,7 +395,7 @@ class ProfileManager:
         return self._base_size or 0
 
     def _undo(self, record: ProfileRecord) -> None:
-        for leftover in (Path(record.path), record_path(record.path)):
+        for leftover in owned_paths(Path(record.path), record):
             try:
                 files.remove_tree(leftover)
             except OSError as exc:
@@ -396,10 +421,11 @@ class ProfileManager:
             files.clear_dir(path)
             size = files.copy_tree(self.base_profile_path, path, self.skip_rules.skips)
             chromium.mark_clean_exit(path)
+            self._own_downloads(record)
         except OSError as exc:
             log.warning("could not copy %s into %s: %s", self.base_profile_path, path, exc)
             return False
-        self._tracker.sizes[record.path] = (size, time.monotonic())
+        self._tracker.sizes.pop(record.path, None)
         if size > self.profile_size_limit_mb * _MB:
             log.warning("profile %s of %s: %s", path, worker_id, self._too_large(size))
             return False

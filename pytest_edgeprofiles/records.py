@@ -39,6 +39,8 @@ class ProfileRecord:
     #: It holds no slot any more: kept, or its removal failed and it waits for the sweep.
     released: bool = False
     run: str | None = None
+    #: The profile's download folder when it lies outside the profile.
+    downloads: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> ProfileRecord:
@@ -99,6 +101,17 @@ def read_record(path: Path) -> ProfileRecord | None:
 def profile_of(record_file: Path) -> Path:
     """The profile a record file stands beside (never trust the path written inside it)."""
     return record_file.with_name(record_file.name[: -len(SUFFIX)])
+
+
+def owned_paths(profile: Path, record: ProfileRecord) -> list[Path]:
+    """What removing ``profile`` removes, its record last: the folder, a download folder
+    outside it (only one named like the profile: a record is never trusted further), and
+    the record."""
+    paths = [profile]
+    if record.downloads and Path(record.downloads).name == profile.name:
+        paths.append(Path(record.downloads))
+    paths.append(record_path(profile))
+    return paths
 
 
 def iter_records(root: Path) -> Iterator[tuple[Path, ProfileRecord]]:

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import files
-from .records import ProfileRecord, iter_records, profile_of
+from .processes import release_browser
+from .records import ProfileRecord, iter_records, owned_paths, profile_of
 
 log = logging.getLogger("pytest_edgeprofiles")
 
@@ -61,13 +62,14 @@ def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepRes
 
 def _remove(candidates: list[tuple[Path, ProfileRecord]], dry_run: bool) -> SweepResult:
     result = SweepResult()
-    for record_file, _ in candidates:
+    for record_file, record in candidates:
         profile = profile_of(record_file)
         size = files.tree_size(profile)
         if not dry_run:
             try:
-                files.remove_tree(profile)
-                files.remove_tree(record_file)
+                release_browser(profile)
+                for leftover in owned_paths(profile, record):
+                    files.remove_tree(leftover)
             except OSError as exc:
                 log.warning("sweep could not remove %s: %s", profile, exc)
                 result.failed.append(profile)
