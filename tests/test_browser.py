@@ -1,0 +1,381 @@
+"""Profiles opened by a real headless browser (Debian's Chromium in CI).
+
+Without a browser these tests skip, unless EDGEPROFILES_REQUIRE_BROWSER=1 (as in CI) turns
+that into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pytest_edgeprofiles import ProfileManager, launch
+from pytest_edgeprofiles.chromium import Browser, find_browser
+
+pytest_plugins = ["pytester"]
+# pytester points HOME at its own folder, which confuses Chromium: inner runs get the real one.
+REAL_HOME = os.environ.get("HOME", "")
+
+LOGIN_PAGE = b"""<!doctype html><title>loading</title><body><script>
+localStorage.setItem("k", "v");
+const req = indexedDB.open("db", 1);
+req.onupgradeneeded = () => req.result.createObjectStore("s");
+req.onsuccess = () => {
+  const tx = req.result.transaction("s", "readwrite");
+  tx.objectStore("s").put("v", "k");
+  tx.oncomplete = () => { document.title = "ready"; };
+};
+</script><img src="/big.png"></body>"""
+
+CHECK_PAGE = b"""<!doctype html><title>checking</title><body><pre id="out"></pre><script>
+const out = {cookie: document.cookie, local: localStorage.getItem("k")};
+const req = indexedDB.open("db", 1);
+req.onupgradeneeded = () => req.result.createObjectStore("s");
+req.onsuccess = () => {
+  const get = req.result.transaction("s").objectStore("s").get("k");
+  get.onsuccess = () => {
+    out.idb = get.result === undefined ? null : get.result;
+    document.getElementById("out").textContent = JSON.stringify(out);
+    document.title = "done";
+  };
+};
+</script></body>"""
+
+
+class _Site(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        headers = {"Content-Type": "text/html"}
+        if self.path == "/":
+            body = LOGIN_PAGE
+            # A persistent cookie: session cookies are not written to disk.
+            headers["Set-Cookie"] = "session=logged-in; Max-Age=86400; Path=/"
+        elif self.path == "/check":
+            body = CHECK_PAGE
+        elif self.path == "/big.png":
+            body = b"\x89PNG" + os.urandom(200_000)
+            headers = {"Content-Type": "image/png", "Cache-Control": "max-age=86400"}
+        elif self.path == "/download":
+            body = b'<!doctype html><a id="dl" href="/report.txt">report</a>'
+        elif self.path == "/report.txt":
+            body = b"report"
+            headers = {
+                "Content-Type": "text/plain",
+                "Content-Disposition": "attachment; filename=report.txt",
+            }
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser() -> Browser:
+    found = find_browser()
+    if found is None:
+        if os.environ.get("EDGEPROFILES_REQUIRE_BROWSER") == "1":
+            pytest.fail("no browser found and EDGEPROFILES_REQUIRE_BROWSER=1")
+        pytest.skip("no Edge, Chrome or Chromium installed")
+    return found
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def _driver(profile: Path, browser: Browser, prefs: dict[str, str] | None = None) -> object:
+    from selenium import webdriver
+
+    options = launch.selenium_options(profile, browser, extra=launch.QUIET_FLAGS)
+    if prefs:
+        options.add_experimental_option("prefs", prefs)
+    return webdriver.Chrome(options=options, service=launch.selenium_service(browser))
+
+
+def _wait_title(driver: object, title: str) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(lambda d: d.title == title)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def base_profile(browser: Browser, site: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user data dir made by really browsing the site: cookie, localStorage, IndexedDB,
+    a download folder preference and a disk cache."""
+    base = tmp_path_factory.mktemp("base") / "User Data"
+    base.mkdir()
+    reports = tmp_path_factory.mktemp("downloads") / "reports"
+    driver = _driver(base, browser, {"download.default_directory": str(reports)})
+    try:
+        driver.get(site + "/")  # type: ignore[attr-defined]
+        _wait_title(driver, "ready")
+    finally:
+        driver.quit()  # type: ignore[attr-defined]
+    caches = [p for p in (base / "Default").iterdir() if p.name.endswith("Cache")]
+    assert caches, "browsing should have left a disk cache in the base"
+    assert (base / "Local State").is_file()
+    return base
+
+
+def _inner_env(monkeypatch: pytest.MonkeyPatch, site: str) -> None:
+    monkeypatch.setenv("HOME", REAL_HOME)
+    monkeypatch.setenv("SITE", site)
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_clones_keep_the_login_and_hold_no_cache_under_xdist(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    base_profile: Path,
+    site: str,
+) -> None:
+    _inner_env(monkeypatch, site)
+    log = pytester.path / "log.jsonl"
+    pytester.makepyfile(
+        test_inner=f"""
+        import json, os
+        import pytest
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        SITE = os.environ["SITE"]
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_state(edge_profile, edge_driver, i):
+            edge_driver.get(SITE + "/check")
+            WebDriverWait(edge_driver, 20).until(lambda d: d.title == "done")
+            state = json.loads(edge_driver.find_element("id", "out").text)
+            edge_driver.get("chrome://version")
+            with open({str(log)!r}, "a") as fh:
+                fh.write(json.dumps(dict(
+                    state=state,
+                    profile=str(edge_profile),
+                    version_page_names_it=str(edge_profile) in edge_driver.page_source,
+                    worker=os.environ.get("PYTEST_XDIST_WORKER"),
+                )) + "\\n")
+
+        def test_clone_has_no_cache_nor_lock(edge_profile):
+            default = edge_profile / "Default"
+            assert (default / "Cookies").is_file()
+            assert not [p for p in default.iterdir() if p.name.endswith("Cache")]
+            assert not (edge_profile / "SingletonLock").exists()
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        f"--edge-base-profile={base_profile}",
+        f"--edge-profile-root={pytester.path / 'p'}",
+    )
+    result.assert_outcomes(passed=5)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["state"] for r in records] == [
+        {"cookie": "session=logged-in", "local": "v", "idb": "v"}
+    ] * 4
+    assert all(r["version_page_names_it"] for r in records)
+    assert len({r["profile"] for r in records}) == 4
+    assert {r["worker"] for r in records} == {"gw0", "gw1"}
+
+
+def test_downloads_of_parallel_workers_land_in_separate_folders(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    base_profile: Path,
+    site: str,
+) -> None:
+    _inner_env(monkeypatch, site)
+    log = pytester.path / "log.jsonl"
+    downloads = pytester.path / "downloads"
+    pytester.makepyfile(
+        test_inner=f"""
+        import json, os, time
+        from pathlib import Path
+        import pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_download(edge_driver, edge_profile_manager, i):
+            worker = os.environ.get("PYTEST_XDIST_WORKER")
+            folder = Path(edge_profile_manager.get_download_dir(worker))
+            edge_driver.get(os.environ["SITE"] + "/download")
+            edge_driver.find_element("id", "dl").click()
+            deadline = time.monotonic() + 20
+            while not (folder / "report.txt").is_file():
+                assert time.monotonic() < deadline, "no download"
+                time.sleep(0.05)  # polling a folder with a deadline: no event tells us
+            with open({str(log)!r}, "a") as fh:
+                fh.write(json.dumps(dict(folder=str(folder), files=os.listdir(folder))) + "\\n")
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
+        f"--edge-base-profile={base_profile}",
+        f"--edge-profile-root={pytester.path / 'p'}",
+        f"--edge-download-root={downloads}",
+    )
+    result.assert_outcomes(passed=4)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    folders = [Path(r["folder"]) for r in records]
+    assert len(set(folders)) == 4
+    # The base saved into ".../reports": each clone keeps that organisation in a folder of its own.
+    assert all(f.name == "reports" and f.parent.parent == downloads for f in folders)
+    assert all(r["files"] == ["report.txt"] for r in records)
+    assert list(downloads.iterdir()) == [], "download folders go with their passing tests"
+
+
+def _wait_for(predicate: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)  # a poll with a deadline: the browser signals nothing we can wait on
+
+
+def _start_browser(profile: Path, browser: Browser) -> subprocess.Popen[bytes]:
+    args = launch.browser_args(profile, browser, extra=launch.QUIET_FLAGS)
+    proc = subprocess.Popen(
+        [browser.path, *args, "about:blank"],
+        env=launch.browser_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(lambda: os.path.lexists(profile / "SingletonSocket"), "the browser's lock")
+    return proc
+
+
+def test_a_browser_left_running_is_stopped_and_its_profile_removed(
+    browser: Browser, tmp_path: Path
+) -> None:
+    manager = ProfileManager(root=tmp_path / "root")
+    profile = Path(manager.create_profile("w"))
+    neighbour = Path(str(profile) + "-neighbour")  # a path that starts with ours
+    neighbour.mkdir()
+    proc = _start_browser(profile, browser)
+    other = _start_browser(neighbour, browser)
+    try:
+        socket_dir = Path(os.readlink(profile / "SingletonSocket")).parent
+        assert manager.cleanup_profile("w") is True
+        assert proc.wait(timeout=10) is not None
+        assert not profile.exists()
+        assert not socket_dir.exists(), "the socket dir under TMPDIR is not leaked"
+        assert not launch_processes(profile)
+        assert other.poll() is None, "a browser on another profile is never touched"
+    finally:
+        other.send_signal(signal.SIGHUP)
+        other.wait(timeout=10)
+        shutil.rmtree(neighbour, ignore_errors=True)
+
+
+def launch_processes(profile: Path) -> list[int]:
+    wanted = f"--user-data-dir={profile}"
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if wanted in (proc.info["cmdline"] or []):
+            found.append(proc.pid)
+    return found
+
+
+def test_a_test_that_forgets_its_browser_does_not_break_the_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: str
+) -> None:
+    _inner_env(monkeypatch, site)
+    log = pytester.path / "log.jsonl"
+    pytester.makepyfile(
+        test_inner=f"""
+        import json, os, subprocess, time
+        from pytest_edgeprofiles import launch
+
+        def test_forgets(edge_profile, edge_browser, edge_launch_args):
+            proc = subprocess.Popen(
+                [edge_browser.path, *edge_launch_args, "about:blank"],
+                env=launch.browser_env(),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 20
+            while not os.path.lexists(edge_profile / "SingletonSocket"):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)  # a poll with a deadline
+            socket_dir = os.path.dirname(os.readlink(edge_profile / "SingletonSocket"))
+            with open({str(log)!r}, "w") as fh:
+                json.dump(dict(pid=proc.pid, profile=str(edge_profile), sockets=socket_dir), fh)
+
+        def test_next(edge_profile):
+            assert edge_profile.is_dir()
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-n", "2", f"--edge-profile-root={pytester.path / 'p'}", "--edge-max-profiles=1"
+    )
+    result.assert_outcomes(passed=2)
+    left = json.loads(log.read_text())
+    assert not psutil.pid_exists(left["pid"]) or psutil.Process(left["pid"]).status() == "zombie"
+    assert not Path(left["profile"]).exists()
+    assert not Path(left["sockets"]).exists()
+
+
+def test_a_clone_of_a_base_in_use_starts(
+    browser: Browser, base_profile: Path, tmp_path: Path
+) -> None:
+    base = tmp_path / "live base"
+    shutil.copytree(base_profile, base, symlinks=True)
+    running = _start_browser(base, browser)
+    try:
+        manager = ProfileManager(str(base), root=tmp_path / "root")
+        clone = Path(manager.create_profile("w"))
+        assert not any(os.path.lexists(clone / n) for n in ("SingletonLock", "SingletonSocket"))
+        driver = _driver(clone, browser)
+        try:
+            driver.get("chrome://version")  # type: ignore[attr-defined]
+            assert str(clone) in driver.page_source  # type: ignore[attr-defined]
+        finally:
+            driver.quit()  # type: ignore[attr-defined]
+        assert manager.cleanup_profile("w")
+    finally:
+        running.send_signal(signal.SIGHUP)
+        running.wait(timeout=10)
+
+
+def test_the_report_header_names_the_browser(pytester: pytest.Pytester, browser: Browser) -> None:
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", f"--edge-profile-root={pytester.path / 'p'}"
+    )
+    result.stdout.fnmatch_lines([f"edgeprofiles: browser * {browser.version} at {browser.path}"])
+
+
+def test_a_base_from_a_newer_browser_is_warned_about(
+    pytester: pytest.Pytester, browser: Browser
+) -> None:
+    base = pytester.mkdir("base")
+    (base / "Local State").write_text("{}")
+    (base / "Last Version").write_text("999.0.0.0")
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:xdist",
+        f"--edge-profile-root={pytester.path / 'p'}",
+        f"--edge-base-profile={base}",
+    )
+    result.stdout.fnmatch_lines(
+        ["*base profile * was last opened by version 999.0.0.0, newer than*"]
+    )
