@@ -230,6 +230,12 @@ OPTIONS = (
 )
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("edgeprofiles", "temporary Edge profiles (pytest-edgeprofiles)")
     for opt in OPTIONS:
@@ -302,9 +308,6 @@ class _XdistHooks:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "edge_profile: (reserved) settings for the edge_profile fixture"
-    )
     if config.option.help or config.option.version:
         return
     workerinput = getattr(config, "workerinput", None)
@@ -320,6 +323,12 @@ def pytest_configure(config: pytest.Config) -> None:
     run_id = uuid.uuid4().hex[:12]
     run = RunFolder.create(root, run_id)
     browser = find_browser(values["browser"])
+    if values["base_profile"] is None:
+        try:
+            values["base_profile"] = _made_base(config, browser, run)
+        except BaseException:
+            run.remove()
+            raise
     settings = Settings(
         download_root=values["download_root"],
         headed=bool(values["headed"]),
@@ -341,6 +350,22 @@ def pytest_configure(config: pytest.Config) -> None:
     newer = _base_newer_than_browser(settings)
     if newer:
         config.issue_config_time_warning(pytest.PytestConfigWarning(newer), stacklevel=2)
+
+
+def _made_base(config: pytest.Config, browser: Browser | None, run: RunFolder) -> str | None:
+    folder = run.path / "base"
+    folder.mkdir()
+    made = config.hook.pytest_edgeprofiles_base_profile(
+        config=config, browser=browser, folder=folder
+    )
+    if made is None:
+        return None
+    try:
+        return str(check_base_profile(made))
+    except (OSError, ValueError) as exc:
+        raise pytest.UsageError(
+            f"pytest_edgeprofiles_base_profile returned {str(made)!r}, not a usable base: {exc}"
+        ) from None
 
 
 def _base_newer_than_browser(settings: Settings) -> str | None:
@@ -593,19 +618,28 @@ def edge_driver(edge_selenium_options: Any, edge_browser: Browser) -> Generator[
 
 
 @pytest.fixture
+def edge_download_dir(
+    pytestconfig: pytest.Config, edge_profile: Path, edge_profile_manager: ProfileManager
+) -> Path:
+    """The download folder of ``edge_profile``: its own, never shared with another test."""
+    folder = edge_profile_manager.get_download_dir(_state(pytestconfig).worker_id)
+    assert folder is not None, "every profile gets a download folder"
+    return Path(folder)
+
+
+@pytest.fixture
 def edge_playwright_kwargs(
     pytestconfig: pytest.Config,
     edge_profile: Path,
     edge_browser: Browser,
-    edge_profile_manager: ProfileManager,
+    edge_download_dir: Path,
 ) -> dict[str, Any]:
     """Keyword arguments for Playwright's ``launch_persistent_context`` on ``edge_profile``."""
-    state = _state(pytestconfig)
     return launch.playwright_kwargs(
         edge_profile,
         edge_browser,
-        headless=not state.settings.headed,
-        downloads=edge_profile_manager.get_download_dir(state.worker_id),
+        headless=not _state(pytestconfig).settings.headed,
+        downloads=edge_download_dir,
         extra=launch.QUIET_FLAGS,
     )
 
