@@ -31,7 +31,11 @@ def make_private_dir(path: Path) -> None:
 
     Used for the per-user default root, which another local user could plant in advance.
     """
-    path.mkdir(mode=0o700, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+    except FileExistsError:
+        if not path.is_symlink():  # a dangling link: refused below like any other link
+            raise
     st = path.lstat()
     if stat.S_ISLNK(st.st_mode):
         raise UnsafeDirectoryError(f"refusing {path}: it is a symlink")
@@ -175,7 +179,13 @@ def _rmtree(path: Path) -> None:
     def on_error(func: Callable[..., Any], name: str, exc: BaseException) -> None:
         if isinstance(exc, FileNotFoundError):
             return
-        if isinstance(exc, PermissionError) and _make_writable(name, path):
+        # Only removals are retried here: os.open/os.scandir/os.lstat take other arguments.
+        # Their folder is readable once _make_writable ran; remove_tree's next attempt goes in.
+        if (
+            isinstance(exc, PermissionError)
+            and _make_writable(name, path)
+            and func in (os.unlink, os.remove, os.rmdir)
+        ):
             with contextlib.suppress(FileNotFoundError):
                 func(name)
             return

@@ -363,7 +363,12 @@ class ProfileManager:
         if base_choice:
             folder /= Path(base_choice).name
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        chromium.set_download_dir(path, folder)
+        try:
+            chromium.set_download_dir(path, folder)
+        except ValueError as exc:
+            # A corrupt Preferences (of the base): the browser starts on defaults anyway, and
+            # validate_profile reports the profile invalid. Not a reason to fail creation.
+            log.warning("cannot set the download folder of %s: %s", path, exc)
 
     def get_download_dir(self, worker_id: str) -> str | None:
         """The download folder of the worker's profile, None if it has no profile."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -108,17 +109,31 @@ def owned_paths(profile: Path, record: ProfileRecord) -> list[Path]:
     outside it (only one named like the profile: a record is never trusted further), and
     the record."""
     paths = [profile]
-    if record.downloads and Path(record.downloads).name == profile.name:
+    if record.downloads and _ours(Path(record.downloads), profile.name):
         paths.append(Path(record.downloads))
     paths.append(record_path(profile))
     return paths
+
+
+def _ours(folder: Path, name: str) -> bool:
+    """A folder named like the profile, a real folder, and the current user's."""
+    try:
+        st = folder.lstat()
+    except OSError:
+        return False
+    uid = os.getuid() if hasattr(os, "getuid") else st.st_uid
+    return folder.name == name and stat.S_ISDIR(st.st_mode) and st.st_uid == uid
 
 
 def iter_records(root: Path) -> Iterator[tuple[Path, ProfileRecord]]:
     """Each readable owner record directly under ``root`` with its file's path."""
     try:
         with os.scandir(root) as entries:
-            names = [e.name for e in entries if e.name.endswith(SUFFIX) and e.is_file()]
+            names = [
+                e.name
+                for e in entries
+                if e.name.endswith(SUFFIX) and e.name != SUFFIX and e.is_file(follow_symlinks=False)
+            ]
     except OSError:
         return
     for name in names:

@@ -49,6 +49,8 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
 
 def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepResult:
     """Remove kept profiles of all but the newest ``keep_runs`` runs (records naming a run)."""
+    if keep_runs < 0:
+        raise ValueError(f"keep_runs must be >= 0, got {keep_runs}")
     runs: dict[str, list[tuple[Path, ProfileRecord]]] = defaultdict(list)
     for record_file, record in iter_records(root):
         if record.keep and record.run is not None:

@@ -1,0 +1,304 @@
+"""The shared slot registry: one cap across managers, threads and processes, and its recovery."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import psutil
+import pytest
+
+from pytest_edgeprofiles import ProfileLimitError, registry, sweep
+from pytest_edgeprofiles.records import ProfileRecord, write_record
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from pytest_edgeprofiles import ProfileManager
+    m = ProfileManager(root=sys.argv[1], registry_path=sys.argv[2], max_profiles=1)
+    print(m.create_profile("child"), flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def names(folder: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+
+
+def entries_of(registry_path: Path) -> dict:
+    return json.loads(registry_path.read_text())["entries"]
+
+
+@pytest.fixture
+def registry_path(tmp_path: Path) -> Path:
+    return tmp_path / "shared" / "registry.json"
+
+
+def test_two_managers_share_one_cap(manager, registry_path, tmp_root):
+    first = manager(max_profiles=1, registry_path=registry_path)
+    second = manager(max_profiles=1, registry_path=registry_path)
+    path = first.create_profile("gw0")
+    with pytest.raises(ProfileLimitError) as info:
+        second.create_profile("gw1")
+    assert str(info.value) == "Profile limit exceeded: 1/1"
+    assert [(h.worker_id, h.path, h.pid) for h in info.value.holders] == [
+        ("gw0", path, os.getpid())
+    ]
+    assert second.list_profiles() == {}
+    assert names(tmp_root) == sorted([Path(path).name, f"{Path(path).name}.owner"])
+    assert list(entries_of(registry_path)) == [path]
+
+
+def test_a_private_registry_caps_only_its_manager(manager):
+    first = manager(max_profiles=1)
+    second = manager(max_profiles=1)
+    first.create_profile("gw0")
+    assert os.path.isdir(second.create_profile("gw0"))
+
+
+def test_registry_files_are_private(manager, registry_path):
+    m = manager(registry_path=registry_path)
+    path = m.create_profile("gw0")
+    assert stat.S_IMODE(registry_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(Path(f"{registry_path}.lock").stat().st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(f"{path}.owner").st_mode) == 0o600
+
+
+def test_create_waits_for_a_slot_released_by_another_thread(manager, registry_path, monkeypatch):
+    first = manager(max_profiles=1, registry_path=registry_path)
+    second = manager(max_profiles=1, registry_path=registry_path)
+    first.create_profile("gw0")
+
+    # Learn when the second manager starts waiting: the registry pauses between looks.
+    waiting = threading.Event()
+    real_sleep = time.sleep
+
+    def pause(seconds: float) -> None:
+        waiting.set()
+        real_sleep(seconds)
+
+    monkeypatch.setattr(registry, "time", SimpleNamespace(monotonic=time.monotonic, sleep=pause))
+    released = []
+
+    def release() -> None:
+        if waiting.wait(timeout=10):
+            released.append(first.cleanup_profile("gw0"))
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    try:
+        path = second.create_profile("gw1", timeout=10)
+    finally:
+        waiting.set()
+        releaser.join(timeout=10)
+    assert released == [True]
+    assert os.path.isdir(path)
+    assert list(entries_of(registry_path)) == [path]
+
+
+def test_create_gives_up_when_the_timeout_expires(manager, registry_path):
+    first = manager(max_profiles=1, registry_path=registry_path)
+    second = manager(max_profiles=1, registry_path=registry_path)
+    first.create_profile("gw0")
+    start = time.monotonic()
+    with pytest.raises(ProfileLimitError, match=r"^Profile limit exceeded: 1/1$"):
+        second.create_profile("gw1", timeout=0.2)
+    assert time.monotonic() - start >= 0.2
+    assert second.list_profiles() == {}
+
+
+def _start_child(tmp_root: Path, registry_path: Path) -> tuple[subprocess.Popen[str], str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_root), str(registry_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    path = child.stdout.readline().strip()  # blocks until the child holds its profile
+    if not path:
+        child.kill()
+        _, err = child.communicate()
+        pytest.fail(f"the child made no profile: {err}")
+    return child, path
+
+
+def test_processes_share_a_cap_and_a_killed_owner_frees_its_slot(manager, registry_path, tmp_root):
+    child, child_path = _start_child(tmp_root, registry_path)
+    try:
+        m = manager(max_profiles=1, registry_path=registry_path)
+        with pytest.raises(ProfileLimitError, match=r"^Profile limit exceeded: 1/1$") as info:
+            m.create_profile("gw0")
+        assert [(h.path, h.pid) for h in info.value.holders] == [(child_path, child.pid)]
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        child.kill()
+        child.communicate()
+    # Killed: it cleaned nothing up, but it no longer holds its slot.
+    assert os.path.isdir(child_path)
+    path = m.create_profile("gw0")
+    assert list(entries_of(registry_path)) == [path]
+    result = sweep.sweep(tmp_root)
+    assert result.removed == [Path(child_path)]
+    assert not os.path.lexists(child_path)
+    assert not os.path.lexists(f"{child_path}.owner")
+    assert names(tmp_root) == sorted([Path(path).name, f"{Path(path).name}.owner"])
+
+
+def test_a_child_that_exits_normally_frees_its_slot(manager, registry_path, tmp_root):
+    child, child_path = _start_child(tmp_root, registry_path)
+    _, err = child.communicate(input="", timeout=30)
+    assert child.returncode == 0, err
+    assert not os.path.lexists(child_path)
+    m = manager(max_profiles=1, registry_path=registry_path)
+    path = m.create_profile("gw0")
+    assert names(tmp_root) == sorted([Path(path).name, f"{Path(path).name}.owner"])
+
+
+CORRUPTIONS = {
+    "empty": b"",
+    "truncated": b'{"version": 1, "entries": {"/tmp/x": {"worker_id": "gw',
+    "binary": b"\x00\xff\xfe\x80garbage\x01\x02",
+    "list": b"[]",
+    "null": b"null",
+    "entries-not-a-dict": b'{"entries": 5}',
+    "entry-not-a-record": b'{"entries": {"x": 5}, "stats": {"created": 0, "peak": 0}}',
+    "no-stats": b'{"version": 1, "entries": {}}',
+    "deleted": None,
+}
+
+
+@pytest.mark.parametrize("damage", list(CORRUPTIONS), ids=list(CORRUPTIONS))
+def test_a_damaged_registry_is_rebuilt_and_the_cap_holds(
+    manager, registry_path, tmp_root, caplog, damage
+):
+    first = manager(max_profiles=1, registry_path=registry_path)
+    live = first.create_profile("gw0")
+    content = CORRUPTIONS[damage]
+    if content is None:
+        registry_path.unlink()
+    else:
+        registry_path.write_bytes(content)
+
+    with (
+        caplog.at_level(logging.WARNING, logger="pytest_edgeprofiles"),
+        pytest.raises(ProfileLimitError) as info,
+    ):
+        first.create_profile("gw1")
+    assert [h.path for h in info.value.holders] == [live]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert str(registry_path) in warnings[0]
+    assert "rebuilding it from owner records" in warnings[0]
+    assert list(entries_of(registry_path)) == [live]
+
+    # A manager that never saw the file counts the live profile too.
+    second = manager(max_profiles=1, registry_path=registry_path)
+    with pytest.raises(ProfileLimitError):
+        second.create_profile("gw1")
+    assert first.cleanup_profile("gw0") is True
+    assert os.path.isdir(second.create_profile("gw1"))
+
+
+def test_a_rebuild_counts_only_live_unreleased_records_of_this_registry(
+    manager, registry_path, tmp_root, dead_owner
+):
+    m = manager(max_profiles=1, registry_path=registry_path)
+    m.create_profile("gw0")
+    m.cleanup_profile("gw0")  # the registry now exists and m has seen it
+    tmp_root.mkdir(exist_ok=True)
+    me = ProfileRecord(
+        worker_id="x",
+        path="",
+        pid=os.getpid(),
+        create_time=psutil.Process().create_time(),
+        host=socket.gethostname(),
+        created_at=time.time(),
+        registry=str(registry_path.resolve()),
+    )
+    planted = {
+        "dead": {"pid": dead_owner[0], "create_time": dead_owner[1]},
+        "released": {"released": True},
+        "other-registry": {"registry": str(registry_path.parent / "other.json")},
+        "no-registry": {"registry": None},
+    }
+    for name, changes in planted.items():
+        folder = tmp_root / f"{name}-000000000000"
+        folder.mkdir()
+        write_record(ProfileRecord(**{**me.to_dict(), "path": str(folder), **changes}))
+    registry_path.write_bytes(b"")
+    path = m.create_profile("gw0")
+    assert list(entries_of(registry_path)) == [path]
+
+
+def test_many_threads_never_exceed_the_cap(manager, registry_path, tmp_root):
+    threads_n, cycles, cap = 16, 30, 4
+    managers = [manager(max_profiles=cap, registry_path=registry_path) for _ in range(4)]
+    tmp_root.mkdir()
+    start = threading.Barrier(threads_n + 1)
+    done = threading.Event()
+    errors: list[BaseException] = []
+    seen = {"max_dirs": 0, "max_entries": 0, "samples": 0}
+
+    def work(i: int) -> None:
+        m = managers[i % len(managers)]
+        worker_id = f"t{i}"
+        try:
+            start.wait(timeout=30)
+            for _ in range(cycles):
+                path = m.create_profile(worker_id, timeout=30)
+                Path(path, "Local State").write_text("{}")
+                if not m.cleanup_profile(worker_id, strict=True):
+                    raise AssertionError(f"cleanup of {path} returned False")
+        except BaseException as exc:
+            errors.append(exc)
+
+    def watch() -> None:
+        start.wait(timeout=30)
+        while not done.wait(0.001):  # sample about every millisecond until the workers end
+            with os.scandir(tmp_root) as it:
+                dirs = sum(e.is_dir(follow_symlinks=False) for e in it)
+            seen["max_dirs"] = max(seen["max_dirs"], dirs)
+            try:
+                held = len(entries_of(registry_path))
+            except FileNotFoundError:
+                held = 0
+            seen["max_entries"] = max(seen["max_entries"], held)
+            seen["samples"] += 1
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads_n)]
+    watcher = threading.Thread(target=watch)
+    for t in [*workers, watcher]:
+        t.start()
+    for t in workers:
+        t.join(timeout=60)
+    done.set()
+    watcher.join(timeout=10)
+
+    assert errors == []
+    assert not any(t.is_alive() for t in workers)
+    assert seen["samples"] > 0
+    assert 1 <= seen["max_dirs"] <= cap
+    assert seen["max_entries"] <= cap
+    assert names(tmp_root) == []
+    state = json.loads(registry_path.read_text())
+    assert state["entries"] == {}
+    assert state["stats"]["created"] == threads_n * cycles
+    assert 1 <= state["stats"]["peak"] <= cap
