@@ -17,6 +17,7 @@ from typing import Any
 
 from . import files, processes
 from .chromium import this_host
+from .profile_manager import fallback_root
 from .records import ProfileRecord, record_path, write_record
 from .sweep import SweepResult, sweep
 
@@ -83,8 +84,12 @@ class RunFolder:
 
 
 def sweep_leftovers(root: Path) -> SweepResult:
-    """Sweep dead owners' profiles and run folders under ``root``."""
+    """Sweep dead owners' profiles under ``root`` and its fallback root, and run folders."""
     result = sweep(root)
-    runs = sweep(root / RUNS)
-    result.failed += runs.failed
+    for other in (fallback_root(root), root / RUNS):
+        more = sweep(other)
+        if other != root / RUNS:
+            result.removed += more.removed
+            result.freed_bytes += more.freed_bytes
+        result.failed += more.failed
     return result

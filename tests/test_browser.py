@@ -379,3 +379,21 @@ def test_a_base_from_a_newer_browser_is_warned_about(
     result.stdout.fnmatch_lines(
         ["*base profile * was last opened by version 999.0.0.0, newer than*"]
     )
+
+
+def test_a_browser_starts_under_a_temp_dir_too_deep_for_its_socket(
+    browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setenv("TMPDIR", str(deep))
+    env = launch.browser_env()
+    assert env is not None and len(env["TMPDIR"]) < 40
+    manager = ProfileManager(root=tmp_path / "root")
+    profile = Path(manager.create_profile("w"))
+    proc = _start_browser(profile, browser)  # aborts with "Socket path too long" otherwise
+    try:
+        assert Path(os.readlink(profile / "SingletonSocket")).parent.parent == Path(env["TMPDIR"])
+    finally:
+        assert manager.cleanup_profile("w")
+        proc.wait(timeout=10)

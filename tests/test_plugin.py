@@ -462,3 +462,29 @@ def test_worker_ids_are_keys_of_the_profiles(pytester: pytest.Pytester, root: Pa
     pytester.runpytest_subprocess("-n", "2", f"--edge-profile-root={root}").assert_outcomes(
         passed=1
     )
+
+
+def test_a_profile_that_cannot_be_valid_is_never_handed_out(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    base = _make_base(pytester.mkdir("base"))
+    (base / "Local State").write_text("{not json")
+    pytester.makepyfile(test_inner="def test_x(edge_profile):\n    raise AssertionError('ran')\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", f"--edge-profile-root={root}", f"--edge-base-profile={base}"
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*edgeprofiles: could not make a valid profile for master*"])
+    assert "ran" not in result.stdout.str()
+    assert _leftovers(root) == []
+
+
+def test_the_header_warns_about_a_temp_dir_too_deep_for_browser_sockets(
+    pytester: pytest.Pytester, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = pytester.mkdir("t" * 90)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
+    result.stdout.fnmatch_lines(
+        ["edgeprofiles: warning: TMPDIR * is too deep for a browser's socket*"]
+    )
