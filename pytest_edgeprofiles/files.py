@@ -167,6 +167,17 @@ def remove_tree(path: Path, attempts: int = 6, first_delay: float = 0.05) -> Non
         delay *= 2
 
 
+GARBAGE_PREFIX = "garbage-"
+
+
+def move_aside(path: Path) -> Path:
+    """Rename ``path`` to ``garbage-<name>`` beside it, so that it can be deleted at leisure and
+    a half-deleted folder is never mistaken for a live one (pytest does the same)."""
+    garbage = path.with_name(GARBAGE_PREFIX + path.name)
+    os.rename(path, garbage)
+    return garbage
+
+
 def clear_dir(path: Path) -> None:
     """Remove everything inside ``path`` but keep the folder itself."""
     with os.scandir(path) as entries:

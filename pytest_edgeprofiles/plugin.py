@@ -293,6 +293,7 @@ class _State:
 
 _STATE = pytest.StashKey[_State]()
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+_NEXT = pytest.StashKey[bool]()
 
 
 class _XdistHooks:
@@ -404,6 +405,14 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return lines
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    # Whether the next test on this worker wants a profile: then it is prepared in advance.
+    item.stash[_NEXT] = nextitem is not None and "edge_profile" in getattr(
+        nextitem, "fixturenames", ()
+    )
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -484,6 +493,9 @@ def edge_profile_manager(pytestconfig: pytest.Config) -> Generator[ProfileManage
     )
     yield manager
     manager.cleanup_all_profiles()
+    state = _state(pytestconfig)
+    for path, error in manager.background_failures:
+        state.run.add_event("cleanup_failed", path=path, test=error)
 
 
 def _acquire(manager: ProfileManager, key: str, state: _State) -> Path:
@@ -514,11 +526,21 @@ def _limit_message(exc: ProfileLimitError, settings: Settings) -> str:
     )
 
 
-def _release(manager: ProfileManager, key: str, keep: bool, test: str, state: _State) -> None:
+def _release(
+    manager: ProfileManager,
+    key: str,
+    keep: bool,
+    test: str,
+    state: _State,
+    background: bool = False,
+) -> None:
     if keep:
         path = manager.keep_profile(key)
         if path is not None:
             state.run.add_event("kept", path=path, test=test)
+        return
+    if background:
+        manager.release_profile(key)  # a rename now, the deletion in the background
         return
     path = manager.get_profile_path(key)
     if not manager.cleanup_profile(key):
@@ -542,10 +564,13 @@ def edge_profile(
     state = _state(request.config)
     key = state.worker_id
     path = _acquire(edge_profile_manager, key, state)
+    if request.node.stash.get(_NEXT, False):
+        # The copy for the next test runs while this one does, off its critical path.
+        edge_profile_manager.prepare_profile(key)
     yield path
     retention = state.settings.retention
     keep = retention == "all" or (retention == "failed" and _failed(request.node))
-    _release(edge_profile_manager, key, keep, request.node.nodeid, state)
+    _release(edge_profile_manager, key, keep, request.node.nodeid, state, background=True)
 
 
 @pytest.fixture(scope="session")

@@ -17,11 +17,13 @@ import threading
 import time
 import uuid
 import weakref
+from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from . import chromium, files, processes
+from .background import Background
 from .chromium import DEFAULT_SKIP_RULES, SkipRules
 from .records import ProfileRecord, owned_paths, write_record
 from .registry import Registry, RegistryFull
@@ -130,7 +132,9 @@ class _Tracker:
         self.lock = threading.RLock()
         self.profiles: dict[str, ProfileRecord] = {}
         self.pending: set[str] = set()
+        self.prepared: dict[str, Future[ProfileRecord]] = {}
         self.sizes: dict[str, tuple[int, float]] = {}
+        self.background = Background()
 
     def forget(self, worker_id: str) -> ProfileRecord | None:
         with self.lock:
@@ -170,12 +174,29 @@ class _Tracker:
             log.warning("could not release the slot of %s: %s", record.path, exc)
 
     def remove_all(self) -> int:
+        self.discard_prepared()
         with self.lock:
             worker_ids = list(self.profiles)
         removed = sum(self.remove(w) for w in worker_ids)
+        self.background.drain()
         if worker_ids:
             log.info("removed %d of %d profiles", removed, len(worker_ids))
         return removed
+
+    def discard_prepared(self) -> None:
+        with self.lock:
+            futures = list(self.prepared.values())
+            self.prepared.clear()
+        for future in futures:
+            try:
+                record = future.result()
+            except Exception:  # its failure was undone where it happened
+                continue
+            for leftover in owned_paths(Path(record.path), record):
+                try:
+                    files.remove_tree(leftover)
+                except OSError as exc:
+                    log.warning("could not remove the prepared profile %s: %s", leftover, exc)
 
 
 class ProfileManager:
@@ -267,7 +288,9 @@ class ProfileManager:
                 raise ValueError(f"worker {worker_id!r} already has a profile{where}")
             tracker.pending.add(worker_id)
         try:
-            record = self._create_with_fallback(worker_id, timeout)
+            record = self._take_prepared(worker_id, timeout)
+            if record is None:
+                record = self._create_with_fallback(worker_id, timeout)
             with tracker.lock:
                 tracker.profiles[worker_id] = record
             return record.path
@@ -275,9 +298,49 @@ class ProfileManager:
             with tracker.lock:
                 tracker.pending.discard(worker_id)
 
-    def _create_with_fallback(self, worker_id: str, timeout: float) -> ProfileRecord:
+    def prepare_profile(self, worker_id: str) -> None:
+        """Start making the worker's next profile in the background (extension).
+
+        The next ``create_profile(worker_id)`` takes it, which then costs a slot and a record
+        write instead of a copy. A prepared profile holds no slot (no browser can be using it)
+        and is removed with the manager's other profiles, or by the sweep if its owner dies.
+        """
+        check_worker_id(worker_id)
+        with self._tracker.lock:
+            if worker_id not in self._tracker.prepared:
+                self._tracker.prepared[worker_id] = self._tracker.background.submit(
+                    lambda: self._create_with_fallback(worker_id, 0.0, prepared=True)
+                )
+
+    def _take_prepared(self, worker_id: str, timeout: float) -> ProfileRecord | None:
+        tracker = self._tracker
+        with tracker.lock:
+            future = tracker.prepared.pop(worker_id, None)
+        if future is None:
+            return None
         try:
-            return self._create_in(self.root, worker_id, timeout)
+            record = future.result().activated()
+        except Exception as exc:
+            log.info("could not prepare a profile for %s (%s); making one now", worker_id, exc)
+            return None
+        try:
+            self._take_slot(record, timeout)
+        except ProfileLimitError:
+            with tracker.lock:
+                tracker.prepared[worker_id] = future  # still good for the next try
+            raise
+        try:
+            write_record(record)
+        except BaseException:
+            self._undo(record)
+            raise
+        return record
+
+    def _create_with_fallback(
+        self, worker_id: str, timeout: float, prepared: bool = False
+    ) -> ProfileRecord:
+        try:
+            return self._create_in(self.root, worker_id, timeout, prepared)
         except _RootError as exc:
             other = self.fallback_root
             log.warning(
@@ -285,11 +348,13 @@ class ProfileManager:
             )
             self._tracker.registry.add_rebuild_root(other)
             try:
-                return self._create_in(other, worker_id, timeout)
+                return self._create_in(other, worker_id, timeout, prepared)
             except _RootError as again:
                 raise again.cause from exc.cause
 
-    def _create_in(self, root: Path, worker_id: str, timeout: float) -> ProfileRecord:
+    def _create_in(
+        self, root: Path, worker_id: str, timeout: float, prepared: bool
+    ) -> ProfileRecord:
         try:
             self._prepare_root(root)
         except files.UnsafeDirectoryError:
@@ -309,19 +374,24 @@ class ProfileManager:
             keep=not self.cleanup_on_exit,
             run=self.run_id,
             downloads=None if self.download_root is None else str(self.download_root / name),
+            prepared=prepared,
         )
-        try:
-            self._tracker.registry.acquire(record, self.max_profiles, timeout)
-        except RegistryFull as full:
-            error = ProfileLimitError(len(full.holders), self.max_profiles)
-            error.holders = full.holders
-            raise error from None
+        if not prepared:
+            self._take_slot(record, timeout)
         try:
             self._populate(record)
         except BaseException:
             self._undo(record)
             raise
         return record
+
+    def _take_slot(self, record: ProfileRecord, timeout: float) -> None:
+        try:
+            self._tracker.registry.acquire(record, self.max_profiles, timeout)
+        except RegistryFull as full:
+            error = ProfileLimitError(len(full.holders), self.max_profiles)
+            error.holders = full.holders
+            raise error from None
 
     def _prepare_root(self, root: Path) -> None:
         if root in self._private_roots:
@@ -449,6 +519,52 @@ class ProfileManager:
             bool: True if profile was removed successfully (or never existed)
         """
         return self._tracker.remove(worker_id, strict=strict)
+
+    def release_profile(self, worker_id: str) -> None:
+        """Remove the worker's profile in the background (extension): ``cleanup_profile``
+        without the wait.
+
+        A browser still running on it is stopped first; then the folder is renamed to
+        ``garbage-<name>`` and its slot released at once, and the manager's background thread
+        deletes it. ``drain()`` waits for that; what cannot be deleted is logged, listed in
+        ``background_failures`` and left to the sweep, which removes ``garbage-*`` folders.
+        """
+        record = self._tracker.forget(worker_id) if isinstance(worker_id, str) else None
+        if record is None:
+            return
+        path = Path(record.path)
+        leftovers = owned_paths(path, record)
+        try:
+            processes.release_browser(path)
+            leftovers[0] = files.move_aside(path)
+        except FileNotFoundError:
+            leftovers.pop(0)
+        except OSError as exc:
+            log.info("could not move %s aside (%s); removing it in place", path, exc)
+        record_file = leftovers.pop()
+        try:
+            files.remove_tree(record_file)
+        except OSError as exc:
+            log.warning("could not remove the owner record %s: %s", record_file, exc)
+        self._tracker.release(worker_id, record)
+        self._tracker.background.submit(lambda: self._delete(leftovers))
+
+    def _delete(self, paths: list[Path]) -> None:
+        for path in paths:
+            try:
+                files.remove_tree(path)
+            except OSError as exc:
+                log.warning("could not remove %s (left to the sweep): %s", path, exc)
+                self._tracker.background.failures.append((str(path), str(exc)))
+
+    def drain(self) -> None:
+        """Wait for the background work (preparing and deleting profiles) given so far."""
+        self._tracker.background.drain()
+
+    @property
+    def background_failures(self) -> list[tuple[str, str]]:
+        """Folders a background removal could not delete, with the error."""
+        return list(self._tracker.background.failures)
 
     def cleanup_all_profiles(self) -> int:
         """Remove all temporary profiles managed by this instance.

@@ -42,6 +42,8 @@ class ProfileRecord:
     run: str | None = None
     #: The profile's download folder when it lies outside the profile.
     downloads: str | None = None
+    #: Made ahead of need: no slot, not handed out, yet its owner's (a sweep spares it).
+    prepared: bool = False
 
     @classmethod
     def from_dict(cls, data: Any) -> ProfileRecord:
@@ -72,6 +74,12 @@ class ProfileRecord:
 
     def released_to_sweep(self) -> ProfileRecord:
         return replace(self, released=True)
+
+    def activated(self) -> ProfileRecord:
+        return replace(self, prepared=False)
+
+    def holds_slot(self) -> bool:
+        return not (self.released or self.prepared)
 
     def owner_alive(self) -> bool:
         """Whether the owner still runs; an owner on another host is assumed to."""

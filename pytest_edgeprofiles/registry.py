@@ -138,7 +138,7 @@ class Registry:
         state = _empty()
         for root in self._rebuild_roots:
             for _, record in iter_records(root):
-                if record.registry == str(path) and not record.released and record.owner_alive():
+                if record.registry == str(path) and record.holds_slot() and record.owner_alive():
                     state["entries"][record.path] = record.to_dict()
         files.write_json_atomic(path, state)
         return state

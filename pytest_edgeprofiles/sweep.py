@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,7 +36,8 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
     """Remove the profiles under ``root`` that nobody owns any more.
 
     A profile goes when its owner process is dead (same host: pid gone, or reused by another
-    process) or it was released to the sweep after a failed removal. A profile whose owner
+    process) or it was released to the sweep after a failed removal; so do ``garbage-*``
+    folders, which were moved aside to be deleted. A profile whose owner
     lives, of another host, or marked kept is never touched. ``older_than`` (seconds) spares
     younger profiles.
     """
@@ -44,7 +47,32 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
         for record_file, record in iter_records(root)
         if _removable(record) and now - record.created_at >= older_than
     ]
-    return _remove(candidates, dry_run)
+    result = _remove(candidates, dry_run)
+    for garbage in _garbage(root):
+        # Moved aside for deletion by a process that died before it finished, or still
+        # finishing: removing it twice is harmless.
+        size = files.tree_size(garbage)
+        try:
+            if not dry_run:
+                files.remove_tree(garbage)
+        except OSError as exc:
+            log.warning("sweep could not remove %s: %s", garbage, exc)
+            result.failed.append(garbage)
+            continue
+        result.removed.append(garbage)
+        result.freed_bytes += size
+    return result
+
+
+_GARBAGE = re.compile(re.escape(files.GARBAGE_PREFIX) + r".+-[0-9a-f]{12}")
+
+
+def _garbage(root: Path) -> list[Path]:
+    try:
+        with os.scandir(root) as entries:
+            return [Path(e.path) for e in entries if _GARBAGE.fullmatch(e.name)]
+    except OSError:
+        return []
 
 
 def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepResult:

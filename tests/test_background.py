@@ -1,0 +1,140 @@
+"""Work off a test's critical path: prepared clones and background removal."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pytest_edgeprofiles import ProfileLimitError, files, sweep
+from pytest_edgeprofiles.records import ProfileRecord, record_path
+
+
+def _record(path: str | Path) -> dict[str, object]:
+    return json.loads(record_path(path).read_text())  # type: ignore[no-any-return]
+
+
+def test_a_prepared_profile_is_what_the_next_create_hands_out(manager, make_base, tmp_path):
+    m = manager(str(make_base()), registry_path=tmp_path / "registry.json")
+    m.prepare_profile("gw0")
+    m.drain()
+    [prepared] = [p for p in m.root.iterdir() if p.is_dir()]
+    assert _record(prepared)["prepared"] is True
+    assert m._tracker.registry.holders() == [], "a prepared clone holds no slot"
+
+    path = m.create_profile("gw0")
+    assert Path(path) == prepared
+    assert _record(path)["prepared"] is False
+    assert [h.path for h in m._tracker.registry.holders()] == [path]
+    assert (prepared / "Default" / "Cookies").is_file()
+    assert m.validate_profile("gw0")
+
+
+def test_a_prepared_profile_waits_for_a_slot_and_is_kept_meanwhile(manager, tmp_path):
+    m = manager(max_profiles=1, registry_path=tmp_path / "registry.json")
+    m.create_profile("gw0")
+    m.prepare_profile("gw1")
+    with pytest.raises(ProfileLimitError, match=r"^Profile limit exceeded: 1/1$"):
+        m.create_profile("gw1")
+    m.cleanup_profile("gw0")
+    second = m.create_profile("gw1")
+    assert _record(second)["prepared"] is False
+    assert len([p for p in m.root.iterdir() if p.is_dir()]) == 1
+
+
+def test_a_failed_preparation_falls_back_to_a_plain_create(manager, make_base, monkeypatch):
+    m = manager(str(make_base()))
+    real_copy = files.copy_tree
+    calls = []
+
+    def flaky_copy(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "injected I/O error")
+        return real_copy(*args, **kwargs)
+
+    monkeypatch.setattr(files, "copy_tree", flaky_copy)
+    m.prepare_profile("gw0")
+    path = Path(m.create_profile("gw0"))
+    assert (path / "Default" / "Cookies").is_file()
+    assert sorted(p.name for p in m.root.iterdir()) == sorted([path.name, path.name + ".owner"])
+
+
+def test_release_frees_the_slot_at_once_and_deletes_in_the_background(manager, tmp_path):
+    m = manager(max_profiles=1, registry_path=tmp_path / "registry.json")
+    first = Path(m.create_profile("gw0"))
+    (first / "data").write_bytes(b"x" * 10_000)
+    m.release_profile("gw0")
+    assert not first.exists(), "the profile's path is gone at once (moved aside)"
+    assert not record_path(first).exists()
+    assert m.get_profile_path("gw0") is None
+    m.create_profile("gw1")  # the only slot is free again
+    m.drain()
+    assert [p.name for p in m.root.iterdir() if p.name.startswith("garbage-")] == []
+    assert m.background_failures == []
+
+
+def test_a_failed_background_removal_is_reported_and_left_to_the_sweep(
+    manager, monkeypatch, caplog
+):
+    m = manager()
+    path = Path(m.create_profile("gw0"))
+    monkeypatch.setattr(files, "remove_tree", _fail_on_garbage(files.remove_tree))
+    m.release_profile("gw0")
+    m.drain()
+    [(failed, error)] = m.background_failures
+    assert Path(failed).name == "garbage-" + path.name
+    assert "injected" in error
+    monkeypatch.undo()
+    assert sweep.sweep(m.root).removed == [Path(failed)]
+    assert list(m.root.iterdir()) == []
+
+
+def _fail_on_garbage(real):
+    def remove_tree(path, *args, **kwargs):
+        if Path(path).name.startswith("garbage-"):
+            raise OSError(errno.EBUSY, "injected busy")
+        return real(path, *args, **kwargs)
+
+    return remove_tree
+
+
+def test_cleanup_all_profiles_discards_prepared_ones(manager, make_base):
+    m = manager(str(make_base()))
+    m.create_profile("gw0")
+    m.prepare_profile("gw0")
+    m.prepare_profile("gw1")
+    assert m.cleanup_all_profiles() == 1
+    assert list(m.root.iterdir()) == []
+
+
+def test_sweep_spares_a_live_owners_prepared_profile_but_not_a_dead_ones(
+    manager, tmp_root, dead_owner
+):
+    m = manager()
+    m.prepare_profile("gw0")
+    m.drain()
+    [live] = [p for p in tmp_root.iterdir() if p.is_dir()]
+    dead = tmp_root / "gw9-0123456789ab"
+    dead.mkdir()
+    pid, create_time = dead_owner
+    files.write_json_atomic(
+        record_path(dead),
+        ProfileRecord("gw9", str(dead), pid, create_time, os.uname().nodename, 0.0, prepared=True)
+        .to_dict(),
+    )  # fmt: skip
+    assert sweep.sweep(tmp_root).removed == [dead]
+    assert live.is_dir()
+
+
+def test_sweep_removes_garbage_folders_but_nothing_merely_named_alike(tmp_root):
+    tmp_root.mkdir()
+    garbage = tmp_root / "garbage-gw0-0123456789ab"
+    (garbage / "Default").mkdir(parents=True)
+    mine = tmp_root / "garbage-collection"
+    mine.mkdir()
+    assert sweep.sweep(tmp_root).removed == [garbage]
+    assert mine.is_dir()
