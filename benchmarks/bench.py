@@ -1,0 +1,292 @@
+"""Benchmarks of pytest-edgeprofiles, each figure a ratio against an anchor measured beside it.
+
+    python benchmarks/bench.py            # the full run (a few minutes)
+    python benchmarks/bench.py --quick    # small data, one round: a smoke test for CI
+
+Our machines are shared and noisy, so absolute times say little: every figure is measured in
+the same run as its anchor, alternating, on the same (warm) page cache, and reported as the
+ratio of the medians. The script builds all its data itself under a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_edgeprofiles import ProfileManager
+from pytest_edgeprofiles.records import ProfileRecord
+from pytest_edgeprofiles.registry import Registry
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Figure:
+    name: str
+    ours: float  # seconds, or operations per second when `higher_is_better`
+    anchor: float | None
+    anchor_name: str
+    goal: str
+    met: bool
+
+    def row(self) -> str:
+        if self.anchor is None:
+            value = f"{self.ours:.0f}/s" if "per second" in self.goal else f"{self.ours * 1000:.2f} ms"
+            ratio = value
+        else:
+            ratio = f"{self.ours / self.anchor:.2f}x ({self.ours * 1000:.0f} vs {self.anchor * 1000:.0f} ms)"
+        mark = "yes" if self.met else "NO"
+        return f"| {self.name} | {self.anchor_name} | {ratio} | {self.goal} | {mark} |"
+
+
+# -- data --------------------------------------------------------------------------------
+
+
+def write_files(folder: Path, count: int, size: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    chunk = os.urandom(size)
+    for i in range(count):
+        (folder / f"f_{i:06d}").write_bytes(chunk)
+
+
+def make_profile(root: Path, data_files: int, data_bytes: int, cache_files: int, cache_bytes: int) -> Path:
+    """A user data dir: real data in a few stores, and caches in the usual cache folders."""
+    base = root / "User Data"
+    default = base / "Default"
+    default.mkdir(parents=True)
+    (base / "Local State").write_text('{"browser": {}}')
+    (default / "Preferences").write_text('{"profile": {"exit_type": "Normal"}}')
+    stores = ["IndexedDB/https_site_0.indexeddb.leveldb", "Local Storage/leveldb", "Extensions/abc/1.0", "Session Storage"]
+    for i, store in enumerate(stores):
+        write_files(default / store, data_files // len(stores), data_bytes // data_files)
+    caches = ["Cache/Cache_Data", "Code Cache/js", "GPUCache", "Service Worker/CacheStorage/x"]
+    for cache in caches:
+        write_files(default / cache, cache_files // len(caches), cache_bytes // cache_files)
+    return base
+
+
+def median_of(fn: Callable[[], float], rounds: int) -> float:
+    return statistics.median(fn() for _ in range(rounds))
+
+
+def alternate(ours: Callable[[], float], anchor: Callable[[], float], rounds: int) -> tuple[float, float]:
+    """Medians of both, measured turn about so that both see the same machine."""
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(ours())
+        b.append(anchor())
+    return statistics.median(a), statistics.median(b)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run(*cmd: str | Path, cwd: Path | None = None) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, cwd=cwd, stdout=subprocess.DEVNULL)
+
+
+# -- figures -----------------------------------------------------------------------------
+
+
+def bench_clone(work: Path, base: Path, rounds: int) -> list[Figure]:
+    manager = ProfileManager(str(base), root=work / "clones", profile_size_limit_mb=10_000)
+    lean = work / "lean"  # what a perfect copier writes: the tree without its caches
+    shutil.copytree(base, lean, symlinks=True)
+    for cache in lean.rglob("*"):
+        if cache.is_dir() and (cache.name.endswith("Cache") or cache.name == "CacheStorage"):
+            shutil.rmtree(cache)
+    copies = work / "copies"
+    copies.mkdir()
+    counter = iter(range(10**6))
+
+    def ours() -> float:
+        t = timed(lambda: manager.create_profile("w"))
+        manager.cleanup_profile("w")
+        return t
+
+    def cp(tree: Path) -> Callable[[], float]:
+        def anchor() -> float:
+            target = copies / str(next(counter))
+            t = timed(lambda: run("cp", "-a", tree, target))
+            shutil.rmtree(target)
+            return t
+
+        return anchor
+
+    ours(), cp(base)(), cp(lean)()  # warm the page cache for all three
+    full = alternate(ours, cp(base), rounds)
+    perfect = alternate(ours, cp(lean), rounds)
+    return [
+        Figure("clone of a cache-heavy profile", *full, "`cp -a` of the whole tree", "<= 0.25x", full[0] / full[1] <= 0.25),
+        Figure("the same clone", *perfect, "`cp -a` of the tree without caches", "<= 1.3x", perfect[0] / perfect[1] <= 1.3),
+    ]
+
+
+def bench_cleanup_and_size(work: Path, base: Path, rounds: int) -> list[Figure]:
+    manager = ProfileManager(root=work / "full")
+    counter = iter(range(10**6))
+
+    def filled() -> Path:
+        path = Path(manager.create_profile(f"w{next(counter)}"))
+        run("cp", "-a", f"{base}/.", path)
+        return path
+
+    def plain_copy() -> Path:
+        target = work / f"plain{next(counter)}"
+        run("cp", "-a", base, target)
+        return target
+
+    def ours_cleanup() -> float:
+        path = filled()
+        worker = path.name.rsplit("-", 1)[0]
+        return timed(lambda: manager.cleanup_profile(worker))
+
+    def rm_rf() -> float:
+        target = plain_copy()
+        return timed(lambda: run("rm", "-rf", target))
+
+    cleanup = alternate(ours_cleanup, rm_rf, rounds)
+
+    def ours_size() -> float:
+        path = filled()
+        worker = path.name.rsplit("-", 1)[0]
+        t = timed(lambda: manager.get_profile_size(worker))
+        manager.cleanup_profile(worker)
+        return t
+
+    def du() -> float:
+        target = plain_copy()
+        t = timed(lambda: run("du", "-sb", target))
+        shutil.rmtree(target)
+        return t
+
+    size = alternate(ours_size, du, rounds)
+    path = filled()
+    worker = path.name.rsplit("-", 1)[0]
+    manager.get_profile_size(worker)
+    repeated = median_of(lambda: timed(lambda: manager.get_profile_size(worker)), 50)
+    manager.cleanup_all_profiles()
+    return [
+        Figure("cleanup of a full profile", *cleanup, "`rm -rf`", "<= 1.2x", cleanup[0] / cleanup[1] <= 1.2),
+        Figure("first size of a freshly copied profile", *size, "`du -sb`", "<= 1.5x", size[0] / size[1] <= 1.5),
+        Figure("repeated size of an unchanged profile", repeated, None, "", "<= 1 ms", repeated <= 0.001),
+    ]
+
+
+def bench_small_ops(work: Path) -> list[Figure]:
+    manager = ProfileManager(root=work / "small", max_profiles=16, registry_path=work / "small.json")
+    times = []
+    for _ in range(200):
+        times.append(timed(lambda: manager.create_profile("w")))
+        manager.cleanup_profile("w")
+    create = statistics.median(times)
+    for i in range(16):
+        manager.create_profile(f"w{i}")
+    listing = median_of(lambda: timed(manager.list_profiles), 50)
+    manager.cleanup_all_profiles()
+    return [
+        Figure("`create_profile` without a base", create, None, "", "<= 2 ms median", create <= 0.002),
+        Figure("`list_profiles` with 16 profiles", listing, None, "contract: 100 ms", "<= 5 ms", listing <= 0.005),
+    ]
+
+
+def _contend(registry_path: str, root: str, seconds: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    registry = Registry(Path(registry_path), [Path(root)])
+    pid = os.getpid()
+    from pytest_edgeprofiles.processes import own_identity
+
+    _, create_time = own_identity()
+    ops = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        record = ProfileRecord(f"p{pid}", f"{root}/p{pid}-{ops}", pid, create_time, "bench", time.time(), registry_path)
+        registry.acquire(record, 4, timeout=60)
+        registry.release(record.path)
+        ops += 1
+    queue.put(ops)
+
+
+def bench_registry(work: Path, seconds: float) -> list[Figure]:
+    path = work / "contended.json"
+    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    procs = [multiprocessing.Process(target=_contend, args=(str(path), str(work), seconds, queue)) for _ in range(8)]
+    start = time.perf_counter()
+    for p in procs:
+        p.start()
+    total = sum(queue.get() for _ in procs)
+    for p in procs:
+        p.join()
+    rate = total / (time.perf_counter() - start)
+    peak = Registry(path).stats()["peak"]
+    return [Figure("registry slot acquire + release, 8 processes", rate, None, f"peak {peak} of cap 4", ">= 1000 per second, never over the cap", rate >= 1000 and peak <= 4)]
+
+
+SUITE = """
+import time
+import pytest
+
+@pytest.mark.parametrize("i", range({n}))
+def test_x({fixture}, i):
+    time.sleep({work})
+"""
+
+
+def bench_suites(work: Path, base: Path, rounds: int, quick: bool) -> list[Figure]:
+    figures = []
+    cases = [("40 tests of 0.25 s under -n 2 on a base clone", 40 if not quick else 8, 0.25, True, "<= 1.1x", 1.1),
+             ("300 trivial tests under -n 2", 300 if not quick else 40, 0.0, False, "<= 1.3x", 1.3)]
+    for name, n, work_s, with_base, goal, limit in cases:
+        folder = work / f"suite{n}"
+        folder.mkdir()
+        (folder / "test_edge.py").write_text(textwrap.dedent(SUITE.format(n=n, fixture="edge_profile", work=work_s)))
+        (folder / "test_tmp.py").write_text(textwrap.dedent(SUITE.format(n=n, fixture="tmp_path", work=work_s)))
+        common = [sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider", f"--basetemp={folder / 'bt'}"]
+        edge = [*common, "test_edge.py", f"--edge-profile-root={folder / 'root'}"]
+        if with_base:
+            edge.append(f"--edge-base-profile={base}")
+        result = alternate(lambda: timed(lambda: run(*edge, cwd=folder)), lambda: timed(lambda: run(*common, "test_tmp.py", cwd=folder)), rounds)
+        figures.append(Figure(name, *result, "the same tests on `tmp_path`", goal, result[0] / result[1] <= limit))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small data, one round: a smoke test")
+    args = parser.parse_args()
+    rounds = 1 if args.quick else 5
+    scale = 10 if args.quick else 1
+    with tempfile.TemporaryDirectory(prefix="edgeprofiles-bench-") as tmp:
+        work = Path(tmp)
+        heavy = make_profile(work / "heavy", 2000 // scale, 12 * MB // scale, 8000 // scale, 48 * MB // scale)
+        suite_base = make_profile(work / "suite", 300 // scale, 12 * MB // scale, 400 // scale, 40 * MB // scale)
+        figures = [
+            *bench_clone(work, heavy, rounds),
+            *bench_cleanup_and_size(work, heavy, rounds),
+            *bench_small_ops(work),
+            *bench_registry(work, 1.0 if args.quick else 5.0),
+            *bench_suites(work, suite_base, 1 if args.quick else 3, args.quick),
+        ]
+    print("| figure | anchor | ours (ratio) | goal | met |")
+    print("|---|---|---|---|---|")
+    for figure in figures:
+        print(figure.row())
+    if args.quick:
+        print("quick mode: small data, one round; the ratios are a smoke test, not the figures")
+
+
+if __name__ == "__main__":
+    main()
