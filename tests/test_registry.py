@@ -21,6 +21,7 @@ import pytest
 
 from pytest_edgeprofiles import ProfileLimitError, registry, sweep
 from pytest_edgeprofiles.records import ProfileRecord, write_record
+from pytest_edgeprofiles.registry import Registry
 
 CHILD = textwrap.dedent(
     """
@@ -276,10 +277,8 @@ def test_many_threads_never_exceed_the_cap(manager, registry_path, tmp_root):
             with os.scandir(tmp_root) as it:
                 dirs = sum(e.is_dir(follow_symlinks=False) for e in it)
             seen["max_dirs"] = max(seen["max_dirs"], dirs)
-            try:
-                held = len(entries_of(registry_path))
-            except FileNotFoundError:
-                held = 0
+            # Under the registry's lock, as every reader: it is written in place.
+            held = len(Registry(registry_path).holders()) if registry_path.exists() else 0
             seen["max_entries"] = max(seen["max_entries"], held)
             seen["samples"] += 1
 
