@@ -50,6 +50,8 @@ class Settings:
     """The resolved options of a run, as handed from the controller to its workers."""
 
     base_profile: str | None
+    #: The run's sanitised copy of the base, which every clone is made from.
+    clone_source: str | None
     max_profiles: int
     size_limit_mb: int
     retention: str
@@ -324,13 +326,15 @@ def pytest_configure(config: pytest.Config) -> None:
     run_id = uuid.uuid4().hex[:12]
     run = RunFolder.create(root, run_id)
     browser = find_browser(values["browser"])
-    if values["base_profile"] is None:
-        try:
+    try:
+        if values["base_profile"] is None:
             values["base_profile"] = _made_base(config, browser, run)
-        except BaseException:
-            run.remove()
-            raise
+        clone_source = _clone_source(values["base_profile"], run)
+    except BaseException:
+        run.remove()
+        raise
     settings = Settings(
+        clone_source=clone_source,
         download_root=values["download_root"],
         headed=bool(values["headed"]),
         browser=None if browser is None else asdict(browser),
@@ -351,6 +355,17 @@ def pytest_configure(config: pytest.Config) -> None:
     newer = _base_newer_than_browser(settings)
     if newer:
         config.issue_config_time_warning(pytest.PytestConfigWarning(newer), stacklevel=2)
+
+
+def _clone_source(base: str | None, run: RunFolder) -> str | None:
+    if base is None:
+        return None
+    try:
+        return str(run.prepare_base(Path(base)))
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"edgeprofiles: cannot copy the base profile {base}: {exc}"
+        ) from None
 
 
 def _made_base(config: pytest.Config, browser: Browser | None, run: RunFolder) -> str | None:
@@ -483,7 +498,7 @@ def edge_profile_manager(pytestconfig: pytest.Config) -> Generator[ProfileManage
     """This worker's ProfileManager, configured from the edgeprofiles options."""
     s = _state(pytestconfig).settings
     manager = ProfileManager(
-        s.base_profile,
+        s.clone_source,
         max_profiles=s.max_profiles,
         profile_size_limit_mb=s.size_limit_mb,
         root=s.root,

@@ -1,7 +1,8 @@
 """A test run's shared folder: its registry and the events its workers report.
 
-``<root>/.runs/<run id>/`` holds ``registry.json`` (the run's one cap) and ``events.jsonl``
-(kept profiles, cleanup failures, sweeps), so the summary survives a worker that dies. The
+``<root>/.runs/<run id>/`` holds ``registry.json`` (the run's one cap), ``events.jsonl``
+(kept profiles, cleanup failures, sweeps), so the summary survives a worker that dies, and
+``clone-source/``, the run's sanitised copy of the base profile. The
 folder has an owner record like a profile, naming the process that made it, so a run killed
 outright is swept by the next one.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import files, processes
-from .chromium import this_host
+from .chromium import DEFAULT_SKIP_RULES, mark_clean_exit, this_host
 from .profile_manager import fallback_root
 from .records import ProfileRecord, record_path, write_record
 from .sweep import SweepResult, sweep
@@ -55,6 +56,15 @@ class RunFolder:
         )
         path.mkdir(mode=0o700)
         return cls(path)
+
+    def prepare_base(self, base: Path) -> Path:
+        """Copy ``base`` once, without caches and locks, as the source of every clone of the
+        run: clones then read a small, hot, unchanging tree instead of the user's live one."""
+        target = self.path / "clone-source"
+        target.mkdir(mode=0o700)
+        files.copy_tree(base, target, DEFAULT_SKIP_RULES.skips)
+        mark_clean_exit(target)
+        return target
 
     def add_event(self, kind: str, **data: Any) -> None:
         """Append one event; a line this short is written whole by one ``write``."""

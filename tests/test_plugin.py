@@ -490,3 +490,26 @@ def test_the_header_warns_about_a_temp_dir_too_deep_for_browser_sockets(
     result.stdout.fnmatch_lines(
         ["edgeprofiles: warning: TMPDIR * is too deep for a browser's socket*"]
     )
+
+
+def test_every_clone_of_a_run_is_made_from_one_snapshot_of_the_base(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    base = _make_base(pytester.mkdir("base"))
+    pytester.makepyfile(
+        test_inner=f"""
+        from pathlib import Path
+        BASE = Path({str(base)!r})
+
+        def test_first(edge_profile):
+            (BASE / "Default" / "Cookies").write_bytes(b"changed by the user's browser")
+
+        def test_second(edge_profile):
+            assert (edge_profile / "Default" / "Cookies").read_bytes() == b"cookie-jar"
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", f"--edge-profile-root={root}", f"--edge-base-profile={base}"
+    )
+    result.assert_outcomes(passed=2)
+    assert list((root / ".runs").iterdir()) == [], "the snapshot goes with the run"
