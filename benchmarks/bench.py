@@ -41,11 +41,13 @@ class Figure:
     met: bool
 
     def row(self) -> str:
-        if self.anchor is None:
-            value = f"{self.ours:.0f}/s" if "per second" in self.goal else f"{self.ours * 1000:.2f} ms"
-            ratio = value
+        if self.anchor is None and "per second" in self.goal:
+            ratio = f"{self.ours:.0f}/s"
+        elif self.anchor is None:
+            ratio = f"{self.ours * 1000:.2f} ms"
         else:
-            ratio = f"{self.ours / self.anchor:.2f}x ({self.ours * 1000:.0f} vs {self.anchor * 1000:.0f} ms)"
+            ours, anchor = self.ours * 1000, self.anchor * 1000
+            ratio = f"{self.ours / self.anchor:.2f}x ({ours:.0f} vs {anchor:.0f} ms)"
         mark = "yes" if self.met else "NO"
         return f"| {self.name} | {self.anchor_name} | {ratio} | {self.goal} | {mark} |"
 
@@ -60,15 +62,22 @@ def write_files(folder: Path, count: int, size: int) -> None:
         (folder / f"f_{i:06d}").write_bytes(chunk)
 
 
-def make_profile(root: Path, data_files: int, data_bytes: int, cache_files: int, cache_bytes: int) -> Path:
+def make_profile(
+    root: Path, data_files: int, data_bytes: int, cache_files: int, cache_bytes: int
+) -> Path:
     """A user data dir: real data in a few stores, and caches in the usual cache folders."""
     base = root / "User Data"
     default = base / "Default"
     default.mkdir(parents=True)
     (base / "Local State").write_text('{"browser": {}}')
     (default / "Preferences").write_text('{"profile": {"exit_type": "Normal"}}')
-    stores = ["IndexedDB/https_site_0.indexeddb.leveldb", "Local Storage/leveldb", "Extensions/abc/1.0", "Session Storage"]
-    for i, store in enumerate(stores):
+    stores = [
+        "IndexedDB/https_site_0.indexeddb.leveldb",
+        "Local Storage/leveldb",
+        "Extensions/abc/1.0",
+        "Session Storage",
+    ]
+    for store in stores:
         write_files(default / store, data_files // len(stores), data_bytes // data_files)
     caches = ["Cache/Cache_Data", "Code Cache/js", "GPUCache", "Service Worker/CacheStorage/x"]
     for cache in caches:
@@ -80,7 +89,9 @@ def median_of(fn: Callable[[], float], rounds: int) -> float:
     return statistics.median(fn() for _ in range(rounds))
 
 
-def alternate(ours: Callable[[], float], anchor: Callable[[], float], rounds: int) -> tuple[float, float]:
+def alternate(
+    ours: Callable[[], float], anchor: Callable[[], float], rounds: int
+) -> tuple[float, float]:
     """Medians of both, measured turn about so that both see the same machine."""
     a, b = [], []
     for _ in range(rounds):
@@ -131,8 +142,20 @@ def bench_clone(work: Path, base: Path, rounds: int) -> list[Figure]:
     full = alternate(ours, cp(base), rounds)
     perfect = alternate(ours, cp(lean), rounds)
     return [
-        Figure("clone of a cache-heavy profile", *full, "`cp -a` of the whole tree", "<= 0.25x", full[0] / full[1] <= 0.25),
-        Figure("the same clone", *perfect, "`cp -a` of the tree without caches", "<= 1.3x", perfect[0] / perfect[1] <= 1.3),
+        Figure(
+            "clone of a cache-heavy profile",
+            *full,
+            "`cp -a` of the whole tree",
+            "<= 0.25x",
+            full[0] / full[1] <= 0.25,
+        ),
+        Figure(
+            "the same clone",
+            *perfect,
+            "`cp -a` of the tree without caches",
+            "<= 1.3x",
+            perfect[0] / perfect[1] <= 1.3,
+        ),
     ]
 
 
@@ -181,14 +204,35 @@ def bench_cleanup_and_size(work: Path, base: Path, rounds: int) -> list[Figure]:
     repeated = median_of(lambda: timed(lambda: manager.get_profile_size(worker)), 50)
     manager.cleanup_all_profiles()
     return [
-        Figure("cleanup of a full profile", *cleanup, "`rm -rf`", "<= 1.2x", cleanup[0] / cleanup[1] <= 1.2),
-        Figure("first size of a freshly copied profile", *size, "`du -sb`", "<= 1.5x", size[0] / size[1] <= 1.5),
-        Figure("repeated size of an unchanged profile", repeated, None, "", "<= 1 ms", repeated <= 0.001),
+        Figure(
+            "cleanup of a full profile",
+            *cleanup,
+            "`rm -rf`",
+            "<= 1.2x",
+            cleanup[0] / cleanup[1] <= 1.2,
+        ),
+        Figure(
+            "first size of a freshly copied profile",
+            *size,
+            "`du -sb`",
+            "<= 1.5x",
+            size[0] / size[1] <= 1.5,
+        ),
+        Figure(
+            "repeated size of an unchanged profile",
+            repeated,
+            None,
+            "",
+            "<= 1 ms",
+            repeated <= 0.001,
+        ),
     ]
 
 
 def bench_small_ops(work: Path) -> list[Figure]:
-    manager = ProfileManager(root=work / "small", max_profiles=16, registry_path=work / "small.json")
+    manager = ProfileManager(
+        root=work / "small", max_profiles=16, registry_path=work / "small.json"
+    )
     times = []
     for _ in range(200):
         times.append(timed(lambda: manager.create_profile("w")))
@@ -199,8 +243,17 @@ def bench_small_ops(work: Path) -> list[Figure]:
     listing = median_of(lambda: timed(manager.list_profiles), 50)
     manager.cleanup_all_profiles()
     return [
-        Figure("`create_profile` without a base", create, None, "", "<= 2 ms median", create <= 0.002),
-        Figure("`list_profiles` with 16 profiles", listing, None, "contract: 100 ms", "<= 5 ms", listing <= 0.005),
+        Figure(
+            "`create_profile` without a base", create, None, "", "<= 2 ms median", create <= 0.002
+        ),
+        Figure(
+            "`list_profiles` with 16 profiles",
+            listing,
+            None,
+            "contract: 100 ms",
+            "<= 5 ms",
+            listing <= 0.005,
+        ),
     ]
 
 
@@ -213,7 +266,9 @@ def _contend(registry_path: str, root: str, seconds: float, queue: multiprocessi
     ops = 0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
-        record = ProfileRecord(f"p{pid}", f"{root}/p{pid}-{ops}", pid, create_time, "bench", time.time(), registry_path)
+        record = ProfileRecord(
+            f"p{pid}", f"{root}/p{pid}-{ops}", pid, create_time, "bench", time.time(), registry_path
+        )
         registry.acquire(record, 4, timeout=60)
         registry.release(record.path)
         ops += 1
@@ -223,7 +278,10 @@ def _contend(registry_path: str, root: str, seconds: float, queue: multiprocessi
 def bench_registry(work: Path, seconds: float) -> list[Figure]:
     path = work / "contended.json"
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    procs = [multiprocessing.Process(target=_contend, args=(str(path), str(work), seconds, queue)) for _ in range(8)]
+    procs = [
+        multiprocessing.Process(target=_contend, args=(str(path), str(work), seconds, queue))
+        for _ in range(8)
+    ]
     start = time.perf_counter()
     for p in procs:
         p.start()
@@ -232,7 +290,16 @@ def bench_registry(work: Path, seconds: float) -> list[Figure]:
         p.join()
     rate = total / (time.perf_counter() - start)
     peak = Registry(path).stats()["peak"]
-    return [Figure("registry slot acquire + release, 8 processes", rate, None, f"peak {peak} of cap 4", ">= 1000 per second, never over the cap", rate >= 1000 and peak <= 4)]
+    return [
+        Figure(
+            "registry slot acquire + release, 8 processes",
+            rate,
+            None,
+            f"peak {peak} of cap 4",
+            ">= 1000 per second, never over the cap",
+            rate >= 1000 and peak <= 4,
+        )
+    ]
 
 
 SUITE = """
@@ -245,34 +312,71 @@ def test_x({fixture}, i):
 """
 
 
+def _suite(cmd: list[str], folder: Path) -> Callable[[], float]:
+    return lambda: timed(lambda: run(*cmd, cwd=folder))
+
+
 def bench_suites(work: Path, base: Path, rounds: int, quick: bool) -> list[Figure]:
     figures = []
-    cases = [("40 tests of 0.25 s under -n 2 on a base clone", 40 if not quick else 8, 0.25, True, "<= 1.1x", 1.1),
-             ("300 trivial tests under -n 2", 300 if not quick else 40, 0.0, False, "<= 1.3x", 1.3)]
+    cases = [
+        (
+            "40 tests of 0.25 s under -n 2 on a base clone",
+            40 if not quick else 8,
+            0.25,
+            True,
+            "<= 1.1x",
+            1.1,
+        ),
+        ("300 trivial tests under -n 2", 300 if not quick else 40, 0.0, False, "<= 1.3x", 1.3),
+    ]
     for name, n, work_s, with_base, goal, limit in cases:
         folder = work / f"suite{n}"
         folder.mkdir()
-        (folder / "test_edge.py").write_text(textwrap.dedent(SUITE.format(n=n, fixture="edge_profile", work=work_s)))
-        (folder / "test_tmp.py").write_text(textwrap.dedent(SUITE.format(n=n, fixture="tmp_path", work=work_s)))
-        common = [sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider", f"--basetemp={folder / 'bt'}"]
+        (folder / "test_edge.py").write_text(
+            textwrap.dedent(SUITE.format(n=n, fixture="edge_profile", work=work_s))
+        )
+        (folder / "test_tmp.py").write_text(
+            textwrap.dedent(SUITE.format(n=n, fixture="tmp_path", work=work_s))
+        )
+        common = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-n",
+            "2",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={folder / 'bt'}",
+        ]
         edge = [*common, "test_edge.py", f"--edge-profile-root={folder / 'root'}"]
         if with_base:
             edge.append(f"--edge-base-profile={base}")
-        result = alternate(lambda: timed(lambda: run(*edge, cwd=folder)), lambda: timed(lambda: run(*common, "test_tmp.py", cwd=folder)), rounds)
-        figures.append(Figure(name, *result, "the same tests on `tmp_path`", goal, result[0] / result[1] <= limit))
+        result = alternate(_suite(edge, folder), _suite([*common, "test_tmp.py"], folder), rounds)
+        figures.append(
+            Figure(
+                name, *result, "the same tests on `tmp_path`", goal, result[0] / result[1] <= limit
+            )
+        )
     return figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small data, one round: a smoke test")
     args = parser.parse_args()
     rounds = 1 if args.quick else 5
     scale = 10 if args.quick else 1
     with tempfile.TemporaryDirectory(prefix="edgeprofiles-bench-") as tmp:
         work = Path(tmp)
-        heavy = make_profile(work / "heavy", 2000 // scale, 12 * MB // scale, 8000 // scale, 48 * MB // scale)
-        suite_base = make_profile(work / "suite", 300 // scale, 12 * MB // scale, 400 // scale, 40 * MB // scale)
+        heavy = make_profile(
+            work / "heavy", 2000 // scale, 12 * MB // scale, 8000 // scale, 48 * MB // scale
+        )
+        suite_base = make_profile(
+            work / "suite", 300 // scale, 12 * MB // scale, 400 // scale, 40 * MB // scale
+        )
         figures = [
             *bench_clone(work, heavy, rounds),
             *bench_cleanup_and_size(work, heavy, rounds),
