@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from pytest_edgeprofiles import cli, files, sweep
-from pytest_edgeprofiles.chromium import DEFAULT_SKIP_RULES, this_host
+from pytest_edgeprofiles.chromium import DEFAULT_SKIP_RULES, find_browser, this_host
 from pytest_edgeprofiles.records import ProfileRecord, read_record, record_path, write_record
 
 COOKIES = b"x" * 1000
@@ -402,9 +402,12 @@ def test_doctor_without_a_browser(
 
 
 def test_doctor_with_a_real_browser(capsys: pytest.CaptureFixture[str]) -> None:
-    if not os.path.exists("/usr/bin/chromium"):
-        pytest.skip("no /usr/bin/chromium")
-    code, doc = main_json(capsys, "doctor", "--browser", "/usr/bin/chromium")
+    browser = find_browser()
+    if browser is None:
+        if os.environ.get("EDGEPROFILES_REQUIRE_BROWSER") == "1":
+            pytest.fail("no browser found and EDGEPROFILES_REQUIRE_BROWSER=1")
+        pytest.skip("no Edge, Chrome or Chromium installed")
+    code, doc = main_json(capsys, "doctor", "--browser", browser.path)
     assert code == 0
     assert doc["browser"]["version"].count(".") == 3
 
@@ -538,7 +541,6 @@ def test_progress_with_the_real_tqdm(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pytest.importorskip("tqdm")
     monkeypatch.setattr(cli, "_interactive", lambda args: True)
     assert cli.main(["doctor", "--base-profile", str(base), "--browser", str(fake_browser)]) == 0
     assert "a clone copies 214 B" in capsys.readouterr().out
