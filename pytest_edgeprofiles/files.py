@@ -130,16 +130,40 @@ def _copy_file(entry: os.DirEntry[str], target: str) -> int:
     return st.st_size
 
 
-def tree_size(path: Path, skip: Callable[[tuple[str, ...], bool], bool] = _never) -> int:
-    """Bytes of the regular files under ``path``; symlinks are not followed."""
+def tree_size(path: Path, skip: Callable[[tuple[str, ...], bool], bool] | None = None) -> int:
+    """Bytes of the regular files under ``path``; symlinks are not followed.
+
+    Without ``skip`` it is a tight loop of its own (one ``lstat`` per file, as ``du`` does):
+    sizes are asked for often, and ``walk``'s bookkeeping would double their cost.
+    """
+    if skip is not None:
+        return sum(_file_size(entry) for entry, _ in walk(path, skip, tolerant=True))
     total = 0
-    for entry, _ in walk(path, skip, tolerant=True):
+    stack = [] if os.path.islink(path) else [os.fspath(path)]
+    while stack:
         try:
-            if entry.is_file(follow_symlinks=False):
-                total += entry.stat(follow_symlinks=False).st_size
+            entries = os.scandir(stack.pop())
         except OSError:
             continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
     return total
+
+
+def _file_size(entry: os.DirEntry[str]) -> int:
+    try:
+        return (
+            entry.stat(follow_symlinks=False).st_size if entry.is_file(follow_symlinks=False) else 0
+        )
+    except OSError:
+        return 0
 
 
 def remove_tree(path: Path, attempts: int = 6, first_delay: float = 0.05) -> None:
@@ -179,7 +203,13 @@ def move_aside(path: Path) -> Path:
 
 
 def clear_dir(path: Path) -> None:
-    """Remove everything inside ``path`` but keep the folder itself."""
+    """Remove everything inside ``path`` but keep the folder itself.
+
+    A ``path`` that is a symlink (a profile swapped for a link to a folder elsewhere) is
+    refused: what it points to is not ours to empty.
+    """
+    if os.path.islink(path):
+        raise OSError(errno.ELOOP, "refusing to empty a symlink", str(path))
     with os.scandir(path) as entries:
         names = [e.name for e in entries]
     for name in names:

@@ -41,6 +41,21 @@ def process_alive(pid: int, create_time: float) -> bool:
         return True
 
 
+def running_since(pid: int, moment: float) -> bool:
+    """Whether process ``pid`` runs and already ran at ``moment`` (a ``time.time()``): then it
+    may be the writer of a file last changed at that moment; a pid reused since is not."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        # Start times derive from a boot time counted in whole seconds: allow for that.
+        return proc.create_time() <= moment + 2.0
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
 def process_uses(pid: int, profile: str) -> bool:
     """Whether the live process ``pid`` runs with ``profile`` as its user data dir."""
     try:

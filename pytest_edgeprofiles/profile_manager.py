@@ -25,7 +25,7 @@ from typing import Any
 from . import chromium, files, processes
 from .background import Background
 from .chromium import DEFAULT_SKIP_RULES, SkipRules
-from .records import ProfileRecord, owned_paths, write_record
+from .records import ProfileRecord, owned_paths, record_path, write_record
 from .registry import Registry, RegistryFull
 
 log = logging.getLogger("pytest_edgeprofiles")
@@ -324,13 +324,14 @@ class ProfileManager:
             log.info("could not prepare a profile for %s (%s); making one now", worker_id, exc)
             return None
         try:
-            self._take_slot(record, timeout)
+            self._take_slot(record, timeout)  # writes the activated record
         except ProfileLimitError:
             with tracker.lock:
                 tracker.prepared[worker_id] = future  # still good for the next try
             raise
-        try:
-            write_record(record)
+        except _RootError as exc:
+            self._undo(record)
+            raise exc.cause from None
         except BaseException:
             self._undo(record)
             raise
@@ -377,7 +378,15 @@ class ProfileManager:
             prepared=prepared,
         )
         if not prepared:
-            self._take_slot(record, timeout)
+            try:
+                self._take_slot(record, timeout)
+            except (ProfileLimitError, _RootError):
+                raise  # no record was written
+            except BaseException:
+                # The record was written but the registry could not be: no slot, no record.
+                with contextlib.suppress(OSError):
+                    record_path(record.path).unlink()
+                raise
         try:
             self._populate(record)
         except BaseException:
@@ -386,8 +395,18 @@ class ProfileManager:
         return record
 
     def _take_slot(self, record: ProfileRecord, timeout: float) -> None:
+        """Take a slot and write ``record`` while the registry is locked: a registry rebuilt
+        from owner records (after it was deleted or damaged) must not miss a slot just taken.
+        An error writing the record is a ``_RootError``."""
+
+        def write() -> None:
+            try:
+                write_record(record)
+            except OSError as exc:
+                raise _RootError(exc) from exc
+
         try:
-            self._tracker.registry.acquire(record, self.max_profiles, timeout)
+            self._tracker.registry.acquire(record, self.max_profiles, timeout, on_take=write)
         except RegistryFull as full:
             error = ProfileLimitError(len(full.holders), self.max_profiles)
             error.holders = full.holders
@@ -398,12 +417,13 @@ class ProfileManager:
             root.parent.mkdir(parents=True, exist_ok=True)
             files.make_private_dir(root)
         else:
-            root.mkdir(parents=True, exist_ok=True)
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private when we make it
 
     def _populate(self, record: ProfileRecord) -> None:
         path = Path(record.path)
         try:
-            write_record(record)
+            if record.prepared:  # else written with its slot
+                write_record(record)
             path.mkdir(mode=0o700)
             if self.base_profile_path is not None:
                 self._check_room(record.worker_id, path.parent)
@@ -432,6 +452,8 @@ class ProfileManager:
         base_choice = chromium.download_dir(path)
         if base_choice:
             folder /= Path(base_choice).name
+        if record.downloads:  # outside the profile: private like it
+            Path(record.downloads).mkdir(mode=0o700, parents=True, exist_ok=True)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             chromium.set_download_dir(path, folder)

@@ -133,14 +133,31 @@ def _ours(folder: Path, name: str) -> bool:
     return folder.name == name and stat.S_ISDIR(st.st_mode) and st.st_uid == uid
 
 
+def owned_by_user(entry: os.DirEntry[str]) -> bool:
+    """Whether the entry (not followed) belongs to the current user."""
+    if not hasattr(os, "getuid"):
+        return True
+    try:
+        return entry.stat(follow_symlinks=False).st_uid == os.getuid()
+    except OSError:
+        return False
+
+
 def iter_records(root: Path) -> Iterator[tuple[Path, ProfileRecord]]:
-    """Each readable owner record directly under ``root`` with its file's path."""
+    """Each readable owner record directly under ``root`` with its file's path.
+
+    Records of other users are ignored: in a shared root anyone can plant a record naming
+    a folder of ours, and no sweep or registry may act on it.
+    """
     try:
         with os.scandir(root) as entries:
             names = [
                 e.name
                 for e in entries
-                if e.name.endswith(SUFFIX) and e.name != SUFFIX and e.is_file(follow_symlinks=False)
+                if e.name.endswith(SUFFIX)
+                and e.name != SUFFIX
+                and e.is_file(follow_symlinks=False)
+                and owned_by_user(e)
             ]
     except OSError:
         return

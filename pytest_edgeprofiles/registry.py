@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 from filelock import FileLock
 
 from . import files
-from .records import ProfileRecord, iter_records
+from .records import ProfileRecord, iter_records, record_path
 
 log = logging.getLogger("pytest_edgeprofiles")
 
@@ -62,14 +62,26 @@ class Registry:
             FileLock(f"{path}.lock", mode=0o600, thread_local=False) if path is not None else None
         )
         self._seen = False
+        self._roots_seen: set[str] = set()
 
     def add_rebuild_root(self, root: Path) -> None:
         """Also look under ``root`` for owner records when the file must be rebuilt."""
         if root not in self._rebuild_roots:
             self._rebuild_roots.append(root)
 
-    def acquire(self, record: ProfileRecord, max_profiles: int, timeout: float = 0.0) -> None:
-        """Take a slot for ``record``, waiting up to ``timeout`` s; ``RegistryFull`` if none."""
+    def acquire(
+        self,
+        record: ProfileRecord,
+        max_profiles: int,
+        timeout: float = 0.0,
+        on_take: Callable[[], None] | None = None,
+    ) -> None:
+        """Take a slot for ``record``, waiting up to ``timeout`` s; ``RegistryFull`` if none.
+
+        ``on_take`` runs once a slot is free, before it is taken and while the registry is
+        still locked; if it raises, no slot is taken. The manager writes the owner record
+        there: a registry rebuilt from owner records in between must not lose the slot.
+        """
         deadline = time.monotonic() + timeout
         pause = SLOT_POLL[0]
         while True:
@@ -78,6 +90,8 @@ class Registry:
                 if len(entries) >= max_profiles:
                     self._reap(entries)
                 if len(entries) < max_profiles:
+                    if on_take is not None:
+                        on_take()
                     entries[record.path] = record.to_dict()
                     stats = state["stats"]
                     stats["created"] += 1
@@ -112,6 +126,11 @@ class Registry:
             if not record.owner_alive():
                 log.info("reclaiming the slot of %s: its owner %s is gone", record.path, record.pid)
                 del entries[key]
+            elif not os.path.lexists(record.path) and not os.path.lexists(record_path(record.path)):
+                # Folder and record removed, but the slot was never given back (the registry
+                # could not be written then): the profile is gone for good.
+                log.info("reclaiming the slot of %s: the profile is gone", record.path)
+                del entries[key]
 
     @contextmanager
     def _state(self, write: bool = True) -> Iterator[dict[str, Any]]:
@@ -119,13 +138,17 @@ class Registry:
             if self._file_lock is None or self.path is None:
                 yield self._memory
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._file_lock.acquire(poll_interval=LOCK_POLL):
+            try:
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                lock = self._file_lock.acquire(poll_interval=LOCK_POLL)
+            except OSError as exc:
+                raise _registry_error(self.path, "lock", exc) from exc
+            with lock:
                 state = self._load(self.path)
                 before = repr(state)
                 yield state
                 if write and repr(state) != before:
-                    _write_in_place(self.path, state)
+                    _write(self.path, state)
                     self._seen = True
 
     def _load(self, path: Path) -> dict[str, Any]:
@@ -133,6 +156,8 @@ class Registry:
             state = files.read_json(path)
             _check_shape(state)
             self._seen = True
+            # Roots of other managers sharing the file: a rebuild must count their profiles.
+            self._roots_seen.update(os.path.dirname(p) for p in state["entries"])
             return state  # type: ignore[no-any-return]
         except FileNotFoundError:
             if self._seen:
@@ -145,12 +170,34 @@ class Registry:
 
     def _rebuild(self, path: Path) -> dict[str, Any]:
         state = _empty()
-        for root in self._rebuild_roots:
+        roots = dict.fromkeys([*self._rebuild_roots, *map(Path, sorted(self._roots_seen))])
+        for root in roots:
             for _, record in iter_records(root):
                 if record.registry == str(path) and record.holds_slot() and record.owner_alive():
                     state["entries"][record.path] = record.to_dict()
-        _write_in_place(path, state)
+        _write(path, state)
         return state
+
+
+def _write(path: Path, state: dict[str, Any]) -> None:
+    """Write the registry; an error names it. A file made read-only in a folder we may
+    write is replaced (with a warning): the cap must go on being counted."""
+    try:
+        _write_in_place(path, state)
+    except PermissionError as exc:
+        log.warning("registry %s is read-only (%s); replacing it", path, exc.strerror)
+        try:
+            files.write_json_atomic(path, state)
+        except OSError as again:
+            raise _registry_error(path, "write", again) from exc
+    except OSError as exc:
+        raise _registry_error(path, "write", exc) from exc
+
+
+def _registry_error(path: Path, action: str, exc: OSError) -> OSError:
+    """``exc`` (same type and errno) saying which registry could not be used, and how."""
+    reason = exc.strerror or str(exc)
+    return type(exc)(exc.errno, f"cannot {action} the profile registry ({reason})", str(path))
 
 
 def _write_in_place(path: Path, state: dict[str, Any]) -> None:

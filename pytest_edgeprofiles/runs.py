@@ -10,7 +10,9 @@ outright is swept by the next one.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +20,12 @@ from typing import Any
 
 from . import files, processes
 from .chromium import DEFAULT_SKIP_RULES, mark_clean_exit, this_host
-from .profile_manager import fallback_root
+from .profile_manager import default_root, fallback_root
 from .records import ProfileRecord, record_path, write_record
 from .sweep import SweepResult, sweep
 
 RUNS = ".runs"
+log = logging.getLogger("pytest_edgeprofiles")
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,13 @@ class RunFolder:
 
     @classmethod
     def create(cls, root: Path, run_id: str) -> RunFolder:
+        if root in _private_roots():
+            root.parent.mkdir(parents=True, exist_ok=True)
+            files.make_private_dir(root)  # refuses a planted one
+        else:
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
         runs = root / RUNS
-        runs.mkdir(parents=True, exist_ok=True)
+        runs.mkdir(mode=0o700, exist_ok=True)
         pid, create_time = processes.own_identity()
         path = runs / run_id
         write_record(
@@ -93,10 +101,43 @@ class RunFolder:
         files.remove_tree(record_path(self.path))
 
 
+def _private_roots() -> set[Path]:
+    return {default_root(), fallback_root(default_root())}
+
+
+def refuse_planted_root(root: Path) -> None:
+    """Raise ``UnsafeDirectoryError`` when ``root`` is the per-user default root (or its
+    fallback) and another local user could have planted it: a symlink, or not ours. Checked
+    as pytest checks ``pytest-of-<user>``; a root the user named is the user's business."""
+    if root not in _private_roots():
+        return
+    try:
+        st = root.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise files.UnsafeDirectoryError(f"refusing {root}: it is a symlink")
+    uid = getattr(os, "getuid", lambda: -1)()
+    if uid != -1 and st.st_uid != uid:
+        raise files.UnsafeDirectoryError(
+            f"refusing {root}: it is owned by uid {st.st_uid}, not {uid}"
+        )
+
+
 def sweep_leftovers(root: Path) -> SweepResult:
-    """Sweep dead owners' profiles under ``root`` and its fallback root, and run folders."""
+    """Sweep dead owners' profiles under ``root`` and its fallback root, and run folders.
+
+    A planted default root is refused (``UnsafeDirectoryError``); a planted fallback root is
+    passed over with a warning: nothing is ever read or removed through it.
+    """
+    refuse_planted_root(root)
     result = sweep(root)
     for other in (fallback_root(root), root / RUNS):
+        try:
+            refuse_planted_root(other)
+        except files.UnsafeDirectoryError as exc:
+            log.warning("not sweeping %s: %s", other, exc)
+            continue
         more = sweep(other)
         if other != root / RUNS:
             result.removed += more.removed

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import stat
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import files
-from .processes import release_browser
-from .records import ProfileRecord, iter_records, owned_paths, profile_of
+from .processes import release_browser, running_since
+from .records import ProfileRecord, iter_records, owned_by_user, owned_paths, profile_of
 
 log = logging.getLogger("pytest_edgeprofiles")
 
@@ -37,7 +39,8 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
 
     A profile goes when its owner process is dead (same host: pid gone, or reused by another
     process) or it was released to the sweep after a failed removal; so do ``garbage-*``
-    folders, which were moved aside to be deleted. A profile whose owner
+    folders, which were moved aside to be deleted, and temp files of writers killed before
+    they renamed them. A profile whose owner
     lives, of another host, or marked kept is never touched. ``older_than`` (seconds) spares
     younger profiles.
     """
@@ -61,6 +64,11 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
             continue
         result.removed.append(garbage)
         result.freed_bytes += size
+    if not dry_run:
+        for temp in _stale_temp_files(root):
+            # Not a profile: not reported. Gone already: its writer finished after all.
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
     return result
 
 
@@ -70,9 +78,36 @@ _GARBAGE = re.compile(re.escape(files.GARBAGE_PREFIX) + r".+-[0-9a-f]{12}")
 def _garbage(root: Path) -> list[Path]:
     try:
         with os.scandir(root) as entries:
-            return [Path(e.path) for e in entries if _GARBAGE.fullmatch(e.name)]
+            return [
+                Path(e.path) for e in entries if _GARBAGE.fullmatch(e.name) and owned_by_user(e)
+            ]
     except OSError:
         return []
+
+
+#: What ``files.write_json_atomic`` writes before renaming: ``.<name>.<pid>.<thread>.tmp``.
+_TEMP = re.compile(r"\..+\.(\d+)\.\d+\.tmp")
+
+
+def _stale_temp_files(root: Path) -> list[Path]:
+    """Our temp files whose writer died before renaming them (killed mid-write): nothing
+    else would ever remove them."""
+    stale = []
+    try:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                match = _TEMP.fullmatch(entry.name)
+                if match is None or not owned_by_user(entry):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and not running_since(int(match[1]), st.st_mtime):
+                    stale.append(Path(entry.path))
+    except OSError:
+        return []
+    return stale
 
 
 def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepResult:

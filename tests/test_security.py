@@ -1,0 +1,651 @@
+"""Security: private files, planted roots and records, symlinks in and around profiles,
+unreadable bases, and browsers that are not ours to stop.
+
+As root (CI), "another user" is uid 65534 (nobody), reached through ``setpriv``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from pytest_edgeprofiles import ProfileManager, launch, profile_manager, sweep
+from pytest_edgeprofiles.chromium import Browser, find_browser
+from pytest_edgeprofiles.records import ProfileRecord, write_record
+from pytest_edgeprofiles.registry import Registry
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions and symlinks")
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+NOBODY = 65534
+
+
+def _open_temp() -> str:
+    """A temp dir every user can traverse, so that a check as another user means something."""
+    for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        path = Path(candidate).resolve()
+        if path.is_dir() and all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents]):
+            return str(path)
+    return tempfile.gettempdir()
+
+
+OPEN_TMP = _open_temp()
+OUTER_XDIST = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT")
+
+
+def needs_root(what: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not IS_ROOT, reason=f"only root can {what}")
+
+
+def names(folder: Path | str) -> list[str]:
+    try:
+        return sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+
+
+def mode(path: Path | str) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int, int, bytes | str | None]]:
+    """Everything below ``folder`` (links not followed): mode, owner, mtime, content."""
+    seen: dict[str, tuple[int, int, int, bytes | str | None]] = {}
+    for path in [folder, *sorted(folder.rglob("*"))]:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            content: bytes | str | None = os.readlink(path)
+        elif stat.S_ISREG(st.st_mode):
+            content = path.read_bytes()
+        else:
+            content = None
+        seen[str(path.relative_to(folder))] = (st.st_mode, st.st_uid, st.st_mtime_ns, content)
+    return seen
+
+
+def as_nobody(*command: str) -> subprocess.CompletedProcess[str]:
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to act as another user"
+    return subprocess.run(
+        [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder any user may traverse (0755) in the real temp dir; pytest's own tmp_path sits
+    in a 0700 folder, behind which every file would look private."""
+    folder = Path(tempfile.mkdtemp(prefix="edgeprofiles-sec-", dir=OPEN_TMP))
+    os.chmod(folder, 0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- private files ----------------------------------------------------------------------------
+
+UMASK_ZERO = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+    from pytest_edgeprofiles import ProfileManager
+    from pytest_edgeprofiles.runs import RunFolder
+    os.umask(0)  # the most permissive a user can set: only explicit modes protect anything
+    top = Path(sys.argv[1])
+    base = top / "base"
+    (base / "Default").mkdir(parents=True)
+    (base / "Local State").write_text("{}")
+    (base / "Default" / "Preferences").write_text('{"download": {"default_directory": "/x/reports"}}')
+    m = ProfileManager(str(base), root=top / "root", registry_path=top / "reg" / "registry.json",
+                       download_root=top / "downloads")
+    path = m.create_profile("gw0")
+    run = RunFolder.create(top / "runroot", "run0001")
+    run.add_event("kept", path=path, test="t")
+    print(json.dumps({"profile": path, "downloads": m.get_download_dir("gw0"),
+                      "run": str(run.path)}))
+    os._exit(0)  # leave it all on disk for the checks
+    """
+)
+
+
+@posix_only
+def test_everything_made_is_private_even_under_umask_zero(open_folder: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", UMASK_ZERO, str(open_folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    made = json.loads(result.stdout)
+    profile, downloads, run = Path(made["profile"]), Path(made["downloads"]), Path(made["run"])
+    registry = open_folder / "reg" / "registry.json"
+    private_dirs = [
+        open_folder / "root",  # created by the manager
+        profile,
+        open_folder / "reg",
+        downloads.parent,  # <download root>/<profile name>, outside the profile
+        downloads,
+        open_folder / "runroot",
+        open_folder / "runroot" / ".runs",
+        run,
+    ]
+    private_files = [
+        Path(f"{profile}.owner"),
+        registry,
+        Path(f"{registry}.lock"),
+        Path(f"{run}.owner"),
+        run / "events.jsonl",
+    ]
+    assert downloads.parent.parent == open_folder / "downloads"
+    for folder in private_dirs:
+        assert mode(folder) == 0o700, folder
+    for file in private_files:
+        assert mode(file) == 0o600, file
+    if IS_ROOT:
+        # Checked as another user too: nothing of it can be listed or read.
+        control = open_folder / "public.txt"
+        control.write_text("anyone may read this")
+        control.chmod(0o644)
+        assert as_nobody("cat", str(control)).returncode == 0, "the check itself works"
+        for target in private_dirs:
+            assert as_nobody("ls", str(target)).returncode != 0, target
+        for target in private_files:
+            assert as_nobody("cat", str(target)).returncode != 0, target
+
+
+# -- planted roots and records ----------------------------------------------------------------
+
+PLANTED = {"note.txt": b"the attacker's own file"}
+
+
+def _plant(
+    folder: Path,
+    victim: Path,
+    dead: tuple[int, float],
+    owner: int | None,
+    registry: Path | None = None,
+) -> None:
+    """What another local user leaves in a folder we might trust: a record naming a dead
+    process of this host, whose download folder is one of the victim's folders."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in PLANTED.items():
+        (folder / name).write_bytes(data)
+    (folder / victim.name).mkdir()
+    write_record(
+        ProfileRecord(
+            worker_id="x",
+            path=str(folder / victim.name),
+            pid=dead[0],
+            create_time=dead[1],
+            host=socket.gethostname(),
+            created_at=time.time() - 3600,
+            downloads=str(victim),
+            registry=None if registry is None else str(registry),
+        )
+    )
+    (folder / f"garbage-x-{'0' * 12}").mkdir()
+    (folder / f".{victim.name}.owner.{dead[0]}.1.tmp").write_text("{}")
+    if owner is not None:
+        for path in [folder, *folder.iterdir()]:
+            os.chown(path, owner, owner, follow_symlinks=False)
+        os.chmod(folder, 0o777)
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    """A folder of ours that a planted record names as its download folder."""
+    folder = tmp_path / "home" / "Documents"
+    folder.mkdir(parents=True)
+    (folder / "thesis.tex").write_text("years of work")
+    return folder
+
+
+@posix_only
+@pytest.mark.parametrize(
+    "planted",
+    [
+        pytest.param("symlink", id="symlink"),
+        pytest.param("dangling-symlink", id="dangling-symlink"),
+        pytest.param("other-user", id="other-user", marks=needs_root("give a folder away")),
+    ],
+)
+def test_a_planted_default_root_is_refused_by_a_test_run(
+    pytester: pytest.Pytester,
+    sandbox_tempdir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    victim: Path,
+    dead_owner: tuple[int, float],
+    planted: str,
+) -> None:
+    for name in OUTER_XDIST:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("EDGEPROFILES_ROOT", raising=False)
+    root = profile_manager.default_root()
+    attacker = tmp_path / "attacker"
+    if planted == "other-user":
+        _plant(root, victim, dead_owner, NOBODY)
+        watched = root
+    else:
+        if planted == "symlink":
+            # A link to a folder of ours (records of ours, a dead owner): only the refusal
+            # of the link itself keeps the sweep out of it.
+            _plant(attacker, victim, dead_owner, None)
+        os.symlink(attacker, root)
+        watched = attacker
+    before = snapshot(watched) if watched.exists() else None
+    victim_before = snapshot(victim)
+    pytester.makepyfile(test_x="def test_x(edge_profile): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret != 0
+    output = result.stdout.str() + result.stderr.str()
+    reason = "it is owned by uid 65534" if planted == "other-user" else "it is a symlink"
+    assert f"refusing {root}: {reason}" in output
+    assert "1 passed" not in output
+    # Nothing was created, read through or removed: the attacker's folder is as planted.
+    if before is None:
+        assert not watched.exists()
+    else:
+        assert snapshot(watched) == before
+    assert snapshot(victim) == victim_before
+    assert not (tmp_path / "cache" / "edgeprofiles" / ".runs").exists()
+
+
+@posix_only
+@needs_root("give files to another user")
+def test_records_garbage_and_temp_files_of_another_user_are_left_alone(
+    tmp_root: Path, victim: Path, dead_owner: tuple[int, float], sandbox_tempdir: Path
+) -> None:
+    """A shared root (say /tmp/profiles): another user's entries are never acted on."""
+    tmp_root.mkdir()
+    registry = (tmp_root.parent / "registry.json").resolve()
+    _plant(tmp_root, victim, dead_owner, NOBODY, registry)
+    before, victim_before = snapshot(tmp_root), snapshot(victim)
+    result = sweep.sweep(tmp_root)
+    assert (result.removed, result.failed) == ([], [])
+    assert snapshot(tmp_root) == before
+    assert snapshot(victim) == victim_before
+    # Nor do they count against the cap when the registry is rebuilt from records.
+    m = ProfileManager(root=tmp_root, registry_path=registry, max_profiles=1)
+    try:
+        path = m.create_profile("gw0")
+        registry.write_bytes(b"garbage")
+        assert [h.path for h in Registry(registry, [tmp_root]).holders()] == [path]
+    finally:
+        m.cleanup_all_profiles()
+    assert snapshot(victim) == victim_before
+
+
+# -- symlinks in a base profile and in profiles ------------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Iterator[Path]:
+    """Folders and files that no profile owns, some read-only, one big."""
+    folder = tmp_path / "outside"
+    (folder / "docs" / "deep").mkdir(parents=True)
+    (folder / "docs" / "deep" / "secret.txt").write_text("do not copy, do not touch")
+    (folder / "docs" / "ro.txt").write_text("read-only")
+    (folder / "docs" / "ro.txt").chmod(0o444)
+    (folder / "sealed").mkdir()
+    (folder / "sealed" / "x").write_text("x")
+    (folder / "sealed").chmod(0o555)
+    with open(folder / "huge.bin", "wb") as fh:
+        fh.truncate(64 * 1024 * 1024)  # sparse: 64 MB that take no room
+    yield folder
+    (folder / "sealed").chmod(0o755)
+
+
+LINKS = {
+    "Default/docs-link": "{outside}/docs",  # a folder outside, absolute
+    "Default/huge-link": "../../../outside/huge.bin",  # a file outside, relative
+    "Default/root-link": "/",  # everything
+    "Default/self": ".",  # a loop onto its own folder
+    "Default/up": "..",  # a loop onto the user data dir
+    "Default/a": "b",  # a two-link loop
+    "Default/b": "a",
+    "Default/chain1": "chain2",  # a chain that ends outside
+    "Default/chain2": "{outside}/sealed",
+    "Default/dangling": "/nowhere/at/all",
+}
+
+
+@posix_only
+def test_base_symlinks_are_copied_as_links_never_their_targets(
+    manager: Callable[..., ProfileManager], make_base: Callable[..., Path], outside: Path
+) -> None:
+    base = make_base()
+    assert base.parent.parent == outside.parent
+    for rel, target in LINKS.items():
+        os.symlink(target.format(outside=outside), base / rel)
+    outside_before = snapshot(outside)
+    # 64 MB behind a link against a 1 MB limit: only what is copied counts, and it is a link.
+    m = manager(str(base), profile_size_limit_mb=1)
+    clone = Path(m.create_profile("gw0"))
+    for rel, target in LINKS.items():
+        assert (clone / rel).is_symlink(), rel
+        assert os.readlink(clone / rel) == target.format(outside=outside), rel
+    assert not any(p.name == "secret.txt" for p in clone.rglob("*"))
+    assert m.get_profile_size("gw0") < 1024 * 1024
+    assert m.copy_base_profile("gw0") is True  # a refresh goes through the same links
+    assert m.cleanup_profile("gw0") is True
+    assert not clone.exists()
+    assert snapshot(outside) == outside_before
+
+
+@posix_only
+def test_special_files_in_a_base_are_left_out_without_hanging(
+    tmp_path: Path, make_base: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = make_base()
+    os.mkfifo(base / "Default" / "pipe")  # copying it would block on open for ever
+    monkeypatch.chdir(base / "Default")  # a relative name: socket paths are short
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind("sock")
+        code = textwrap.dedent(
+            """
+            import os, sys
+            from pytest_edgeprofiles import ProfileManager
+            m = ProfileManager(sys.argv[1], root=sys.argv[2])
+            path = m.create_profile("gw0")
+            print(sorted(os.listdir(os.path.join(path, "Default"))))
+            m.cleanup_all_profiles()
+            """
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(base), str(tmp_path / "root")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    listed = result.stdout.strip()
+    assert "'Cookies'" in listed
+    assert "pipe" not in listed and "sock" not in listed
+    assert names(tmp_path / "root") == []
+
+
+@posix_only
+def test_cleanup_and_sweep_of_profiles_full_of_links_leave_the_targets_untouched(
+    tmp_root: Path, outside: Path, sandbox_tempdir: Path
+) -> None:
+    code = textwrap.dedent(
+        """
+        import os, sys
+        from pathlib import Path
+        from pytest_edgeprofiles import ProfileManager
+        m = ProfileManager(root=sys.argv[1])
+        links = {"docs": sys.argv[2] + "/docs", "ro": sys.argv[2] + "/docs/ro.txt",
+                 "sealed": sys.argv[2] + "/sealed", "root": "/"}
+        for worker in ("alive", "killed"):
+            p = Path(m.create_profile(worker))
+            for name, target in links.items():
+                os.symlink(target, p / name)
+                os.symlink(target, p / "Default" / name)
+            os.chmod(p / "Default", 0o500)  # read-only folder holding links
+        print(m.get_profile_path("alive"), flush=True)
+        assert m.cleanup_profile("alive") is True
+        os._exit(0)  # the other one is left as a killed worker leaves it
+        """
+    )
+    before = snapshot(outside)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_root), str(outside)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(sweep.sweep(tmp_root).removed) == 1
+    assert names(tmp_root) == []
+    assert snapshot(outside) == before
+
+
+@posix_only
+def test_a_profile_swapped_for_a_symlink_is_never_followed(
+    manager: Callable[..., ProfileManager],
+    make_base: Callable[..., Path],
+    outside: Path,
+    tmp_root: Path,
+) -> None:
+    m = manager(str(make_base()))
+    before = snapshot(outside)
+
+    def swap(worker_id: str) -> str:
+        path = m.get_profile_path(worker_id)
+        assert path is not None
+        shutil.rmtree(path)
+        os.symlink(outside / "docs", path)
+        return path
+
+    m.create_profile("gw0")
+    path = swap("gw0")
+    assert m.validate_profile("gw0") is False
+    assert m.get_profile_size("gw0") == 0
+    # A refresh would empty the folder and copy the base into it: refused, not followed.
+    assert m.copy_base_profile("gw0") is False
+    assert snapshot(outside) == before
+    assert m.cleanup_profile("gw0") is True
+    assert not os.path.lexists(path)
+    m.create_profile("gw1")
+    swap("gw1")
+    m.release_profile("gw1")
+    m.drain()
+    assert m.background_failures == []
+    assert names(tmp_root) == []
+    assert snapshot(outside) == before
+
+
+@posix_only
+def test_a_folder_swapped_for_a_symlink_mid_cleanup_is_not_followed(
+    manager: Callable[..., ProfileManager],
+    outside: Path,
+    tmp_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    m = manager()
+    path = Path(m.create_profile("gw0"))
+    (path / "Default" / "Cache" / "sub").mkdir(parents=True)
+    (path / "Default" / "Cache" / "sub" / "f").write_text("ours")
+    before = snapshot(outside)
+    real_open = os.open
+    swapped: list[str] = []
+
+    def open_(name: Any, flags: int, *args: Any, dir_fd: int | None = None, **kwargs: Any) -> int:
+        if os.fsdecode(name) == "Cache" and dir_fd is not None and not swapped:
+            # Between the listing and the descent, someone swaps the folder for a link out.
+            here = f"/proc/self/fd/{dir_fd}"
+            os.rename(f"{here}/Cache", f"{here}/Cache-moved")
+            os.symlink(outside / "docs", f"{here}/Cache")
+            swapped.append(here)
+        return real_open(name, flags, *args, dir_fd=dir_fd, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    assert m.cleanup_profile("gw0") is True
+    monkeypatch.undo()
+    assert swapped, "the swap never happened: this test proved nothing"
+    assert names(tmp_root) == []
+    assert snapshot(outside) == before
+
+
+# -- an unreadable base -----------------------------------------------------------------------
+
+UNREADABLE = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+    from pytest_edgeprofiles import ProfileManager
+    case, top = sys.argv[1], Path(sys.argv[2])
+    base, root, registry = top / "base", top / "root", top / "reg" / "registry.json"
+    (base / "Default" / "Local Storage").mkdir(parents=True)
+    (base / "Local State").write_text("{}")
+    (base / "Default" / "Cookies").write_text("c")
+    (base / "Default" / "Local Storage" / "x").write_text("x")
+    m = ProfileManager(str(base), root=root, registry_path=registry, max_profiles=1)
+    held = m.create_profile("held")
+    unreadable = {
+        "file": base / "Default" / "Cookies",
+        "folder": base / "Default" / "Local Storage",
+        "base": base,
+    }[case]
+    os.chmod(unreadable, 0o000)
+    try:
+        open(base / "Default" / "Cookies").close()
+        os.listdir(base / "Default" / "Local Storage")
+    except PermissionError:
+        pass
+    else:
+        sys.exit("the runner ignores permissions: this test would prove nothing")
+    refreshed = m.copy_base_profile("held")
+    m.cleanup_profile("held")
+    report = {"refreshed": refreshed}
+    try:
+        m.create_profile("gw0")
+    except PermissionError as exc:
+        report["error"] = [type(exc).__name__, exc.filename]
+    report["left"] = sorted(os.listdir(root))
+    report["entries"] = json.loads(registry.read_text())["entries"]
+    report["listed"] = list(m.list_profiles())
+    os.chmod(unreadable, 0o700)
+    report["after"] = os.path.isdir(m.create_profile("gw0"))  # slot and worker id free
+    m.cleanup_all_profiles()
+    print(json.dumps(report))
+    """
+)
+
+
+@posix_only
+@pytest.mark.parametrize("case", ["file", "folder", "base"])
+def test_an_unreadable_base_gives_permission_error_and_leaves_nothing(unprivileged, case):
+    result = unprivileged.run(UNREADABLE, case, str(unprivileged.folder))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    base = unprivileged.folder / "base"
+    unreadable = {
+        "file": base / "Default" / "Cookies",
+        "folder": base / "Default" / "Local Storage",
+        "base": base,
+    }[case]
+    assert report["refreshed"] is False
+    assert report["error"] == ["PermissionError", str(unreadable)]
+    assert report["left"] == []
+    assert report["entries"] == {}
+    assert report["listed"] == []
+    assert report["after"] is True
+
+
+# -- stopping browsers: only ours, only on the exact profile ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Browser:
+    found = find_browser()
+    if found is None:
+        if os.environ.get("EDGEPROFILES_REQUIRE_BROWSER") == "1":
+            pytest.fail("no browser found and EDGEPROFILES_REQUIRE_BROWSER=1")
+        pytest.skip("no Edge, Chrome or Chromium installed")
+    return found
+
+
+def _wait_for(predicate: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)  # a poll with a deadline: the browser signals nothing we can wait on
+
+
+def _start_browser(profile: Path, browser: Browser) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [browser.path, *launch.browser_args(profile, browser, extra=launch.QUIET_FLAGS)],
+        env=launch.browser_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(lambda: os.path.lexists(profile / "SingletonSocket"), "the browser's lock")
+    return proc
+
+
+def _is_sh(pid: int) -> bool:
+    """Whether ``pid`` runs ``sh`` yet (after ``setpriv`` or the fork before exec)."""
+    try:
+        return psutil.Process(pid).cmdline()[:1] == ["sh"]
+    except psutil.Error:
+        return False
+
+
+def _bystander(*args: str, user: int | None = None) -> subprocess.Popen[bytes]:
+    """A process whose command line carries ``args``: ``sh`` waits on a child and keeps them."""
+    prefix: list[str] = []
+    if user is not None:
+        prefix = [shutil.which("setpriv") or "setpriv", f"--reuid={user}", f"--regid={user}"]
+        prefix.append("--clear-groups")
+    return subprocess.Popen(
+        [*prefix, "sh", "-c", "sleep 600; :", "sh", *args], start_new_session=True
+    )
+
+
+@posix_only
+def test_cleanup_stops_only_this_users_browser_on_the_exact_profile(
+    browser: Browser, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    m = ProfileManager(root=root)
+    profile = Path(m.create_profile("w"))
+    sibling = Path(f"{profile}-other")  # a path that starts with ours
+    sibling.mkdir()
+    ours = _start_browser(profile, browser)
+    shells = {
+        "a flag naming a folder inside": _bystander(f"--user-data-dir={profile}/Default"),
+        "another flag naming it": _bystander(f"--disk-cache-dir={profile}"),
+    }
+    if IS_ROOT:
+        shells["another user's process"] = _bystander(f"--user-data-dir={profile}", user=NOBODY)
+    bystanders = {"sibling browser": _start_browser(sibling, browser), **shells}
+    try:
+        for name, proc in shells.items():
+            _wait_for(lambda p=proc: _is_sh(p.pid), name)
+        if IS_ROOT:
+            other = bystanders["another user's process"]
+            _wait_for(lambda: psutil.Process(other.pid).uids().real == NOBODY, "setpriv")
+        assert m.cleanup_profile("w") is True
+        assert ours.wait(timeout=10) is not None
+        assert not profile.exists()
+        for name, proc in bystanders.items():
+            assert proc.poll() is None, f"{name} was stopped"
+        assert sibling.is_dir() and (sibling / "SingletonLock").is_symlink()
+    finally:
+        for proc in shells.values():  # the shell and its sleep
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        bystanders["sibling browser"].send_signal(signal.SIGHUP)
+        for proc in bystanders.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if ours.poll() is None:
+            ours.kill()
+            ours.wait()
+        m.cleanup_all_profiles()
+        shutil.rmtree(sibling, ignore_errors=True)
