@@ -34,7 +34,7 @@ from .chromium import (
 )
 from .profile_manager import check_base_profile, default_root
 from .records import ProfileRecord, iter_records, owned_paths, profile_of
-from .runs import RUNS
+from .runs import RUNS, refuse_planted_root
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 T = TypeVar("T")
@@ -122,6 +122,7 @@ def _root(args: argparse.Namespace) -> Path:
     else:
         text, source = os.environ.get("EDGEPROFILES_ROOT", ""), "EDGEPROFILES_ROOT"
     root = Path(text).expanduser().resolve() if text else default_root()
+    refuse_planted_root(root)  # never read or remove through a planted default root
     if root.exists() and not root.is_dir():
         raise UsageError(f"{source}: {root} is not a directory")
     return root

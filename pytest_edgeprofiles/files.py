@@ -36,14 +36,24 @@ def make_private_dir(path: Path) -> None:
     except FileExistsError:
         if not path.is_symlink():  # a dangling link: refused below like any other link
             raise
-    st = path.lstat()
+    st = refuse_foreign(path)
+    if st is not None and st.st_mode & 0o077:
+        os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+
+
+def refuse_foreign(path: Path) -> os.stat_result | None:
+    """``UnsafeDirectoryError`` when ``path`` is a symlink or another user's; its ``lstat``
+    otherwise, or None when it does not exist."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
     if stat.S_ISLNK(st.st_mode):
         raise UnsafeDirectoryError(f"refusing {path}: it is a symlink")
     uid = getattr(os, "getuid", lambda: -1)()
     if uid != -1 and st.st_uid != uid:
         raise UnsafeDirectoryError(f"refusing {path}: it is owned by uid {st.st_uid}, not {uid}")
-    if st.st_mode & 0o077:
-        os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+    return st
 
 
 def read_json(path: Path) -> Any:

@@ -28,6 +28,7 @@ from .chromium import (
     socket_path_too_long,
     version_tuple,
 )
+from .files import UnsafeDirectoryError
 from .profile_manager import (
     MAX_PROFILES_RANGE,
     ProfileLimitError,
@@ -265,11 +266,14 @@ def _resolve(config: pytest.Config, opt: _Option) -> Any:
             config.inipath.parent if config.inipath else None,
         ),
     ]
-    for value, where, base in sources:
-        if value is None or value == "":
+    for position, (value, where, base) in enumerate(sources):
+        # An empty variable or ini line means "not set"; an empty --flag= is a mistake.
+        if value is None or (value == "" and position > 0):
             continue
         text = str(base / Path(value).expanduser()) if opt.is_path and base else value
         try:
+            if not text:
+                raise ValueError("the value is empty")
             return opt.parse(text)
         except (ValueError, OSError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
@@ -322,9 +326,12 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     values = {opt.key: _resolve(config, opt) for opt in OPTIONS}
     root = Path(values["profile_root"]) if values["profile_root"] else default_root()
-    swept = sweep_leftovers(root) if root.is_dir() else None
     run_id = uuid.uuid4().hex[:12]
-    run = RunFolder.create(root, run_id)
+    try:
+        swept = sweep_leftovers(root) if root.is_dir() else None
+        run = RunFolder.create(root, run_id)
+    except UnsafeDirectoryError as exc:
+        raise pytest.UsageError(f"edgeprofiles: {exc} (another user may have planted it)") from None
     browser = find_browser(values["browser"])
     try:
         if values["base_profile"] is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,19 +108,8 @@ def refuse_planted_root(root: Path) -> None:
     """Raise ``UnsafeDirectoryError`` when ``root`` is the per-user default root (or its
     fallback) and another local user could have planted it: a symlink, or not ours. Checked
     as pytest checks ``pytest-of-<user>``; a root the user named is the user's business."""
-    if root not in _private_roots():
-        return
-    try:
-        st = root.lstat()
-    except FileNotFoundError:
-        return
-    if stat.S_ISLNK(st.st_mode):
-        raise files.UnsafeDirectoryError(f"refusing {root}: it is a symlink")
-    uid = getattr(os, "getuid", lambda: -1)()
-    if uid != -1 and st.st_uid != uid:
-        raise files.UnsafeDirectoryError(
-            f"refusing {root}: it is owned by uid {st.st_uid}, not {uid}"
-        )
+    if root in _private_roots():
+        files.refuse_foreign(root)
 
 
 def sweep_leftovers(root: Path) -> SweepResult:

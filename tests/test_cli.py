@@ -153,6 +153,24 @@ def test_default_root(
     assert [p["path"] for p in doc["profiles"]] == [profile]
 
 
+@pytest.mark.parametrize("command", ["list", "clean"])
+def test_a_planted_default_root_is_neither_read_nor_cleaned(
+    sandbox_tempdir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    monkeypatch.delenv("EDGEPROFILES_ROOT", raising=False)
+    attacker = tmp_path / "attacker"
+    (attacker / "gw0-0123456789ab").mkdir(parents=True)
+    root = cli.default_root()
+    root.symlink_to(attacker)
+    assert cli.main([command]) == 1
+    assert f"refusing {root}: it is a symlink" in capsys.readouterr().err
+    assert (attacker / "gw0-0123456789ab").is_dir()
+
+
 # -- clean --------------------------------------------------------------------------------------
 
 

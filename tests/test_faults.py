@@ -851,11 +851,11 @@ DEFAULTS: dict[str, object] = {
 def _expected(option: str, text: str) -> object | None:
     """What a user reading the README expects the option to accept (None: refused).
 
-    An empty value counts as not given, on the command line as in the environment: the
-    default applies.
+    An empty environment variable counts as not given (the default applies); an empty
+    ``--flag=`` on the command line is a mistake and refused.
     """
     if text == "":
-        return DEFAULTS[option]
+        return None if option.startswith("--") else DEFAULTS[option]
     stripped = text.strip()
     if option == "--edge-max-profiles":
         try:

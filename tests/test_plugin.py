@@ -238,6 +238,7 @@ def test_environment_beats_ini_and_command_line_beats_both(
         ([], {}, "edge_base_profile = nowhere", "--edge-base-profile: invalid value 'nowhere' (*nowhere) in *tox.ini*not found*"),
         ([], {}, "edge_profile_retention_count = -1", "edge_profile_retention_count: invalid value '-1'*"),
         (["--edge-profile-root=afile"], {}, "", "--edge-profile-root: invalid value 'afile'*not a directory*"),
+        (["--edge-max-profiles="], {}, "", "--edge-max-profiles: invalid value '' on the command line*the value is empty"),
     ],
 )  # fmt: skip
 def test_usage_errors_name_option_value_and_source(

@@ -257,10 +257,11 @@ def test_a_planted_default_root_is_refused_by_a_test_run(
     victim_before = snapshot(victim)
     pytester.makepyfile(test_x="def test_x(edge_profile): pass")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    assert result.ret != 0
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     output = result.stdout.str() + result.stderr.str()
     reason = "it is owned by uid 65534" if planted == "other-user" else "it is a symlink"
-    assert f"refusing {root}: {reason}" in output
+    assert f"ERROR: edgeprofiles: refusing {root}: {reason}" in output
+    assert "Traceback" not in output and "INTERNALERROR" not in output
     assert "1 passed" not in output
     # Nothing was created, read through or removed: the attacker's folder is as planted.
     if before is None:
