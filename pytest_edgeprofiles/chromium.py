@@ -239,6 +239,16 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:4])
 
 
+def compare_versions(base_version: str | None, browser_version: str | None) -> str:
+    """How a profile's ``Last Version`` compares with the browser's: ``same``, ``older`` (the
+    browser upgrades it), ``newer`` (the browser may refuse its databases) or ``unknown``."""
+    base = version_tuple(base_version or "")
+    ours = version_tuple(browser_version or "")
+    if not base or not ours:
+        return "unknown"
+    return "same" if base == ours else "newer" if base > ours else "older"
+
+
 # -- browser discovery ---------------------------------------------------------------------
 
 

@@ -20,20 +20,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from . import __version__, files, processes
+from . import __version__, files, processes, sweep
 from .chromium import (
     DEFAULT_SKIP_RULES,
     JSON_FILES,
     Browser,
     SkipRules,
+    compare_versions,
     find_browser,
     last_version,
-    read_singleton_lock,
     this_host,
-    version_tuple,
 )
 from .profile_manager import check_base_profile, default_root
-from .records import ProfileRecord, iter_records, owned_paths, profile_of
+from .records import ProfileRecord, iter_records, profile_of
 from .runs import RUNS, refuse_planted_root
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -129,7 +128,6 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 Entry = tuple[str, Path, ProfileRecord | None]
-_GARBAGE = re.compile(re.escape(files.GARBAGE_PREFIX) + r".+-[0-9a-f]{12}")
 
 
 def _entries(root: Path) -> list[Entry]:
@@ -141,12 +139,7 @@ def _entries(root: Path) -> list[Entry]:
         for kind, folder in (("profile", root), ("run", root / RUNS))
         for record_file, record in sorted(iter_records(folder), key=lambda item: item[0])
     ]
-    try:
-        with os.scandir(root) as entries:
-            garbage = sorted(e.path for e in entries if _GARBAGE.fullmatch(e.name))
-    except OSError:
-        garbage = []
-    return found + [("garbage", Path(path), None) for path in garbage]
+    return found + [("garbage", path, None) for path in sweep.garbage_folders(root)]
 
 
 def _owner(record: ProfileRecord | None) -> str:
@@ -261,18 +254,6 @@ def _doomed(record: ProfileRecord | None, include_kept: bool) -> bool:
     return record.host == this_host() and not record.owner_alive()
 
 
-def _remove(path: Path, record: ProfileRecord | None) -> None:
-    """What ``sweep`` does for one profile: stop a browser left on it, then remove the folder,
-    its outside download folder and its record (last, so a half-removed profile is still
-    found next time). Garbage is just removed: its browser was stopped before it was moved."""
-    if record is None:
-        files.remove_tree(path)
-        return
-    processes.release_browser(path)
-    for leftover in owned_paths(path, record):
-        files.remove_tree(leftover)
-
-
 def cmd_clean(args: argparse.Namespace) -> int:
     root = _root(args)
     now = time.time()
@@ -289,7 +270,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         size = files.tree_size(path)
         if not args.dry_run:
             try:
-                _remove(path, record)
+                sweep.remove_leftover(path, record)
             except OSError as exc:
                 failed.append({"path": str(path), "error": _message(exc)})
                 continue
@@ -370,40 +351,21 @@ def _measure(base: Path, rules: SkipRules, args: argparse.Namespace) -> tuple[in
         if top is None and rules.skips(rel, entry.is_dir(follow_symlinks=False)):
             top = rel
             skipped[top] = 0
-        size = _file_bytes(entry)
+        size = files.file_size(entry)
         total += size
         if top is not None:
             skipped[top] += size
     return total, {"/".join(rel): size for rel, size in sorted(skipped.items())}
 
 
-def _file_bytes(entry: os.DirEntry[str]) -> int:
-    """Bytes of a regular file; 0 for folders, links and what vanished, as ``tree_size``."""
-    try:
-        if entry.is_file(follow_symlinks=False):
-            return entry.stat(follow_symlinks=False).st_size
-    except OSError:
-        pass
-    return 0
-
-
 def _lock(base: Path) -> dict[str, Any]:
-    """The base's ``SingletonLock``: ``none``; ``live`` (a browser of this host runs on the
-    base); ``stale`` (its process is gone: harmless); ``foreign-host`` (a container whose
-    hostname changed: a browser refuses the base itself); ``invalid`` (not a
-    ``<host>-<pid>`` link: refused too). Clones never copy it, whatever its state."""
-    owner = read_singleton_lock(base)
-    if owner is None:
-        return {"state": "none", "host": None, "pid": None}
-    if owner.pid is None:
-        state = "invalid"
-    elif owner.host != this_host():
-        state = "foreign-host"
-    elif processes.process_uses(owner.pid, str(base)):
-        state = "live"
-    else:
-        state = "stale"
-    return {"state": state, "host": owner.host or None, "pid": owner.pid}
+    """The base's ``SingletonLock`` (see ``processes.lock_state``). Clones never copy it."""
+    state, owner = processes.lock_state(base)
+    return {
+        "state": state,
+        "host": owner.host or None if owner else None,
+        "pid": owner.pid if owner else None,
+    }
 
 
 def _json_state(path: Path) -> str:
@@ -419,14 +381,7 @@ def _json_state(path: Path) -> str:
 
 
 def _version_check(base_version: str | None, browser: Browser | None) -> str:
-    """How the base's ``Last Version`` compares with the browser's: ``same``, ``older`` (the
-    browser upgrades a clone), ``newer`` (it may refuse the clone's databases) or ``unknown``."""
-    if base_version is None or browser is None or browser.version is None:
-        return "unknown"
-    base, ours = version_tuple(base_version), version_tuple(browser.version)
-    if not base:
-        return "unknown"
-    return "same" if base == ours else "newer" if base > ours else "older"
+    return compare_versions(base_version, browser.version if browser else None)
 
 
 def _base_report(base: Path, browser: Browser | None, args: argparse.Namespace) -> dict[str, Any]:

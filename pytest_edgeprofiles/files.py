@@ -147,7 +147,7 @@ def tree_size(path: Path, skip: Callable[[tuple[str, ...], bool], bool] | None =
     sizes are asked for often, and ``walk``'s bookkeeping would double their cost.
     """
     if skip is not None:
-        return sum(_file_size(entry) for entry, _ in walk(path, skip, tolerant=True))
+        return sum(file_size(entry) for entry, _ in walk(path, skip, tolerant=True))
     total = 0
     stack = [] if os.path.islink(path) else [os.fspath(path)]
     while stack:
@@ -167,7 +167,8 @@ def tree_size(path: Path, skip: Callable[[tuple[str, ...], bool], bool] | None =
     return total
 
 
-def _file_size(entry: os.DirEntry[str]) -> int:
+def file_size(entry: os.DirEntry[str]) -> int:
+    """Bytes of a regular file; 0 for folders, links and what vanished."""
     try:
         return (
             entry.stat(follow_symlinks=False).st_size if entry.is_file(follow_symlinks=False) else 0

@@ -23,10 +23,10 @@ from . import launch
 from .chromium import (
     SOCKET_PATH_MAX,
     Browser,
+    compare_versions,
     find_browser,
     last_version,
     socket_path_too_long,
-    version_tuple,
 )
 from .files import UnsafeDirectoryError
 from .profile_manager import (
@@ -393,10 +393,10 @@ def _made_base(config: pytest.Config, browser: Browser | None, run: RunFolder) -
 
 def _base_newer_than_browser(settings: Settings) -> str | None:
     browser = settings.find_browser()
-    if settings.base_profile is None or browser is None or browser.version is None:
+    if settings.base_profile is None or browser is None:
         return None
     base_version = last_version(Path(settings.base_profile))
-    if base_version is None or version_tuple(base_version) <= version_tuple(browser.version):
+    if compare_versions(base_version, browser.version) != "newer":
         return None
     return (
         f"edgeprofiles: the base profile {settings.base_profile} was last opened by version "

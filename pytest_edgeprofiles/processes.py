@@ -156,3 +156,21 @@ def release_browser(profile: Path) -> None:
     stop_browsers(browsers_using(str(profile)))
     if sockets is not None and chromium.is_leftover_socket_dir(sockets):
         files.remove_tree(sockets)
+
+
+def lock_state(user_data_dir: Path) -> tuple[str, chromium.LockOwner | None]:
+    """What the dir's ``SingletonLock`` says, and who it names.
+
+    ``none``; ``live`` (a browser of this host runs on the dir); ``stale`` (its process is
+    gone, or is no browser on this dir: the next browser takes over); ``foreign-host`` (a
+    container whose hostname changed: the browser refuses the dir); ``invalid`` (not a
+    ``<host>-<pid>`` link: refused too).
+    """
+    owner = chromium.read_singleton_lock(user_data_dir)
+    if owner is None:
+        return "none", None
+    if owner.pid is None:
+        return "invalid", owner
+    if owner.host != chromium.this_host():
+        return "foreign-host", owner
+    return ("live" if process_uses(owner.pid, str(user_data_dir)) else "stale"), owner

@@ -699,9 +699,4 @@ class _RootError(Exception):
 
 
 def _locked_by_live_browser(path: Path) -> bool:
-    owner = chromium.read_singleton_lock(path)
-    if owner is None:
-        return False
-    if owner.pid is None or owner.host != chromium.this_host():
-        return True
-    return processes.process_uses(owner.pid, str(path))
+    return processes.lock_state(path)[0] in ("live", "foreign-host", "invalid")

@@ -40,30 +40,19 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
     A profile goes when its owner process is dead (same host: pid gone, or reused by another
     process) or it was released to the sweep after a failed removal; so do ``garbage-*``
     folders, which were moved aside to be deleted, and temp files of writers killed before
-    they renamed them. A profile whose owner
-    lives, of another host, or marked kept is never touched. ``older_than`` (seconds) spares
-    younger profiles.
+    they renamed them. A profile whose owner lives, of another host, or marked kept is never
+    touched. ``older_than`` (seconds) spares younger profiles.
     """
     now = time.time()
-    candidates = [
-        (record_file, record)
+    doomed: list[tuple[Path, ProfileRecord | None]] = [
+        (profile_of(record_file), record)
         for record_file, record in iter_records(root)
         if _removable(record) and now - record.created_at >= older_than
     ]
-    result = _remove(candidates, dry_run)
-    for garbage in _garbage(root):
-        # Moved aside for deletion by a process that died before it finished, or still
-        # finishing: removing it twice is harmless.
-        size = files.tree_size(garbage)
-        try:
-            if not dry_run:
-                files.remove_tree(garbage)
-        except OSError as exc:
-            log.warning("sweep could not remove %s: %s", garbage, exc)
-            result.failed.append(garbage)
-            continue
-        result.removed.append(garbage)
-        result.freed_bytes += size
+    # Garbage was moved aside by a process that died before it finished, or is still
+    # finishing: removing it twice is harmless.
+    doomed += [(garbage, None) for garbage in garbage_folders(root)]
+    result = _remove(doomed, dry_run)
     if not dry_run:
         for temp in _stale_temp_files(root):
             # Not a profile: not reported. Gone already: its writer finished after all.
@@ -72,15 +61,28 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
     return result
 
 
+def remove_leftover(path: Path, record: ProfileRecord | None) -> None:
+    """Remove one leftover: for a profile, stop a browser still on it, then remove the folder,
+    a download folder of its own outside it and its record (last, so that a half-removed
+    profile is found again); garbage (no record) is just removed."""
+    if record is None:
+        files.remove_tree(path)
+        return
+    release_browser(path)
+    for leftover in owned_paths(path, record):
+        files.remove_tree(leftover)
+
+
 _GARBAGE = re.compile(re.escape(files.GARBAGE_PREFIX) + r".+-[0-9a-f]{12}")
 
 
-def _garbage(root: Path) -> list[Path]:
+def garbage_folders(root: Path) -> list[Path]:
+    """This user's ``garbage-*`` folders under ``root``: profiles moved aside to be deleted."""
     try:
         with os.scandir(root) as entries:
-            return [
+            return sorted(
                 Path(e.path) for e in entries if _GARBAGE.fullmatch(e.name) and owned_by_user(e)
-            ]
+            )
     except OSError:
         return []
 
@@ -121,24 +123,25 @@ def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepRes
     newest_first = sorted(
         runs.values(), key=lambda rs: max(r.created_at for _, r in rs), reverse=True
     )
-    old = [item for group in newest_first[keep_runs:] for item in group]
+    old: list[tuple[Path, ProfileRecord | None]] = [
+        (profile_of(record_file), record)
+        for group in newest_first[keep_runs:]
+        for record_file, record in group
+    ]
     return _remove(old, dry_run)
 
 
-def _remove(candidates: list[tuple[Path, ProfileRecord]], dry_run: bool) -> SweepResult:
+def _remove(doomed: list[tuple[Path, ProfileRecord | None]], dry_run: bool) -> SweepResult:
     result = SweepResult()
-    for record_file, record in candidates:
-        profile = profile_of(record_file)
-        size = files.tree_size(profile)
+    for path, record in doomed:
+        size = files.tree_size(path)
         if not dry_run:
             try:
-                release_browser(profile)
-                for leftover in owned_paths(profile, record):
-                    files.remove_tree(leftover)
+                remove_leftover(path, record)
             except OSError as exc:
-                log.warning("sweep could not remove %s: %s", profile, exc)
-                result.failed.append(profile)
+                log.warning("sweep could not remove %s: %s", path, exc)
+                result.failed.append(path)
                 continue
-        result.removed.append(profile)
+        result.removed.append(path)
         result.freed_bytes += size
     return result
