@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from pytest_edgeprofiles import ProfileManager
+from pytest_edgeprofiles.chromium import Browser, find_browser
 
 #: The real system temp dir, captured before any test points ``tempfile`` elsewhere.
 SYSTEM_TMP = tempfile.gettempdir()
@@ -216,3 +217,14 @@ def unprivileged() -> Iterator[Unprivileged]:
                 if not os.path.islink(p):
                     os.chmod(p, 0o700)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Browser:
+    """The browser the plugin would use; a failure, not a skip, when CI requires one."""
+    found = find_browser()
+    if found is None:
+        if os.environ.get("EDGEPROFILES_REQUIRE_BROWSER") == "1":
+            pytest.fail("no browser found and EDGEPROFILES_REQUIRE_BROWSER=1")
+        pytest.skip("no Edge, Chrome or Chromium installed")
+    return found

@@ -10,18 +10,17 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
 import pytest
+from browser_support import start_browser
 
 from pytest_edgeprofiles import ProfileManager, launch
-from pytest_edgeprofiles.chromium import Browser, find_browser
+from pytest_edgeprofiles.chromium import Browser
 
 pytest_plugins = ["pytester"]
 # pytester points HOME at its own folder, which confuses Chromium: inner runs get the real one.
@@ -84,16 +83,6 @@ class _Site(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
-
-
-@pytest.fixture(scope="module")
-def browser() -> Browser:
-    found = find_browser()
-    if found is None:
-        if os.environ.get("EDGEPROFILES_REQUIRE_BROWSER") == "1":
-            pytest.fail("no browser found and EDGEPROFILES_REQUIRE_BROWSER=1")
-        pytest.skip("no Edge, Chrome or Chromium installed")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -245,25 +234,6 @@ def test_downloads_of_parallel_workers_land_in_separate_folders(
     assert list(downloads.iterdir()) == [], "download folders go with their passing tests"
 
 
-def _wait_for(predicate: Callable[[], bool], what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)  # a poll with a deadline: the browser signals nothing we can wait on
-
-
-def _start_browser(profile: Path, browser: Browser) -> subprocess.Popen[bytes]:
-    args = launch.browser_args(profile, browser, extra=launch.QUIET_FLAGS)
-    proc = subprocess.Popen(
-        [browser.path, *args, "about:blank"],
-        env=launch.browser_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _wait_for(lambda: os.path.lexists(profile / "SingletonSocket"), "the browser's lock")
-    return proc
-
-
 def test_a_browser_left_running_is_stopped_and_its_profile_removed(
     browser: Browser, tmp_path: Path
 ) -> None:
@@ -271,8 +241,8 @@ def test_a_browser_left_running_is_stopped_and_its_profile_removed(
     profile = Path(manager.create_profile("w"))
     neighbour = Path(str(profile) + "-neighbour")  # a path that starts with ours
     neighbour.mkdir()
-    proc = _start_browser(profile, browser)
-    other = _start_browser(neighbour, browser)
+    proc = start_browser(profile, browser)
+    other = start_browser(neighbour, browser)
     try:
         socket_dir = Path(os.readlink(profile / "SingletonSocket")).parent
         assert manager.cleanup_profile("w") is True
@@ -339,7 +309,7 @@ def test_a_clone_of_a_base_in_use_starts(
 ) -> None:
     base = tmp_path / "live base"
     shutil.copytree(base_profile, base, symlinks=True)
-    running = _start_browser(base, browser)
+    running = start_browser(base, browser)
     try:
         manager = ProfileManager(str(base), root=tmp_path / "root")
         clone = Path(manager.create_profile("w"))
@@ -391,7 +361,7 @@ def test_a_browser_starts_under_a_temp_dir_too_deep_for_its_socket(
     assert env is not None and len(env["TMPDIR"]) < 40
     manager = ProfileManager(root=tmp_path / "root")
     profile = Path(manager.create_profile("w"))
-    proc = _start_browser(profile, browser)  # aborts with "Socket path too long" otherwise
+    proc = start_browser(profile, browser)  # aborts with "Socket path too long" otherwise
     try:
         assert Path(os.readlink(profile / "SingletonSocket")).parent.parent == Path(env["TMPDIR"])
     finally:

@@ -24,9 +24,10 @@ from typing import Any
 
 import psutil
 import pytest
+from browser_support import start_browser, wait_for
 
-from pytest_edgeprofiles import ProfileManager, launch, profile_manager, sweep
-from pytest_edgeprofiles.chromium import Browser, find_browser
+from pytest_edgeprofiles import ProfileManager, profile_manager, sweep
+from pytest_edgeprofiles.chromium import Browser
 from pytest_edgeprofiles.records import ProfileRecord, write_record
 from pytest_edgeprofiles.registry import Registry
 
@@ -558,34 +559,6 @@ def test_an_unreadable_base_gives_permission_error_and_leaves_nothing(unprivileg
 # -- stopping browsers: only ours, only on the exact profile ----------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Browser:
-    found = find_browser()
-    if found is None:
-        if os.environ.get("EDGEPROFILES_REQUIRE_BROWSER") == "1":
-            pytest.fail("no browser found and EDGEPROFILES_REQUIRE_BROWSER=1")
-        pytest.skip("no Edge, Chrome or Chromium installed")
-    return found
-
-
-def _wait_for(predicate: Callable[[], bool], what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)  # a poll with a deadline: the browser signals nothing we can wait on
-
-
-def _start_browser(profile: Path, browser: Browser) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [browser.path, *launch.browser_args(profile, browser, extra=launch.QUIET_FLAGS)],
-        env=launch.browser_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _wait_for(lambda: os.path.lexists(profile / "SingletonSocket"), "the browser's lock")
-    return proc
-
-
 def _is_sh(pid: int) -> bool:
     """Whether ``pid`` runs ``sh`` yet (after ``setpriv`` or the fork before exec)."""
     try:
@@ -614,20 +587,20 @@ def test_cleanup_stops_only_this_users_browser_on_the_exact_profile(
     profile = Path(m.create_profile("w"))
     sibling = Path(f"{profile}-other")  # a path that starts with ours
     sibling.mkdir()
-    ours = _start_browser(profile, browser)
+    ours = start_browser(profile, browser)
     shells = {
         "a flag naming a folder inside": _bystander(f"--user-data-dir={profile}/Default"),
         "another flag naming it": _bystander(f"--disk-cache-dir={profile}"),
     }
     if IS_ROOT:
         shells["another user's process"] = _bystander(f"--user-data-dir={profile}", user=NOBODY)
-    bystanders = {"sibling browser": _start_browser(sibling, browser), **shells}
+    bystanders = {"sibling browser": start_browser(sibling, browser), **shells}
     try:
         for name, proc in shells.items():
-            _wait_for(lambda p=proc: _is_sh(p.pid), name)
+            wait_for(lambda p=proc: _is_sh(p.pid), name)
         if IS_ROOT:
             other = bystanders["another user's process"]
-            _wait_for(lambda: psutil.Process(other.pid).uids().real == NOBODY, "setpriv")
+            wait_for(lambda: psutil.Process(other.pid).uids().real == NOBODY, "setpriv")
         assert m.cleanup_profile("w") is True
         assert ours.wait(timeout=10) is not None
         assert not profile.exists()
