@@ -90,6 +90,14 @@ def profile_dirs(user_data_dir: Path) -> list[Path]:
     ]
 
 
+def pref_files(user_data_dir: Path) -> list[Path]:
+    """The ``Preferences`` files this package may rewrite in a clone (``mark_clean_exit``,
+    ``set_download_dir``): each profile folder's, and ``Default``'s even before it exists."""
+    default = user_data_dir / "Default" / "Preferences"
+    found = [folder / "Preferences" for folder in profile_dirs(user_data_dir)]
+    return found if default in found else [*found, default]
+
+
 def mark_clean_exit(user_data_dir: Path) -> None:
     """Turn ``profile.exit_type: Crashed`` into ``Normal`` in every profile folder.
 

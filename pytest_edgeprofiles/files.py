@@ -167,6 +167,19 @@ def tree_size(path: Path, skip: Callable[[tuple[str, ...], bool], bool] | None =
     return total
 
 
+def total_size(paths: list[Path]) -> int:
+    """Bytes of those of ``paths`` that are regular files (links not followed)."""
+    total = 0
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            total += st.st_size
+    return total
+
+
 def file_size(entry: os.DirEntry[str]) -> int:
     """Bytes of a regular file; 0 for folders, links and what vanished."""
     try:

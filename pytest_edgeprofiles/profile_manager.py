@@ -437,12 +437,20 @@ class ProfileManager:
                 if exc.errno in files.DESTINATION_ERRNOS:
                     raise _RootError(exc) from exc
                 raise
-            chromium.mark_clean_exit(path)
             if size > self.profile_size_limit_mb * _MB:
                 raise ProfileCreationError(record.worker_id, self._too_large(size))
+        self._adjust_prefs(record, size)
+
+    def _adjust_prefs(self, record: ProfileRecord, copied: int) -> None:
+        """Clean exit type and a download folder of its own, then the profile's size, known
+        without a walk: what was copied, give or take what these writes changed."""
+        path = Path(record.path)
+        touched = chromium.pref_files(path)
+        before = files.total_size(touched)
+        chromium.mark_clean_exit(path)
         self._own_downloads(record)
-        # Not the copied bytes: mark_clean_exit may have rewritten Preferences since.
-        self._tracker.sizes.pop(record.path, None)
+        size = copied + files.total_size(touched) - before
+        self._tracker.sizes[record.path] = (size, time.monotonic())
 
     def _own_downloads(self, record: ProfileRecord) -> None:
         """Give the profile a download folder of its own: parallel browsers must not save
@@ -517,12 +525,10 @@ class ProfileManager:
         try:
             files.clear_dir(path)
             size = files.copy_tree(self.base_profile_path, path, self.skip_rules.skips)
-            chromium.mark_clean_exit(path)
-            self._own_downloads(record)
+            self._adjust_prefs(record, size)
         except OSError as exc:
             log.warning("could not copy %s into %s: %s", self.base_profile_path, path, exc)
             return False
-        self._tracker.sizes.pop(record.path, None)
         if size > self.profile_size_limit_mb * _MB:
             log.warning("profile %s of %s: %s", path, worker_id, self._too_large(size))
             return False
