@@ -19,22 +19,45 @@ _SAME_START = 0.01
 _own: tuple[int, float] | None = None
 
 
+def start_time(pid: int) -> float:
+    """When process ``pid`` started: the key, with the pid, that tells it from a later process
+    given the same pid.
+
+    On Linux, seconds since boot from ``/proc/<pid>/stat``: psutil's ``create_time`` adds the
+    boot time, which moves whenever the wall clock steps (NTP, a resume from suspend), and
+    would then make every live owner look dead. Elsewhere psutil's ``create_time``.
+    """
+    if _CLOCK_TICKS is None:
+        return psutil.Process(pid).create_time()
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat_line = fh.read()
+    except FileNotFoundError:
+        raise psutil.NoSuchProcess(pid) from None
+    # Fields after the command name, which may hold spaces and ')': state is field 3.
+    fields = stat_line[stat_line.rindex(b")") + 2 :].split()
+    return int(fields[22 - 3]) / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if sys.platform.startswith("linux") else None
+
+
 def own_identity() -> tuple[int, float]:
-    """This process's pid and create time; recomputed after a fork."""
+    """This process's pid and start time; recomputed after a fork."""
     global _own
     pid = os.getpid()
     if _own is None or _own[0] != pid:
-        _own = (pid, psutil.Process(pid).create_time())
+        _own = (pid, start_time(pid))
     return _own
 
 
-def process_alive(pid: int, create_time: float) -> bool:
-    """Whether the process that was ``pid`` at ``create_time`` still runs (pid reuse aware)."""
+def process_alive(pid: int, started: float) -> bool:
+    """Whether the process that was ``pid``, started at ``started`` (see ``start_time``),
+    still runs: a pid reused by another process does not count."""
     try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
             return False
-        return abs(proc.create_time() - create_time) < _SAME_START
+        return abs(start_time(pid) - started) < _SAME_START
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
     except psutil.AccessDenied:

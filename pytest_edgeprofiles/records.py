@@ -31,6 +31,7 @@ class ProfileRecord:
     worker_id: str
     path: str
     pid: int
+    #: The owner's start time, as ``processes.start_time`` gives it (not wall-clock time).
     create_time: float
     host: str
     created_at: float

@@ -16,10 +16,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import psutil
 import pytest
 
-from pytest_edgeprofiles import ProfileManager
+from pytest_edgeprofiles import ProfileManager, processes
 from pytest_edgeprofiles.chromium import Browser, find_browser
 
 #: The real system temp dir, captured before any test points ``tempfile`` elsewhere.
@@ -157,7 +156,7 @@ def dead_owner() -> tuple[int, float]:
     """The pid and create time of a process that has finished (and been reaped)."""
     proc = subprocess.Popen(["sleep", "1000"])
     try:
-        create_time = psutil.Process(proc.pid).create_time()
+        create_time = processes.start_time(proc.pid)
     finally:
         proc.kill()
         proc.wait()

@@ -19,10 +19,9 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-import psutil
 import pytest
 
-from pytest_edgeprofiles import cli, files, sweep
+from pytest_edgeprofiles import cli, files, processes, sweep
 from pytest_edgeprofiles.chromium import DEFAULT_SKIP_RULES, find_browser, this_host
 from pytest_edgeprofiles.records import ProfileRecord, read_record, record_path, write_record
 
@@ -244,7 +243,7 @@ def test_clean_spares_other_hosts_and_released_profiles_of_live_owners(
 
     remote = plant("gw0", *dead_owner, host="elsewhere")
     # Released after a failed removal; its owner, this process, lives: its own sweep takes it.
-    released = plant("gw1", os.getpid(), psutil.Process().create_time(), released=True)
+    released = plant("gw1", os.getpid(), processes.start_time(os.getpid()), released=True)
     dead = plant("gw2", *dead_owner)
     _, listing = main_json(capsys, "list", "--root", str(tmp_root))
     assert [p["owner"] for p in listing["profiles"]] == ["other-host", "alive", "dead"]

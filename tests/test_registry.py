@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import psutil
 import pytest
 
-from pytest_edgeprofiles import ProfileLimitError, registry, sweep
+from pytest_edgeprofiles import ProfileLimitError, processes, registry, sweep
 from pytest_edgeprofiles.records import ProfileRecord, write_record
 from pytest_edgeprofiles.registry import Registry
 
@@ -229,7 +228,7 @@ def test_a_rebuild_counts_only_live_unreleased_records_of_this_registry(
         worker_id="x",
         path="",
         pid=os.getpid(),
-        create_time=psutil.Process().create_time(),
+        create_time=processes.start_time(os.getpid()),
         host=socket.gethostname(),
         created_at=time.time(),
         registry=str(registry_path.resolve()),

@@ -6,13 +6,13 @@ import errno
 import logging
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
-from pytest_edgeprofiles import files, sweep
+from pytest_edgeprofiles import files, processes, sweep
 from pytest_edgeprofiles.records import ProfileRecord, record_path
 
 CONTENT = b"x" * 1000
@@ -36,7 +36,7 @@ def plant(tmp_root: Path, dead_owner: tuple[int, float]):
         if owner == "dead":
             pid, create_time = dead_owner
         else:
-            pid, create_time = os.getpid(), psutil.Process().create_time()
+            pid, create_time = processes.own_identity()
         values = {
             "worker_id": path.name.split("-")[0],
             "path": str(path),
@@ -75,7 +75,7 @@ def test_sweep_removes_profiles_of_a_dead_owner(plant, tmp_root):
 
 def test_sweep_removes_profiles_of_a_reused_pid(plant, tmp_root):
     # Our pid, but a create time that is not ours: the owner died and the pid was reused.
-    reused = plant(pid=os.getpid(), create_time=psutil.Process().create_time() - 1000)
+    reused = plant(pid=os.getpid(), create_time=processes.own_identity()[1] - 1000)
     assert sweep.sweep(tmp_root).removed == [reused]
     assert gone(reused)
 
@@ -273,3 +273,15 @@ def test_a_download_folder_outside_goes_only_when_it_is_the_profiles(plant, tmp_
     assert gone(mine) and gone(stranger)
     assert not (downloads / mine.name).exists()
     assert (tmp_path / "elsewhere").is_dir(), "a folder not named like the profile is not ours"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="psutil's Linux boot time")
+def test_a_wall_clock_step_does_not_make_a_live_owner_look_dead(plant, tmp_root, monkeypatch):
+    """NTP steps and resumes move the boot time psutil adds to start times; ours is boot-relative."""
+    import psutil._pslinux
+
+    live = plant()
+    real_boot_time = psutil._pslinux.boot_time
+    monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: real_boot_time() + 3600)
+    assert sweep.sweep(tmp_root).removed == []
+    assert intact(live)
