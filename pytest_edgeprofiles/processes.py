@@ -111,8 +111,10 @@ def browsers_using(profile: str) -> list[psutil.Process]:
     """This user's processes whose command line names exactly ``profile`` as user data dir."""
     wanted = _normalise(profile)
     uid = os.getuid() if hasattr(os, "getuid") else None
+    # "uids" is POSIX only: psutil refuses the name on Windows.
+    attrs = ["cmdline", "uids"] if uid is not None else ["cmdline"]
     found = []
-    for proc in psutil.process_iter(["cmdline", "uids"]):
+    for proc in psutil.process_iter(attrs):
         try:
             cmdline = proc.info["cmdline"] or []
             uids = proc.info.get("uids")

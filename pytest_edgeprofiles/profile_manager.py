@@ -86,10 +86,17 @@ def fallback_root(root: Path) -> Path:
     return Path(cache).resolve() / "edgeprofiles"
 
 
+class WorkerIdTypeError(TypeError, ValueError):
+    """A worker id that is not a string: a ``TypeError``, and the ``ValueError`` the contract
+    names for an invalid id, so that either ``except`` catches it."""
+
+
 def check_worker_id(worker_id: object) -> str:
     """Return ``worker_id`` if it is a valid id, else raise ``TypeError``/``ValueError``."""
     if not isinstance(worker_id, str):
-        raise TypeError(f"worker_id must be a str, got {type(worker_id).__name__}: {worker_id!r}")
+        raise WorkerIdTypeError(
+            f"worker_id must be a str, got {type(worker_id).__name__}: {worker_id!r}"
+        )
     if not _WORKER_ID.fullmatch(worker_id):
         raise ValueError(
             f"invalid worker_id {worker_id!r}: use 1 to 64 of A-Z a-z 0-9 . _ -, "
@@ -144,6 +151,8 @@ class _Tracker:
             return record
 
     def remove(self, worker_id: str, strict: bool = False) -> bool:
+        if not isinstance(worker_id, str):
+            return True  # never a profile of ours
         with self.lock:
             record = self.profiles.get(worker_id)
         if record is None:
@@ -570,10 +579,17 @@ class ProfileManager:
         except OSError as exc:
             log.info("could not move %s aside (%s); removing it in place", path, exc)
         record_file = leftovers.pop()
-        try:
-            files.remove_tree(record_file)
-        except OSError as exc:
-            log.warning("could not remove the owner record %s: %s", record_file, exc)
+        if any(not p.name.startswith(files.GARBAGE_PREFIX) for p in leftovers):
+            # Something the sweep would not find by its garbage- name (the profile itself, or
+            # its download folder elsewhere): the record, released, stays until it is gone.
+            with contextlib.suppress(OSError):
+                write_record(record.released_to_sweep())
+            leftovers.append(record_file)
+        else:
+            try:
+                files.remove_tree(record_file)
+            except OSError as exc:
+                log.warning("could not remove the owner record %s: %s", record_file, exc)
         self._tracker.release(worker_id, record)
         self._tracker.background.submit(lambda: self._delete(leftovers))
 
@@ -584,6 +600,7 @@ class ProfileManager:
             except OSError as exc:
                 log.warning("could not remove %s (left to the sweep): %s", path, exc)
                 self._tracker.background.failures.append((str(path), str(exc)))
+                return  # the rest, the record last, stays for the sweep
 
     def drain(self) -> None:
         """Wait for the background work (preparing and deleting profiles) given so far."""
@@ -607,13 +624,13 @@ class ProfileManager:
 
         Its slot is released. Returns the profile's path, or None for an unknown worker.
         """
-        record = self._tracker.forget(worker_id) if isinstance(worker_id, str) else None
+        record = self._record(worker_id)
         if record is None:
             return None
-        try:
-            write_record(record.kept())
-        finally:
-            self._tracker.registry.release(record.path)
+        # A browser the test left running would go on writing into the evidence, unbounded.
+        processes.release_browser(Path(record.path))
+        write_record(record.kept())  # if this fails, the profile stays managed and counted
+        self._tracker.release(worker_id, record)
         return record.path
 
     # -- queries ------------------------------------------------------------------------

@@ -138,3 +138,29 @@ def test_sweep_removes_garbage_folders_but_nothing_merely_named_alike(tmp_root):
     mine.mkdir()
     assert sweep.sweep(tmp_root).removed == [garbage]
     assert mine.is_dir()
+
+
+def test_a_released_profiles_outside_downloads_keep_its_record_until_gone(
+    manager, tmp_path, monkeypatch
+):
+    downloads = tmp_path / "downloads"
+    m = manager(download_root=downloads)
+    path = Path(m.create_profile("gw0"))
+    monkeypatch.setattr(files, "remove_tree", _fail_on(files.remove_tree, downloads))
+    m.release_profile("gw0")
+    m.drain()
+    assert (downloads / path.name).is_dir()
+    assert _record(path)["released"] is True, "the sweep must still find the download folder"
+    monkeypatch.undo()
+    sweep.sweep(m.root)
+    assert not (downloads / path.name).exists()
+    assert list(m.root.iterdir()) == []
+
+
+def _fail_on(real, parent):
+    def remove_tree(path, *args, **kwargs):
+        if Path(path).parent == parent:
+            raise OSError(errno.EBUSY, "injected busy")
+        return real(path, *args, **kwargs)
+
+    return remove_tree

@@ -367,3 +367,13 @@ def test_a_browser_starts_under_a_temp_dir_too_deep_for_its_socket(
     finally:
         assert manager.cleanup_profile("w")
         proc.wait(timeout=10)
+
+
+def test_keeping_a_profile_stops_the_browser_left_on_it(browser: Browser, tmp_path: Path) -> None:
+    manager = ProfileManager(root=tmp_path / "root")
+    profile = Path(manager.create_profile("w"))
+    proc = start_browser(profile, browser)
+    assert manager.keep_profile("w") == str(profile)
+    assert proc.wait(timeout=10) is not None
+    assert profile.is_dir(), "kept, for the failure's evidence"
+    assert not os.path.lexists(profile / "SingletonLock"), "stopped gracefully: no stale lock"

@@ -1084,3 +1084,13 @@ def test_default_root_of_another_user_is_refused(sandbox_tempdir):
     with pytest.raises(UnsafeDirectoryError, match="owned by uid 65534"):
         m.create_profile("gw0")
     assert names(root) == []
+
+
+@pytest.mark.parametrize("bad", [123, None, b"gw0"])
+def test_a_worker_id_that_is_no_string_is_both_type_and_value_error(manager, bad):
+    m = manager()
+    for kind in (TypeError, ValueError):
+        with pytest.raises(kind, match="worker_id must be a str"):
+            m.create_profile(bad)
+    assert m.cleanup_profile(bad) is True
+    assert m.cleanup_profile([]) is True  # unhashable: still just "no such profile"
