@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import stat
 import sys
 import threading
@@ -64,7 +65,10 @@ def read_json(path: Path) -> Any:
 
 def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
     """Write JSON so that readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    # Host and pid in the name: a sweep can tell a dead writer's leftover from a live one's.
+    tmp = path.with_name(
+        f".{path.name}.{socket.gethostname()}.{os.getpid()}.{threading.get_ident()}.tmp"
+    )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

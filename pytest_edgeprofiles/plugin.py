@@ -453,9 +453,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(_STATE, None)
     if state is None or not state.is_controller:
         return
-    root = Path(state.settings.root)
-    state.swept += len(sweep_leftovers(root).removed)
-    prune_kept(root, state.settings.retention_count)
+    state.swept += len(sweep_leftovers(Path(state.settings.root)).removed)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -480,13 +478,16 @@ def _summary_lines(state: _State) -> list[str]:
         if event["kind"] == "kept":
             lines.append(f"edgeprofiles: kept {event['path']} ({event['test']})")
         elif event["kind"] == "cleanup_failed":
-            lines.append(f"edgeprofiles: could not remove {event['path']} ({event['test']})")
+            why = event.get("test") or event.get("error")
+            lines.append(f"edgeprofiles: could not remove {event['path']} ({why})")
     return lines
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
     if state is not None and state.is_controller:
+        # After the summary, which names this run's kept profiles: older runs' go now.
+        prune_kept(Path(state.settings.root), state.settings.retention_count)
         try:
             state.run.remove()
         except OSError as exc:
@@ -503,21 +504,21 @@ def _state(config: pytest.Config) -> _State:
 @pytest.fixture(scope="session")
 def edge_profile_manager(pytestconfig: pytest.Config) -> Generator[ProfileManager, None, None]:
     """This worker's ProfileManager, configured from the edgeprofiles options."""
-    s = _state(pytestconfig).settings
+    state = _state(pytestconfig)
+    s = state.settings
     manager = ProfileManager(
         s.clone_source,
         max_profiles=s.max_profiles,
         profile_size_limit_mb=s.size_limit_mb,
         root=s.root,
-        registry_path=RunFolder(Path(s.run_dir)).registry_path,
+        registry_path=state.run.registry_path,
         run_id=s.run_id,
         download_root=s.download_root,
     )
     yield manager
     manager.cleanup_all_profiles()
-    state = _state(pytestconfig)
     for path, error in manager.background_failures:
-        state.run.add_event("cleanup_failed", path=path, test=error)
+        state.run.add_event("cleanup_failed", path=path, error=error)
 
 
 def _acquire(manager: ProfileManager, key: str, state: _State) -> Path:

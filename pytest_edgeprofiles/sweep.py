@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import files
+from .chromium import this_host
 from .processes import release_browser, running_since
 from .records import ProfileRecord, iter_records, owned_by_user, owned_paths, profile_of
 
@@ -87,8 +88,9 @@ def garbage_folders(root: Path) -> list[Path]:
         return []
 
 
-#: What ``files.write_json_atomic`` writes before renaming: ``.<name>.<pid>.<thread>.tmp``.
-_TEMP = re.compile(r"\..+\.(\d+)\.\d+\.tmp")
+#: What ``files.write_json_atomic`` writes before renaming an owner record:
+#: ``.<name>.owner.<host>.<pid>.<thread>.tmp``.
+_TEMP = re.compile(r"\..+\.owner\.(.+)\.(\d+)\.\d+\.tmp")
 
 
 def _stale_temp_files(root: Path) -> list[Path]:
@@ -99,13 +101,13 @@ def _stale_temp_files(root: Path) -> list[Path]:
         with os.scandir(root) as entries:
             for entry in entries:
                 match = _TEMP.fullmatch(entry.name)
-                if match is None or not owned_by_user(entry):
-                    continue
+                if match is None or match[1] != this_host() or not owned_by_user(entry):
+                    continue  # not ours, or another host's, whose processes we cannot see
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                if stat.S_ISREG(st.st_mode) and not running_since(int(match[1]), st.st_mtime):
+                if stat.S_ISREG(st.st_mode) and not running_since(int(match[2]), st.st_mtime):
                     stale.append(Path(entry.path))
     except OSError:
         return []

@@ -205,7 +205,7 @@ def _plant(
         )
     )
     (folder / f"garbage-x-{'0' * 12}").mkdir()
-    (folder / f".{victim.name}.owner.{dead[0]}.1.tmp").write_text("{}")
+    (folder / f".{victim.name}.owner.{socket.gethostname()}.{dead[0]}.1.tmp").write_text("{}")
     if owner is not None:
         for path in [folder, *folder.iterdir()]:
             os.chown(path, owner, owner, follow_symlinks=False)

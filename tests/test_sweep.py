@@ -285,3 +285,16 @@ def test_a_wall_clock_step_does_not_make_a_live_owner_look_dead(plant, tmp_root,
     monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: real_boot_time() + 3600)
     assert sweep.sweep(tmp_root).removed == []
     assert intact(live)
+
+
+def test_sweep_removes_a_dead_writers_temp_file_but_not_another_hosts(tmp_root, dead_owner):
+    tmp_root.mkdir()
+    pid = dead_owner[0]
+    ours = tmp_root / f".gw0-0123456789ab.owner.{socket.gethostname()}.{pid}.1.tmp"
+    theirs = tmp_root / f".gw1-0123456789ab.owner.elsewhere.{pid}.1.tmp"
+    unrelated = tmp_root / f".notes.{pid}.1.tmp"
+    for path in (ours, theirs, unrelated):
+        path.write_text("{}")
+    sweep.sweep(tmp_root)
+    assert not ours.exists()
+    assert theirs.exists() and unrelated.exists()
