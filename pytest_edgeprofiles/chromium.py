@@ -337,7 +337,15 @@ def kind_of(path: str) -> str:
 
 
 def browser_version(path: str) -> str | None:
-    """Ask the browser for its version (``--version``); None when it does not say."""
+    """Ask the browser for its version (``--version``); None when it does not say.
+
+    On Windows ``--version`` prints nothing (and may start the browser), so the version is
+    read from the ``<version>`` folder installers put beside the executable.
+    """
+    if sys.platform == "win32":
+        folder = os.path.dirname(path)
+        names = [n for n in os.listdir(folder) if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", n)]
+        return max(names, key=version_tuple) if names else None
     try:
         out = subprocess.run(
             [path, "--version"], capture_output=True, text=True, timeout=30, check=False

@@ -147,7 +147,9 @@ def test_cap_holds_across_four_workers(pytester: pytest.Pytester, root: Path) ->
     assert len({r["worker"] for r in records}) >= 3, "the run should have used 4 workers"
     assert max(int(r["live"]) for r in records) <= 2  # type: ignore[call-overload]
     assert 1 <= _max_overlap(records) <= 2
-    result.stdout.re_match_lines([r"edgeprofiles: 8 profiles created, at most [12] alive at once.*"])
+    result.stdout.re_match_lines(
+        [r"edgeprofiles: 8 profiles created, at most [12] alive at once.*"]
+    )
     assert _leftovers(root) == []
 
 

@@ -1,0 +1,115 @@
+"""Browser discovery and launch helpers, without starting a browser."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_edgeprofiles import chromium, launch
+from pytest_edgeprofiles.chromium import Browser
+
+EDGE = Browser("/opt/microsoft/msedge/msedge", "edge", "131.0.2903.70", "msedge")
+CHROMIUM = Browser("/usr/lib/chromium/chromium", "chromium", "156.0.8078.73")
+
+
+def test_edge_flags_start_on_the_profile_and_skip_the_compat_relaunch(tmp_path: Path) -> None:
+    args = launch.browser_args(tmp_path, EDGE, headless=False)
+    assert args[:3] == [
+        f"--user-data-dir={tmp_path}",
+        "--no-first-run",
+        "--no-default-browser-check",
+    ]
+    assert "--edge-skip-compat-layer-relaunch" in args
+    assert "--headless=new" not in args
+
+
+def test_chromium_flags_are_headless_and_take_extras(tmp_path: Path) -> None:
+    args = launch.browser_args(tmp_path, CHROMIUM, extra=launch.QUIET_FLAGS)
+    assert "--edge-skip-compat-layer-relaunch" not in args
+    assert "--headless=new" in args
+    assert args[-3:] == list(launch.QUIET_FLAGS)
+    root_on_linux = sys.platform.startswith("linux") and os.geteuid() == 0
+    assert ("--no-sandbox" in args) == root_on_linux
+
+
+def test_playwright_gets_a_channel_for_installed_edge_and_a_path_otherwise(tmp_path: Path) -> None:
+    edge = launch.playwright_kwargs(tmp_path, EDGE, downloads=tmp_path / "dl")
+    assert edge["channel"] == "msedge" and "executable_path" not in edge
+    assert edge["user_data_dir"] == str(tmp_path)
+    assert edge["downloads_path"] == str(tmp_path / "dl")
+    assert not any(a.startswith("--user-data-dir") for a in edge["args"])
+    other = launch.playwright_kwargs(tmp_path, CHROMIUM)
+    assert other["executable_path"] == CHROMIUM.path and "channel" not in other
+
+
+def test_selenium_options_name_the_binary_and_the_profile(tmp_path: Path) -> None:
+    from selenium.webdriver.chrome.options import Options as ChromeOptions
+    from selenium.webdriver.edge.options import Options as EdgeOptions
+
+    edge = launch.selenium_options(tmp_path, EDGE)
+    assert isinstance(edge, EdgeOptions) and edge.binary_location == EDGE.path
+    assert f"--user-data-dir={tmp_path}" in edge.arguments
+    chrome = launch.selenium_options(tmp_path, CHROMIUM)
+    assert isinstance(chrome, ChromeOptions) and not isinstance(chrome, EdgeOptions)
+
+
+def test_a_deep_temp_dir_gets_the_browser_a_short_one(tmp_path: Path) -> None:
+    deep = str(tmp_path / ("d" * 100))
+    assert launch.browser_env({"TMPDIR": "/tmp"}) is None
+    env = launch.browser_env({"TMPDIR": deep, "KEEP": "me"})
+    assert env is not None and env["KEEP"] == "me"
+    assert not chromium.socket_path_too_long(env["TMPDIR"])
+    assert oct(os.stat(env["TMPDIR"]).st_mode & 0o777) == "0o700"
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "channel"),
+    [
+        ("/opt/microsoft/msedge-beta/msedge", "edge", "msedge-beta"),
+        (
+            "/Applications/Microsoft Edge Canary.app/Contents/MacOS/Microsoft Edge Canary",
+            "edge",
+            "msedge-canary",
+        ),
+        (r"C:\Program Files\Microsoft\Edge SxS\Application\msedge.exe", "edge", "msedge-canary"),
+        ("/opt/google/chrome/chrome", "chrome", None),
+        ("/usr/bin/chromium", "chromium", None),
+    ],
+)
+def test_kind_and_playwright_channel_of_an_install_path(
+    path: str, kind: str, channel: str | None
+) -> None:
+    assert chromium.kind_of(path.replace("\\", "/")) == kind
+    assert chromium._channel(path) == channel
+
+
+def test_an_override_that_is_no_browser_is_none(tmp_path: Path) -> None:
+    assert chromium.find_browser(str(tmp_path / "missing")) is None
+
+
+def test_an_override_is_asked_for_its_version(tmp_path: Path) -> None:
+    fake = tmp_path / "microsoft-edge"
+    fake.write_text("#!/bin/sh\necho 'Microsoft Edge 131.0.2903.70'\n")
+    fake.chmod(0o755)
+    assert chromium.find_browser(str(fake)) == Browser(str(fake), "edge", "131.0.2903.70")
+
+
+def test_on_windows_the_version_comes_from_the_folder_beside_the_browser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("99.0.1.2", "131.0.2903.70", "Installer"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert chromium.browser_version(str(tmp_path / "msedge.exe")) == "131.0.2903.70"
+
+
+@pytest.mark.parametrize(
+    ("base", "browser", "verdict"),
+    [("131.0.1.1", "131.0.1.1", "same"), ("132.0.0.0", "131.9.9.9", "newer"),
+     ("120.1.0.0", "131.0.0.0", "older"), (None, "131.0.0.0", "unknown"), ("x", "131", "unknown")],
+)  # fmt: skip
+def test_compare_versions(base: str | None, browser: str, verdict: str) -> None:
+    assert chromium.compare_versions(base, browser) == verdict
