@@ -465,13 +465,14 @@ class ProfileManager:
         """Give the profile a download folder of its own: parallel browsers must not save
         into one folder. A base's own download folder name is kept below it."""
         path = Path(record.path)
-        folder = Path(record.downloads) if record.downloads else path / "Downloads"
+        top = Path(record.downloads) if record.downloads else path / "Downloads"
+        # Parents only outside the profile: a profile removed meanwhile is never recreated.
+        top.mkdir(mode=0o700, parents=bool(record.downloads), exist_ok=True)
+        folder = top
         base_choice = chromium.download_dir(path)
         if base_choice:
-            folder /= Path(base_choice).name
-        if record.downloads:  # outside the profile: private like it
-            Path(record.downloads).mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder = top / Path(base_choice).name
+            folder.mkdir(mode=0o700, exist_ok=True)
         try:
             chromium.set_download_dir(path, folder)
         except ValueError as exc:

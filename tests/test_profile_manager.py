@@ -1094,3 +1094,16 @@ def test_a_worker_id_that_is_no_string_is_both_type_and_value_error(manager, bad
             m.create_profile(bad)
     assert m.cleanup_profile(bad) is True
     assert m.cleanup_profile([]) is True  # unhashable: still just "no such profile"
+
+
+def test_a_refresh_racing_a_removal_never_brings_the_folder_back(manager, make_base, monkeypatch):
+    m = manager(str(make_base()))
+    path = Path(m.create_profile("gw0"))
+
+    def removed_meanwhile(src, dst, skip=None):
+        shutil.rmtree(dst)  # as a cleanup in another thread would
+        return 0
+
+    monkeypatch.setattr(files, "copy_tree", removed_meanwhile)
+    assert m.copy_base_profile("gw0") is False
+    assert not path.exists()
