@@ -1,5 +1,6 @@
-"""One background thread per manager, for the work a test should not wait for: preparing the
-next clone and deleting the last profile."""
+"""Background threads of a manager, for the work a test should not wait for: one lane prepares
+the next clone, another deletes the last profile, so that a clone never queues behind a
+deletion."""
 
 from __future__ import annotations
 
@@ -14,20 +15,22 @@ T = TypeVar("T")
 
 
 class Background:
-    """A single worker thread, started on first use; ``drain`` waits for all it was given."""
+    """One worker thread per lane, started on first use; ``drain`` waits for all it was given."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
+        self._executors: dict[str, ThreadPoolExecutor] = {}
         self._pending: set[Future[object]] = set()
         #: Paths whose background removal failed, with the error: left to the sweep.
         self.failures: list[tuple[str, str]] = []
 
-    def submit(self, fn: Callable[[], T]) -> Future[T]:
+    def submit(self, lane: str, fn: Callable[[], T]) -> Future[T]:
         with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="edgeprofiles")
-            future = self._executor.submit(fn)
+            executor = self._executors.get(lane)
+            if executor is None:
+                executor = ThreadPoolExecutor(1, thread_name_prefix=f"edgeprofiles-{lane}")
+                self._executors[lane] = executor
+            future = executor.submit(fn)
             self._pending.add(future)  # type: ignore[arg-type]
         future.add_done_callback(self._done)
         return future

@@ -295,6 +295,22 @@ class _State:
     worker_id: str
     swept: int = 0
     session_profile_failed: bool = False
+    manager: ProfileManager | None = None
+
+    def the_manager(self) -> ProfileManager:
+        """This process's manager, made on first use."""
+        if self.manager is None:
+            s = self.settings
+            self.manager = ProfileManager(
+                s.clone_source,
+                max_profiles=s.max_profiles,
+                profile_size_limit_mb=s.size_limit_mb,
+                root=s.root,
+                registry_path=self.run.registry_path,
+                run_id=s.run_id,
+                download_root=s.download_root,
+            )
+        return self.manager
 
 
 _STATE = pytest.StashKey[_State]()
@@ -427,12 +443,35 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return lines
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # With a base profile configured, profiles will be wanted: the first clone is copied
+    # while the tests are collected, not in the first test's setup.
+    state = session.config.stash.get(_STATE, None)
+    if state is not None and state.settings.clone_source and _runs_tests(session.config):
+        state.the_manager().prepare_profile(state.worker_id)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state = session.config.stash.get(_STATE, None)
+    if state is not None and any(_wants_profile(item) for item in session.items):
+        state.the_manager().prepare_profile(state.worker_id)
+
+
+def _runs_tests(config: pytest.Config) -> bool:
+    """Whether this process runs tests: an xdist worker, or a run without workers."""
+    if hasattr(config, "workerinput"):
+        return True
+    return not config.getoption("collectonly") and not getattr(config.option, "numprocesses", 0)
+
+
+def _wants_profile(item: pytest.Item | None) -> bool:
+    return item is not None and "edge_profile" in getattr(item, "fixturenames", ())
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     # Whether the next test on this worker wants a profile: then it is prepared in advance.
-    item.stash[_NEXT] = nextitem is not None and "edge_profile" in getattr(
-        nextitem, "fixturenames", ()
-    )
+    item.stash[_NEXT] = _wants_profile(nextitem)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -485,6 +524,9 @@ def _summary_lines(state: _State) -> list[str]:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
+    if state is not None and state.manager is not None:
+        # A clone prepared for tests that never ran here (their fixture never set up).
+        state.manager.cleanup_all_profiles()
     if state is not None and state.is_controller:
         # After the summary, which names this run's kept profiles: older runs' go now.
         prune_kept(Path(state.settings.root), state.settings.retention_count)
@@ -505,16 +547,7 @@ def _state(config: pytest.Config) -> _State:
 def edge_profile_manager(pytestconfig: pytest.Config) -> Generator[ProfileManager, None, None]:
     """This worker's ProfileManager, configured from the edgeprofiles options."""
     state = _state(pytestconfig)
-    s = state.settings
-    manager = ProfileManager(
-        s.clone_source,
-        max_profiles=s.max_profiles,
-        profile_size_limit_mb=s.size_limit_mb,
-        root=s.root,
-        registry_path=state.run.registry_path,
-        run_id=s.run_id,
-        download_root=s.download_root,
-    )
+    manager = state.the_manager()
     yield manager
     manager.cleanup_all_profiles()
     for path, error in manager.background_failures:

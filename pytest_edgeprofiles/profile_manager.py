@@ -318,7 +318,7 @@ class ProfileManager:
         with self._tracker.lock:
             if worker_id not in self._tracker.prepared:
                 self._tracker.prepared[worker_id] = self._tracker.background.submit(
-                    lambda: self._create_with_fallback(worker_id, 0.0, prepared=True)
+                    "prepare", lambda: self._create_with_fallback(worker_id, 0.0, prepared=True)
                 )
 
     def _take_prepared(self, worker_id: str, timeout: float) -> ProfileRecord | None:
@@ -592,7 +592,7 @@ class ProfileManager:
             except OSError as exc:
                 log.warning("could not remove the owner record %s: %s", record_file, exc)
         self._tracker.release(worker_id, record)
-        self._tracker.background.submit(lambda: self._delete(leftovers))
+        self._tracker.background.submit("delete", lambda: self._delete(leftovers))
 
     def _delete(self, paths: list[Path]) -> None:
         for path in paths:
