@@ -400,7 +400,7 @@ def main() -> None:
             *bench_cleanup_and_size(work, heavy, rounds),
             *bench_small_ops(work),
             *bench_registry(work, 1.0 if args.quick else 5.0),
-            *bench_suites(work, suite_base, 1 if args.quick else 3, args.quick),
+            *bench_suites(work, suite_base, 1 if args.quick else 5, args.quick),
         ]
     print("| figure | anchor | ours (ratio) | goal | met |")
     print("|---|---|---|---|---|")
