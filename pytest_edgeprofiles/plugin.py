@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
@@ -296,11 +297,14 @@ class _State:
     swept: int = 0
     session_profile_failed: bool = False
     manager: ProfileManager | None = None
+    snapshot: threading.Thread | None = None
 
     def the_manager(self) -> ProfileManager:
-        """This process's manager, made on first use."""
+        """This process's manager, made on first use (after the run's base snapshot)."""
         if self.manager is None:
             s = self.settings
+            if s.base_profile is not None:
+                self.run.make_clone_source(Path(s.base_profile))
             self.manager = ProfileManager(
                 s.clone_source,
                 max_profiles=s.max_profiles,
@@ -349,15 +353,15 @@ def pytest_configure(config: pytest.Config) -> None:
     except UnsafeDirectoryError as exc:
         raise pytest.UsageError(f"edgeprofiles: {exc} (another user may have planted it)") from None
     browser = find_browser(values["browser"])
-    try:
-        if values["base_profile"] is None:
+    if values["base_profile"] is None:
+        try:
             values["base_profile"] = _made_base(config, browser, run)
-        clone_source = _clone_source(values["base_profile"], run)
-    except BaseException:
-        run.remove()
-        raise
+        except BaseException:
+            run.remove()
+            raise
+    base = values["base_profile"]
     settings = Settings(
-        clone_source=clone_source,
+        clone_source=None if base is None else str(run.clone_source),
         download_root=values["download_root"],
         headed=bool(values["headed"]),
         browser=None if browser is None else asdict(browser),
@@ -372,6 +376,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run_dir=str(run.path),
     )
     state = _State(settings, run, True, "master", swept=len(swept.removed) if swept else 0)
+    state.snapshot = _start_snapshot(base, run)
     config.stash[_STATE] = state
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(settings), "edgeprofiles-xdist")
@@ -380,15 +385,20 @@ def pytest_configure(config: pytest.Config) -> None:
         config.issue_config_time_warning(pytest.PytestConfigWarning(newer), stacklevel=2)
 
 
-def _clone_source(base: str | None, run: RunFolder) -> str | None:
+def _start_snapshot(base: str | None, run: RunFolder) -> threading.Thread | None:
+    """Copy the base into the run folder while the workers start, not before."""
     if base is None:
         return None
-    try:
-        return str(run.prepare_base(Path(base)))
-    except OSError as exc:
-        raise pytest.UsageError(
-            f"edgeprofiles: cannot copy the base profile {base}: {exc}"
-        ) from None
+
+    def snapshot() -> None:
+        try:
+            run.make_clone_source(Path(base))
+        except OSError as exc:  # the first worker to need it tries again and reports it
+            log.warning("could not copy the base profile %s: %s", base, exc)
+
+    thread = threading.Thread(target=snapshot, name="edgeprofiles-snapshot", daemon=True)
+    thread.start()
+    return thread
 
 
 def _made_base(config: pytest.Config, browser: Browser | None, run: RunFolder) -> str | None:
@@ -448,7 +458,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # while the tests are collected, not in the first test's setup.
     state = session.config.stash.get(_STATE, None)
     if state is not None and state.settings.clone_source and _runs_tests(session.config):
-        state.the_manager().prepare_profile(state.worker_id)
+        try:
+            state.the_manager().prepare_profile(state.worker_id)
+        except OSError as exc:  # the fixture meets it again and fails the test with it
+            log.warning("could not prepare the first profile: %s", exc)
 
 
 def _runs_tests(config: pytest.Config) -> bool:
@@ -518,6 +531,8 @@ def _summary_lines(state: _State) -> list[str]:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
+    if state is not None and state.snapshot is not None:
+        state.snapshot.join()  # it writes into the run folder removed below
     if state is not None and state.manager is not None:
         # A clone prepared for tests that never ran here (their fixture never set up).
         state.manager.cleanup_all_profiles()
@@ -541,7 +556,11 @@ def _state(config: pytest.Config) -> _State:
 def edge_profile_manager(pytestconfig: pytest.Config) -> Generator[ProfileManager, None, None]:
     """This worker's ProfileManager, configured from the edgeprofiles options."""
     state = _state(pytestconfig)
-    manager = state.the_manager()
+    try:
+        manager = state.the_manager()
+    except OSError as exc:
+        base = state.settings.base_profile
+        pytest.fail(f"edgeprofiles: cannot copy the base profile {base}: {exc}", pytrace=False)
     yield manager
     manager.cleanup_all_profiles()
     for path, error in manager.background_failures:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from . import files, processes
 from .chromium import DEFAULT_SKIP_RULES, mark_clean_exit, this_host
 from .profile_manager import default_root, fallback_root
@@ -64,13 +66,31 @@ class RunFolder:
         path.mkdir(mode=0o700)
         return cls(path)
 
-    def prepare_base(self, base: Path) -> Path:
-        """Copy ``base`` once, without caches and locks, as the source of every clone of the
-        run: clones then read a small, hot, unchanging tree instead of the user's live one."""
-        target = self.path / "clone-source"
-        target.mkdir(mode=0o700)
-        files.copy_tree(base, target, DEFAULT_SKIP_RULES.skips)
-        mark_clean_exit(target)
+    @property
+    def clone_source(self) -> Path:
+        """The run's sanitised snapshot of the base, which every clone is made from."""
+        return self.path / "clone-source"
+
+    def make_clone_source(self, base: Path) -> Path:
+        """Copy ``base`` once per run, without caches and locks, as ``clone_source``: clones
+        then read a small, hot, unchanging tree instead of the user's live one.
+
+        Every process of the run may ask; the first copies (into a temp folder, renamed when
+        complete), the others wait for it on a lock in the run folder.
+        """
+        target = self.clone_source
+        with FileLock(f"{target}.lock", mode=0o600, thread_local=False):
+            if target.is_dir():
+                return target
+            partial = self.path / f".clone-source.{os.getpid()}"
+            partial.mkdir(mode=0o700)
+            try:
+                files.copy_tree(base, partial, DEFAULT_SKIP_RULES.skips)
+                mark_clean_exit(partial)
+                os.rename(partial, target)
+            except BaseException:
+                files.remove_tree(partial)
+                raise
         return target
 
     def add_event(self, kind: str, **data: Any) -> None:
