@@ -91,6 +91,21 @@ class WorkerIdTypeError(TypeError, ValueError):
     names for an invalid id, so that either ``except`` catches it."""
 
 
+def private_roots() -> set[Path]:
+    """The well-known per-user roots another local user could plant in advance."""
+    return {default_root(), fallback_root(default_root())}
+
+
+def prepare_root(root: Path, private: set[Path]) -> None:
+    """Make ``root`` if missing (0700); one of the ``private`` roots (see ``private_roots``) is
+    refused when planted (a symlink or another user's), as pytest checks ``pytest-of-<user>``."""
+    if root in private:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        files.make_private_dir(root)
+    else:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private when we make it
+
+
 def check_worker_id(worker_id: object) -> str:
     """Return ``worker_id`` if it is a valid id, else raise ``TypeError``/``ValueError``."""
     if not isinstance(worker_id, str):
@@ -259,8 +274,7 @@ class ProfileManager:
         self.run_id = run_id
         self.root = default_root() if root is None else Path(root).expanduser().resolve()
         self.fallback_root = fallback_root(self.root)
-        # Well-known per-user folders another user could plant: checked like pytest-of-<user>.
-        self._private_roots = {default_root(), fallback_root(default_root())}
+        self._private_roots = private_roots()  # asked once: not on every create
         self.registry_path = None if registry_path is None else Path(registry_path).resolve()
         self.download_root = (
             None if download_root is None else Path(download_root).expanduser().resolve()
@@ -366,7 +380,7 @@ class ProfileManager:
         self, root: Path, worker_id: str, timeout: float, prepared: bool
     ) -> ProfileRecord:
         try:
-            self._prepare_root(root)
+            prepare_root(root, self._private_roots)
         except files.UnsafeDirectoryError:
             raise
         except OSError as exc:
@@ -420,13 +434,6 @@ class ProfileManager:
             error = ProfileLimitError(len(full.holders), self.max_profiles)
             error.holders = full.holders
             raise error from None
-
-    def _prepare_root(self, root: Path) -> None:
-        if root in self._private_roots:
-            root.parent.mkdir(parents=True, exist_ok=True)
-            files.make_private_dir(root)
-        else:
-            root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private when we make it
 
     def _populate(self, record: ProfileRecord) -> None:
         path = Path(record.path)

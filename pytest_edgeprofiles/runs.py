@@ -21,7 +21,7 @@ from filelock import FileLock
 
 from . import files, processes
 from .chromium import DEFAULT_SKIP_RULES, mark_clean_exit, this_host
-from .profile_manager import default_root, fallback_root
+from .profile_manager import fallback_root, prepare_root, private_roots
 from .records import ProfileRecord, record_path, write_record
 from .sweep import SweepResult, sweep
 
@@ -43,11 +43,7 @@ class RunFolder:
 
     @classmethod
     def create(cls, root: Path, run_id: str) -> RunFolder:
-        if root in _private_roots():
-            root.parent.mkdir(parents=True, exist_ok=True)
-            files.make_private_dir(root)  # refuses a planted one
-        else:
-            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        prepare_root(root, private_roots())  # refuses a planted one
         runs = root / RUNS
         runs.mkdir(mode=0o700, exist_ok=True)
         pid, create_time = processes.own_identity()
@@ -120,15 +116,11 @@ class RunFolder:
         files.remove_tree(record_path(self.path))
 
 
-def _private_roots() -> set[Path]:
-    return {default_root(), fallback_root(default_root())}
-
-
 def refuse_planted_root(root: Path) -> None:
     """Raise ``UnsafeDirectoryError`` when ``root`` is the per-user default root (or its
     fallback) and another local user could have planted it: a symlink, or not ours. Checked
     as pytest checks ``pytest-of-<user>``; a root the user named is the user's business."""
-    if root in _private_roots():
+    if root in private_roots():
         files.refuse_foreign(root)
 
 
