@@ -6,9 +6,14 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 
-def wait_for_file(path: Path, seconds: float = 20) -> None:
+def wait_for_download(path: Path, seconds: float = 20) -> None:
+    """Poll until ``path`` holds the finished download.
+
+    Chromium first reserves the name with an empty file, writes into ``<name>.crdownload``
+    and renames that over the reservation when done: a file that merely exists may be empty.
+    """
     deadline = time.monotonic() + seconds
-    while not path.is_file():
+    while not (path.is_file() and path.stat().st_size > 0):
         assert time.monotonic() < deadline, f"{path} never arrived"
         time.sleep(0.05)
 
@@ -16,7 +21,7 @@ def wait_for_file(path: Path, seconds: float = 20) -> None:
 def test_selenium_download(edge_driver, edge_download_dir, site):
     edge_driver.get(site)
     edge_driver.find_element("id", "report").click()
-    wait_for_file(edge_download_dir / "report.csv")
+    wait_for_download(edge_download_dir / "report.csv")
     assert (edge_download_dir / "report.csv").read_text() == "id,value\n1,42\n"
 
 

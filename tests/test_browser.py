@@ -210,7 +210,10 @@ def test_downloads_of_parallel_workers_land_in_separate_folders(
             edge_driver.get(os.environ["SITE"] + "/download")
             edge_driver.find_element("id", "dl").click()
             deadline = time.monotonic() + 20
-            while not (folder / "report.txt").is_file():
+            report = folder / "report.txt"
+            # Chromium reserves the name with an empty file and renames the finished
+            # download over it: only a non-empty file is the download.
+            while not (report.is_file() and report.stat().st_size > 0):
                 assert time.monotonic() < deadline, "no download"
                 time.sleep(0.05)  # polling a folder with a deadline: no event tells us
             with open({str(log)!r}, "a") as fh:
