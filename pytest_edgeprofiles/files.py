@@ -147,27 +147,45 @@ def _copy_file(entry: os.DirEntry[str], target: str) -> int:
 def tree_size(path: Path, skip: Callable[[tuple[str, ...], bool], bool] | None = None) -> int:
     """Bytes of the regular files under ``path``; symlinks are not followed.
 
-    Without ``skip`` it is a tight loop of its own (one ``lstat`` per file, as ``du`` does):
-    sizes are asked for often, and ``walk``'s bookkeeping would double their cost.
+    Without ``skip`` it is a tight loop of its own, one ``fstatat`` per file relative to its
+    open folder as ``du`` does: sizes are asked for often, and a ``stat`` by full path (what
+    ``DirEntry.stat`` makes on POSIX) resolves every parent folder again for each file.
     """
-    if skip is not None:
-        return sum(file_size(entry) for entry, _ in walk(path, skip, tolerant=True))
+    if skip is not None or not _STAT_AT:
+        # On Windows DirEntry.stat costs nothing: the folder listing carries the sizes.
+        return sum(file_size(entry) for entry, _ in walk(path, skip or _never, tolerant=True))
     total = 0
-    stack = [] if os.path.islink(path) else [os.fspath(path)]
+    stack = [os.fspath(path)]
     while stack:
+        folder = stack.pop()
         try:
-            entries = os.scandir(stack.pop())
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError:
             continue
-        with entries:
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    elif entry.is_file(follow_symlinks=False):
-                        total += entry.stat(follow_symlinks=False).st_size
-                except OSError:
-                    continue
+        try:
+            total += _files_size_at(fd, folder, stack)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return total
+
+
+_STAT_AT = os.stat in os.supports_dir_fd and os.scandir in os.supports_fd
+
+
+def _files_size_at(fd: int, folder: str, subfolders: list[str]) -> int:
+    """Bytes of the files directly in the open folder ``fd``; its subfolders go on the list."""
+    total = 0
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subfolders.append(os.path.join(folder, entry.name))
+                elif entry.is_file(follow_symlinks=False):
+                    total += os.stat(entry.name, dir_fd=fd, follow_symlinks=False).st_size
+            except OSError:
+                continue
     return total
 
 

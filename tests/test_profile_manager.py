@@ -684,6 +684,29 @@ def test_get_profile_size_does_not_follow_symlinks(manager, make_base, tmp_path)
     assert size < 300_000
 
 
+@posix_only
+@pytest.mark.parametrize("stat_at", [True, False], ids=["fstatat", "entry-stat"])
+def test_a_walked_size_counts_regular_files_only(tmp_path, monkeypatch, stat_at):
+    # The walk get_profile_size makes for a tree it did not write, on both of its paths.
+    monkeypatch.setattr(files, "_STAT_AT", stat_at)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "big.bin").write_bytes(b"b" * 300_000)
+    tree = tmp_path / "tree"
+    (tree / "Default" / "IndexedDB" / "db").mkdir(parents=True)
+    (tree / "Local State").write_bytes(b"s" * 10)
+    (tree / "Default" / "Cookies").write_bytes(b"c" * 2_000)
+    (tree / "Default" / "IndexedDB" / "db" / "000003.log").write_bytes(b"l" * 40_000)
+    (tree / "Default" / "empty").touch()
+    os.symlink(outside / "big.bin", tree / "Default" / "big-link")
+    os.symlink(outside, tree / "Default" / "dir-link")
+    os.mkfifo(tree / "Default" / "fifo")
+    assert files.tree_size(tree) == 42_010 == regular_file_bytes(tree)
+    os.symlink(tree, tmp_path / "tree-link")
+    assert files.tree_size(tmp_path / "tree-link") == 0, "a symlinked top is not followed"
+    assert files.tree_size(tmp_path / "missing") == 0
+
+
 def test_get_profile_size_sees_new_data_once_the_cache_expires(manager, monkeypatch):
     monkeypatch.setattr(profile_manager, "SIZE_TTL", 0.0)
     m = manager()
