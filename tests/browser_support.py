@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,13 +21,33 @@ def wait_for(predicate: Callable[[], bool], what: str, seconds: float = 20) -> N
 
 
 def start_browser(profile: Path, browser: Browser) -> subprocess.Popen[bytes]:
-    """A headless browser on ``profile``, returned once it holds the profile's lock."""
-    args = launch.browser_args(profile, browser, extra=launch.QUIET_FLAGS)
+    """A headless browser on ``profile``, returned once it is up.
+
+    Its lock appears early in start-up, before the browser handles signals or has started its
+    helper processes; ``DevToolsActivePort`` is written once it listens, that is when it is up.
+    """
+    args = launch.browser_args(
+        profile, browser, extra=[*launch.QUIET_FLAGS, "--remote-debugging-port=0"]
+    )
+    ready = profile / "DevToolsActivePort"
+    ready.unlink(missing_ok=True)  # left by an earlier browser on this profile
     proc = subprocess.Popen(
         [browser.path, *args, "about:blank"],
         env=launch.browser_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for(lambda: os.path.lexists(profile / "SingletonSocket"), "the browser's lock")
+    wait_for(lambda: ready.is_file() or proc.poll() is not None, "the browser to start", 60)
+    assert proc.poll() is None, f"the browser exited with {proc.returncode}"
+    assert os.path.lexists(profile / "SingletonSocket")
     return proc
+
+
+def stop_browser(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a browser of ``start_browser`` gracefully; kill it if it does not go in 10 s."""
+    proc.send_signal(signal.SIGHUP)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -135,6 +135,18 @@ def sandbox_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return systmp
 
 
+@pytest.fixture(autouse=True)
+def _inner_runs_keep_to_their_own_temp(request: pytest.FixtureRequest) -> None:
+    """Give each pytester run a temp dir and cache of its own.
+
+    An inner run sweeps its root's fallback, the per-user default root under the temp dir, and
+    counts what it removed: sharing the real one, it would sweep (and count) leftovers of other
+    tests, or of another job of this user on the machine.
+    """
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("sandbox_tempdir")
+
+
 @pytest.fixture
 def manager(tmp_root: Path, sandbox_tempdir: Path) -> Iterator[Callable[..., ProfileManager]]:
     """Factory for ProfileManagers rooted at ``tmp_root``; all are cleaned up at teardown."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from browser_support import start_browser
+from browser_support import start_browser, stop_browser
 
 from pytest_edgeprofiles import ProfileManager, launch
 from pytest_edgeprofiles.chromium import Browser
@@ -255,8 +254,7 @@ def test_a_browser_left_running_is_stopped_and_its_profile_removed(
         assert not launch_processes(profile)
         assert other.poll() is None, "a browser on another profile is never touched"
     finally:
-        other.send_signal(signal.SIGHUP)
-        other.wait(timeout=10)
+        stop_browser(other)
         shutil.rmtree(neighbour, ignore_errors=True)
 
 
@@ -325,8 +323,7 @@ def test_a_clone_of_a_base_in_use_starts(
             driver.quit()  # type: ignore[attr-defined]
         assert manager.cleanup_profile("w")
     finally:
-        running.send_signal(signal.SIGHUP)
-        running.wait(timeout=10)
+        stop_browser(running)
 
 
 def test_the_report_header_names_the_browser(pytester: pytest.Pytester, browser: Browser) -> None:
