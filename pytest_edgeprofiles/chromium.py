@@ -7,6 +7,7 @@ browser needs a dir of its own; that dir is what this package calls a profile.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -149,6 +150,15 @@ def read_singleton_lock(user_data_dir: Path) -> LockOwner | None:
 def has_lock_entries(user_data_dir: Path) -> bool:
     """Whether a browser may be running on the dir (cheap: one ``lstat`` per lock entry)."""
     return any(os.path.lexists(user_data_dir / name) for name in ("SingletonLock", "lockfile"))
+
+
+def remove_lock_links(user_data_dir: Path) -> None:
+    """Remove the ``Singleton*`` links a browser killed on the dir left (never followed)."""
+    for name in ("SingletonLock", "SingletonSocket", "SingletonCookie"):
+        entry = user_data_dir / name
+        if entry.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
 
 
 def this_host() -> str:

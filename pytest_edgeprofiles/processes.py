@@ -178,7 +178,14 @@ def release_browser(profile: Path) -> None:
     if not chromium.has_lock_entries(profile):
         return
     sockets = chromium.socket_dir(profile)
-    stop_browsers(browsers_using(str(profile)))
+    # A browser still starting launches helpers after the first look: look until none is left.
+    for _ in range(3):
+        procs = browsers_using(str(profile))
+        if not procs:
+            break
+        stop_browsers(procs)
+    if lock_state(profile)[0] == "stale":  # a browser killed before it could tidy up
+        chromium.remove_lock_links(profile)
     if sockets is not None and chromium.is_leftover_socket_dir(sockets):
         files.remove_tree(sockets)
 

@@ -163,9 +163,13 @@ def manager(tmp_root: Path, sandbox_tempdir: Path) -> Iterator[Callable[..., Pro
         m.cleanup_all_profiles()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def dead_owner() -> tuple[int, float]:
-    """The pid and create time of a process that has finished (and been reaped)."""
+    """The pid and create time of a process that has finished (and been reaped).
+
+    Made for each test: with a ``pid_max`` of 32768 and browsers starting many processes, a
+    pid freed early in the session may belong to a live process by the time a late test runs.
+    """
     proc = subprocess.Popen(["sleep", "1000"])
     try:
         create_time = processes.start_time(proc.pid)

@@ -853,6 +853,31 @@ def test_keep_profile_leaves_it_on_disk_for_good(manager, tmp_root):
     assert os.path.isdir(path)
 
 
+@posix_only
+def test_a_kept_profile_loses_the_lock_of_a_browser_that_was_killed_on_it(manager, dead_owner):
+    # Opening the kept profile later, by hand, must not meet a lock of a browser long gone.
+    m = manager()
+    path = Path(m.create_profile("gw0"))
+    host = socket.gethostname()
+    os.symlink(f"{host}-{dead_owner[0]}", path / "SingletonLock")
+    os.symlink("/nonexistent/SingletonSocket", path / "SingletonSocket")
+    os.symlink("12345", path / "SingletonCookie")
+    assert m.keep_profile("gw0") == str(path)
+    links = ("SingletonLock", "SingletonSocket", "SingletonCookie")
+    assert not any(os.path.lexists(path / name) for name in links)
+    assert path.is_dir(), "kept: only the lock links went"
+
+
+@posix_only
+def test_a_lock_of_another_host_is_left_alone(manager):
+    # A container whose hostname changed: not ours to judge, so not ours to remove.
+    m = manager()
+    path = Path(m.create_profile("gw0"))
+    os.symlink("another-host-1", path / "SingletonLock")
+    assert m.keep_profile("gw0") == str(path)
+    assert os.readlink(path / "SingletonLock") == "another-host-1"
+
+
 # -- exceptions -------------------------------------------------------------------------------
 
 
