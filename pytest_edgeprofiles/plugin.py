@@ -376,7 +376,8 @@ def pytest_configure(config: pytest.Config) -> None:
         run_dir=str(run.path),
     )
     state = _State(settings, run, True, "master", swept=len(swept.removed) if swept else 0)
-    state.snapshot = _start_snapshot(base, run)
+    if not config.getoption("collectonly"):  # nothing will want a clone
+        state.snapshot = _start_snapshot(base, run)
     config.stash[_STATE] = state
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(settings), "edgeprofiles-xdist")

@@ -518,6 +518,35 @@ def test_every_clone_of_a_run_is_made_from_one_snapshot_of_the_base(
     assert list((root / ".runs").iterdir()) == [], "the snapshot goes with the run"
 
 
+@pytest.mark.parametrize("collect_only", [True, False], ids=["--co", "run"])
+def test_the_base_is_copied_only_when_tests_run(
+    pytester: pytest.Pytester, root: Path, collect_only: bool
+) -> None:
+    # Listing the tests of a suite with a large base must not copy it.
+    base = _make_base(pytester.mkdir("base"))
+    copies = pytester.path / "copies.log"
+    pytester.makeconftest(
+        f"""
+        from pytest_edgeprofiles import runs
+
+        real = runs.RunFolder.make_clone_source
+
+        def spy(self, base):
+            with open({str(copies)!r}, "a") as log:
+                log.write(str(base) + "\\n")
+            return real(self, base)
+
+        runs.RunFolder.make_clone_source = spy
+        """
+    )
+    pytester.makepyfile(test_inner="def test_x(edge_profile): pass")
+    args = ["-p", "no:xdist", f"--edge-profile-root={root}", f"--edge-base-profile={base}"]
+    result = pytester.runpytest_subprocess(*args, *(["--co"] if collect_only else []))
+    assert result.ret == 0
+    copied = set(copies.read_text().splitlines()) if copies.exists() else set()
+    assert copied == (set() if collect_only else {str(base)})
+
+
 def test_what_setup_errors_skips_and_xfails_count_as(pytester: pytest.Pytester, root: Path) -> None:
     pytester.makepyfile(
         test_inner="""
