@@ -37,9 +37,14 @@ def start_browser(profile: Path, browser: Browser) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for(lambda: ready.is_file() or proc.poll() is not None, "the browser to start", 60)
-    assert proc.poll() is None, f"the browser exited with {proc.returncode}"
-    assert os.path.lexists(profile / "SingletonSocket")
+    try:
+        wait_for(lambda: ready.is_file() or proc.poll() is not None, "the browser to start", 60)
+        assert proc.poll() is None, f"the browser exited with {proc.returncode}"
+        assert os.path.lexists(profile / "SingletonSocket")
+    except BaseException:
+        proc.kill()  # never leave a browser behind, spinning on a folder about to go
+        proc.wait()
+        raise
     return proc
 
 
