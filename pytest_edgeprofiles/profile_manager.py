@@ -158,12 +158,12 @@ class _Tracker:
         self.sizes: dict[str, tuple[int, float]] = {}
         self.background = Background()
 
-    def forget(self, worker_id: str) -> ProfileRecord | None:
+    def forget(self, worker_id: str, record: ProfileRecord) -> None:
+        """Stop tracking ``record``; a newer profile of the same worker stays tracked."""
         with self.lock:
-            record = self.profiles.pop(worker_id, None)
-            if record is not None:
-                self.sizes.pop(record.path, None)
-            return record
+            if self.profiles.get(worker_id) is record:
+                del self.profiles[worker_id]
+            self.sizes.pop(record.path, None)
 
     def remove(self, worker_id: str, strict: bool = False) -> bool:
         if not isinstance(worker_id, str):
@@ -175,13 +175,12 @@ class _Tracker:
         path = Path(record.path)
         try:
             processes.release_browser(path)
-            for leftover in owned_paths(path, record):
-                files.remove_tree(leftover)
+            remove_or_leave_to_sweep(record)
         except OSError as exc:
             log.warning(
                 "could not remove profile %s of %s (left to the sweep): %s", path, worker_id, exc
             )
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # also when the browser could not be stopped
                 write_record(record.released_to_sweep())
             self.release(worker_id, record)
             if strict:
@@ -191,7 +190,7 @@ class _Tracker:
         return True
 
     def release(self, worker_id: str, record: ProfileRecord) -> None:
-        self.forget(worker_id)
+        self.forget(worker_id, record)
         try:
             self.registry.release(record.path)
         except OSError as exc:
@@ -216,11 +215,31 @@ class _Tracker:
                 record = future.result()
             except Exception:  # its failure was undone where it happened
                 continue
-            for leftover in owned_paths(Path(record.path), record):
-                try:
-                    files.remove_tree(leftover)
-                except OSError as exc:
-                    log.warning("could not remove the prepared profile %s: %s", leftover, exc)
+            try:
+                remove_or_leave_to_sweep(record)
+            except OSError as exc:
+                log.warning("could not remove the prepared profile %s: %s", record.path, exc)
+
+
+def remove_or_leave_to_sweep(record: ProfileRecord) -> None:
+    """Remove a profile's folder, its download folder and its record, in that order.
+
+    On the first failure the rest stays, and the record is marked released so that any
+    sweep finishes the job: a folder is never left without a record that leads to it.
+    """
+    try:
+        for leftover in owned_paths(Path(record.path), record):
+            files.remove_tree(leftover)
+    except OSError:
+        with contextlib.suppress(OSError):
+            write_record(record.released_to_sweep())
+        raise
+
+
+def _remove_all_in(pid: int, tracker: _Tracker) -> None:
+    # A child forked by a test inherits the finalizer: the profiles are its parent's.
+    if os.getpid() == pid:
+        tracker.remove_all()
 
 
 class ProfileManager:
@@ -282,7 +301,7 @@ class ProfileManager:
         self._base_size: int | None = None
         self._tracker = _Tracker(Registry(self.registry_path, [self.root]))
         if self.cleanup_on_exit:
-            weakref.finalize(self, self._tracker.remove_all)
+            weakref.finalize(self, _remove_all_in, os.getpid(), self._tracker)
 
     # -- creation -----------------------------------------------------------------------
 
@@ -346,6 +365,10 @@ class ProfileManager:
         except Exception as exc:
             log.info("could not prepare a profile for %s (%s); making one now", worker_id, exc)
             return None
+        except BaseException:  # interrupted while waiting: the clone stays ours to remove
+            with tracker.lock:
+                tracker.prepared.setdefault(worker_id, future)
+            raise
         try:
             self._take_slot(record, timeout)  # writes the activated record
         except ProfileLimitError:
@@ -517,11 +540,10 @@ class ProfileManager:
         return self._base_size or 0
 
     def _undo(self, record: ProfileRecord) -> None:
-        for leftover in owned_paths(Path(record.path), record):
-            try:
-                files.remove_tree(leftover)
-            except OSError as exc:
-                log.warning("could not remove the partial profile %s: %s", leftover, exc)
+        try:
+            remove_or_leave_to_sweep(record)
+        except OSError as exc:
+            log.warning("could not remove the partial profile %s: %s", record.path, exc)
         self._tracker.registry.release(record.path)
 
     def copy_base_profile(self, worker_id: str) -> bool:
@@ -574,7 +596,8 @@ class ProfileManager:
         deletes it. ``drain()`` waits for that; what cannot be deleted is logged, listed in
         ``background_failures`` and left to the sweep, which removes ``garbage-*`` folders.
         """
-        record = self._tracker.forget(worker_id) if isinstance(worker_id, str) else None
+        # Tracked until its slot is given back: interrupted before, cleanup_all still has it.
+        record = self._record(worker_id)
         if record is None:
             return
         path = Path(record.path)

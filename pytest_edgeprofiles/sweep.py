@@ -15,7 +15,14 @@ from pathlib import Path
 from . import files
 from .chromium import this_host
 from .processes import release_browser, running_since
-from .records import ProfileRecord, iter_records, owned_by_user, owned_paths, profile_of
+from .records import (
+    ProfileRecord,
+    iter_records,
+    owned_by_user,
+    owned_paths,
+    profile_of,
+    record_path,
+)
 
 log = logging.getLogger("pytest_edgeprofiles")
 
@@ -78,11 +85,19 @@ _GARBAGE = re.compile(re.escape(files.GARBAGE_PREFIX) + r".+-[0-9a-f]{12}")
 
 
 def garbage_folders(root: Path) -> list[Path]:
-    """This user's ``garbage-*`` folders under ``root``: profiles moved aside to be deleted."""
+    """This user's ``garbage-*`` folders under ``root``: profiles moved aside to be deleted.
+
+    A folder with an owner record of its own is a profile whose worker id starts with
+    ``garbage-``, not garbage: moving a profile aside never renames its record.
+    """
     try:
         with os.scandir(root) as entries:
             return sorted(
-                Path(e.path) for e in entries if _GARBAGE.fullmatch(e.name) and owned_by_user(e)
+                Path(e.path)
+                for e in entries
+                if _GARBAGE.fullmatch(e.name)
+                and owned_by_user(e)
+                and not os.path.lexists(record_path(Path(e.path)))
             )
     except OSError:
         return []
@@ -115,12 +130,16 @@ def _stale_temp_files(root: Path) -> list[Path]:
 
 
 def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepResult:
-    """Remove kept profiles of all but the newest ``keep_runs`` runs (records naming a run)."""
+    """Remove kept profiles of all but the newest ``keep_runs`` runs (records naming a run).
+
+    Only profiles given up and kept (``keep_profile``) count: a manager made with
+    ``cleanup_on_exit=False`` marks its profiles kept from the start, while they are in use.
+    """
     if keep_runs < 0:
         raise ValueError(f"keep_runs must be >= 0, got {keep_runs}")
     runs: dict[str, list[tuple[Path, ProfileRecord]]] = defaultdict(list)
     for record_file, record in iter_records(root):
-        if record.keep and record.run is not None:
+        if record.keep and record.released and record.run is not None:
             runs[record.run].append((record_file, record))
     newest_first = sorted(
         runs.values(), key=lambda rs: max(r.created_at for _, r in rs), reverse=True

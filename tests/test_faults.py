@@ -956,3 +956,139 @@ def test_generated_option_values_are_used_or_refused_with_a_usage_error(
     elif option == "--edge-profile-retention":
         assert f"retention {expected}" in output
     assert [n for n in names(root) if n != ".runs"] == []
+
+
+# -- interrupts and races inside one process ------------------------------------------------
+
+
+def interrupt_first_call(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
+    """Make the first call of ``owner.name`` raise KeyboardInterrupt, as Ctrl+C (or
+    pytest-timeout's signal method) does to whatever runs at that moment."""
+    real = getattr(owner, name)
+    calls = []
+
+    def once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, once)
+
+
+def test_an_interrupt_while_releasing_a_profile_leaks_neither_folder_nor_slot(
+    manager, tmp_root, monkeypatch
+):
+    from pytest_edgeprofiles import processes
+
+    m = manager(max_profiles=1)
+    path = m.create_profile("gw0")
+    interrupt_first_call(monkeypatch, processes, "release_browser")
+    with pytest.raises(KeyboardInterrupt):
+        m.release_profile("gw0")
+    assert m.get_profile_path("gw0") == path, "still ours to clean up"
+    assert m.cleanup_all_profiles() == 1
+    assert names(tmp_root) == []
+    assert os.path.isdir(m.create_profile("gw1")), "the slot came back"
+
+
+def test_an_interrupt_while_waiting_for_the_prepared_clone_leaks_nothing(
+    manager, tmp_root, tmp_path, monkeypatch
+):
+    from pytest_edgeprofiles.records import ProfileRecord
+
+    m = manager(str(small_base(tmp_path / "base")))
+    m.prepare_profile("gw0")
+    interrupt_first_call(monkeypatch, ProfileRecord, "activated")
+    with pytest.raises(KeyboardInterrupt):
+        m.create_profile("gw0")
+    assert m.cleanup_all_profiles() == 0
+    assert names(tmp_root) == [], "the prepared clone went with the manager's profiles"
+
+
+def test_a_slow_cleanup_never_forgets_the_profile_made_after_it(manager, monkeypatch):
+    from pytest_edgeprofiles import processes
+
+    m = manager()
+    first = m.create_profile("gw0")
+    entered, go_on = threading.Event(), threading.Event()
+    real = processes.release_browser
+
+    def slow_once(path: Path) -> None:
+        if not entered.is_set():
+            entered.set()
+            assert go_on.wait(30)
+        real(path)
+
+    monkeypatch.setattr(processes, "release_browser", slow_once)
+    slow = threading.Thread(target=m.cleanup_profile, args=("gw0",))
+    slow.start()
+    assert entered.wait(30)
+    assert m.cleanup_profile("gw0") is True  # another thread's cleanup of the same profile
+    second = m.create_profile("gw0")
+    go_on.set()
+    slow.join(30)
+    assert not os.path.exists(first)
+    assert m.get_profile_path("gw0") == second
+    assert m.cleanup_all_profiles() == 1 and not os.path.exists(second)
+
+
+@posix_only
+def test_an_unremovable_prepared_clone_is_left_to_the_sweep_with_its_record(
+    manager, tmp_root, tmp_path, monkeypatch
+):
+    m = manager(str(small_base(tmp_path / "base")))
+    m.prepare_profile("gw0")
+    m.drain()
+    real = files.remove_tree
+
+    def busy(path: Path, *args: Any, **kwargs: Any) -> None:
+        if not path.name.endswith(".owner"):
+            raise OSError(errno.EBUSY, "Device or resource busy", str(path))
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(files, "remove_tree", busy)
+    m.cleanup_all_profiles()
+    left = names(tmp_root)
+    assert len(left) == 2 and left[1] == left[0] + ".owner", "never a folder without its record"
+    monkeypatch.setattr(files, "remove_tree", real)
+    assert len(sweep.sweep(tmp_root).removed) == 1, "released to the sweep, though we live"
+    assert names(tmp_root) == []
+
+
+def test_a_worker_named_like_garbage_is_not_swept_as_garbage(manager, tmp_root):
+    m = manager()
+    path = m.create_profile("garbage-collector")
+    assert sweep.sweep(tmp_root).removed == []
+    assert os.path.isdir(path)
+
+
+def test_pruning_kept_profiles_spares_live_ones_made_not_to_be_cleaned_up(manager, tmp_root):
+    m = manager(cleanup_on_exit=False, run_id="older")
+    path = m.create_profile("gw0")
+    assert sweep.prune_kept(tmp_root, 0).removed == []
+    assert os.path.isdir(path)
+    m.keep_profile("gw0")  # now given up, and kept: the pruning's to judge
+    assert sweep.prune_kept(tmp_root, 0).removed == [Path(path)]
+
+
+@posix_only
+def test_a_forked_child_exiting_leaves_its_parents_profiles_alone(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from pytest_edgeprofiles import ProfileManager
+
+        m = ProfileManager(root={str(tmp_path / "root")!r})
+        path = m.create_profile("gw0")
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)  # a normal exit: finalizers and atexit run in the child
+        os.waitpid(pid, 0)
+        print(os.path.isdir(path), m.cleanup_all_profiles(), os.path.isdir(path))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["True", "1", "False"], out.stderr
