@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import getpass
 import logging
 import os
@@ -22,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import chromium, files, processes
+from . import chromium, files, processes, sweep
 from .background import Background
 from .chromium import DEFAULT_SKIP_RULES, SkipRules
 from .records import ProfileRecord, owned_paths, record_path, write_record
@@ -234,6 +235,13 @@ def remove_or_leave_to_sweep(record: ProfileRecord) -> None:
         with contextlib.suppress(OSError):
             write_record(record.released_to_sweep())
         raise
+
+
+def _remove_dead(record: ProfileRecord) -> None:
+    try:
+        sweep.remove_leftover(Path(record.path), record)
+    except OSError as exc:
+        log.warning("could not remove %s of a dead owner (left to the sweep): %s", record.path, exc)
 
 
 def _remove_all_in(pid: int, tracker: _Tracker) -> None:
@@ -452,11 +460,14 @@ class ProfileManager:
                 raise _RootError(exc) from exc
 
         try:
-            self._tracker.registry.acquire(record, self.max_profiles, timeout, on_take=write)
+            dead = self._tracker.registry.acquire(record, self.max_profiles, timeout, on_take=write)
         except RegistryFull as full:
             error = ProfileLimitError(len(full.holders), self.max_profiles)
             error.holders = full.holders
             raise error from None
+        for leftover in dead:
+            # A killed owner's browser may still run: it would be one over the cap.
+            self._tracker.background.submit("delete", functools.partial(_remove_dead, leftover))
 
     def _populate(self, record: ProfileRecord) -> None:
         path = Path(record.path)

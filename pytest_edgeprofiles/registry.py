@@ -75,8 +75,11 @@ class Registry:
         max_profiles: int,
         timeout: float = 0.0,
         on_take: Callable[[], None] | None = None,
-    ) -> None:
+    ) -> list[ProfileRecord]:
         """Take a slot for ``record``, waiting up to ``timeout`` s; ``RegistryFull`` if none.
+
+        Returns the records of dead owners whose slots were reclaimed on the way: their
+        folders, and any browser still running on them, are the caller's to remove.
 
         ``on_take`` runs once a slot is free, before it is taken and while the registry is
         still locked; if it raises, no slot is taken. The manager writes the owner record
@@ -84,11 +87,12 @@ class Registry:
         """
         deadline = time.monotonic() + timeout
         pause = SLOT_POLL[0]
+        reaped: list[ProfileRecord] = []
         while True:
             with self._state() as state:
                 entries = state["entries"]
                 if len(entries) >= max_profiles:
-                    self._reap(entries)
+                    reaped += self._reap(entries)
                 if len(entries) < max_profiles:
                     if on_take is not None:
                         on_take()
@@ -96,7 +100,7 @@ class Registry:
                     stats = state["stats"]
                     stats["created"] += 1
                     stats["peak"] = max(stats["peak"], len(entries))
-                    return
+                    return reaped
                 holders = [ProfileRecord.from_dict(e) for e in entries.values()]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -120,17 +124,20 @@ class Registry:
             return dict(state["stats"])
 
     @staticmethod
-    def _reap(entries: dict[str, Any]) -> None:
+    def _reap(entries: dict[str, Any]) -> list[ProfileRecord]:
+        dead = []
         for key, entry in list(entries.items()):
             record = ProfileRecord.from_dict(entry)
             if not record.owner_alive():
                 log.info("reclaiming the slot of %s: its owner %s is gone", record.path, record.pid)
                 del entries[key]
+                dead.append(record)
             elif not os.path.lexists(record.path) and not os.path.lexists(record_path(record.path)):
                 # Folder and record removed, but the slot was never given back (the registry
                 # could not be written then): the profile is gone for good.
                 log.info("reclaiming the slot of %s: the profile is gone", record.path)
                 del entries[key]
+        return dead
 
     @contextmanager
     def _state(self, write: bool = True) -> Iterator[dict[str, Any]]:

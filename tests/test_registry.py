@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import psutil
 import pytest
 
 from pytest_edgeprofiles import ProfileLimitError, processes, registry, sweep
@@ -31,6 +32,10 @@ CHILD = textwrap.dedent(
     sys.stdin.read()
     """
 )
+
+
+def psutil_gone(pid: int) -> bool:
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 def names(folder: Path) -> list[str]:
@@ -141,23 +146,31 @@ def _start_child(tmp_root: Path, registry_path: Path) -> tuple[subprocess.Popen[
 
 def test_processes_share_a_cap_and_a_killed_owner_frees_its_slot(manager, registry_path, tmp_root):
     child, child_path = _start_child(tmp_root, registry_path)
+    # The killed owner's browser outlives it, as browsers started by a killed worker do.
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", f"--user-data-dir={child_path}"],
+        start_new_session=True,
+    )
     try:
+        os.symlink(f"{socket.gethostname()}-{orphan.pid}", Path(child_path, "SingletonLock"))
         m = manager(max_profiles=1, registry_path=registry_path)
         with pytest.raises(ProfileLimitError, match=r"^Profile limit exceeded: 1/1$") as info:
             m.create_profile("gw0")
         assert [(h.path, h.pid) for h in info.value.holders] == [(child_path, child.pid)]
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
+        # Killed: it cleaned nothing up, but it no longer holds its slot...
+        path = m.create_profile("gw0")
+        assert list(entries_of(registry_path)) == [path]
+        # ...and what it left goes at once, its browser too: it would be one over the cap.
+        m.drain()
+        assert orphan.poll() is not None or psutil_gone(orphan.pid)
+        assert not os.path.lexists(child_path)
+        assert sweep.sweep(tmp_root).removed == []
     finally:
-        child.kill()
-        child.communicate()
-    # Killed: it cleaned nothing up, but it no longer holds its slot.
-    assert os.path.isdir(child_path)
-    path = m.create_profile("gw0")
-    assert list(entries_of(registry_path)) == [path]
-    result = sweep.sweep(tmp_root)
-    assert result.removed == [Path(child_path)]
-    assert not os.path.lexists(child_path)
+        for proc in (child, orphan):
+            proc.kill()
+            proc.wait()
     assert not os.path.lexists(f"{child_path}.owner")
     assert names(tmp_root) == sorted([Path(path).name, f"{Path(path).name}.owner"])
 
