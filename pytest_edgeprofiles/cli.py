@@ -183,7 +183,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         _describe(entry, root, now)
         for entry in _progress(entries, args, "measuring", "profile", len(entries))
     ]
-    doc = {"root": str(root), "profiles": profiles}
+    doc = {"root": str(root), "root_exists": root.is_dir(), "profiles": profiles}
     _output(args, doc, _print_list)
     return EXIT_OK
 
@@ -211,10 +211,14 @@ def _describe(entry: Entry, root: Path, now: float) -> dict[str, Any]:
     }
 
 
+#: Said of a root that does not exist: a typo, or a root no run has used yet.
+_MISSING = " (no such folder)"
+
+
 def _print_list(doc: dict[str, Any]) -> None:
     profiles = doc["profiles"]
     if not profiles:
-        print(f"no profiles under {doc['root']}")
+        print(f"no profiles under {doc['root']}{_MISSING * (not doc['root_exists'])}")
         return
     rows = [("NAME", "OWNER", "SIZE", "AGE", "FLAGS", "RUN")]
     for p in profiles:
@@ -278,6 +282,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         freed += size
     doc = {
         "root": str(root),
+        "root_exists": root.is_dir(),
         "dry_run": args.dry_run,
         "removed": removed,
         "failed": failed,
@@ -289,7 +294,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def _print_clean(doc: dict[str, Any]) -> None:
     if not doc["removed"] and not doc["failed"]:
-        print(f"nothing to remove under {doc['root']}")
+        print(f"nothing to remove under {doc['root']}{_MISSING * (not doc['root_exists'])}")
         return
     would = "would remove" if doc["dry_run"] else "removed"
     for path in doc["removed"]:

@@ -128,8 +128,15 @@ def test_list_json(leftovers: SimpleNamespace, capsys: pytest.CaptureFixture[str
 def test_list_of_a_root_that_does_not_exist(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Not an error (a root no run has used yet), but said: it may be a typo.
     assert cli.main(["list", "--root", str(tmp_path / "nowhere")]) == 0
-    assert capsys.readouterr().out == f"no profiles under {tmp_path / 'nowhere'}\n"
+    assert capsys.readouterr().out == f"no profiles under {tmp_path / 'nowhere'} (no such folder)\n"
+    assert cli.main(["clean", "--root", str(tmp_path / "nowhere")]) == 0
+    assert capsys.readouterr().out == (
+        f"nothing to remove under {tmp_path / 'nowhere'} (no such folder)\n"
+    )
+    assert cli.main(["list", "--json", "--root", str(tmp_path / "nowhere")]) == 0
+    assert json.loads(capsys.readouterr().out)["root_exists"] is False
 
 
 def test_root_from_the_environment(leftovers: SimpleNamespace) -> None:
@@ -194,6 +201,7 @@ def test_clean_json_and_dry_run(
     assert code == 0
     assert doc == {
         "root": str(leftovers.root),
+        "root_exists": True,
         "dry_run": True,
         "removed": [str(p) for p in doomed],
         "failed": [],
