@@ -27,6 +27,11 @@ LOCK_ENTRIES = frozenset(
     {"SingletonLock", "SingletonSocket", "SingletonCookie", "lockfile", "DevToolsActivePort"}
 )
 
+#: Flags that name the user data dir a process works on: the browser's own, and the mark the
+#: launch helpers put on a WebDriver server started for a profile (the driver ignores it), so
+#: that removing the profile also stops a driver its killed worker left behind.
+PROFILE_FLAGS = ("--user-data-dir", "--edgeprofiles-user-data-dir")
+
 #: JSON files a browser must be able to parse; a corrupt one loses the user's settings.
 JSON_FILES = ("Local State", "Default/Preferences")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import files
-from .chromium import Browser, socket_path_too_long
+from .chromium import PROFILE_FLAGS, Browser, socket_path_too_long
 
 #: Flags that keep a test browser off the network it does not need: without them it keeps
 #: calling home, which is slow or refused on CI machines.
@@ -95,9 +95,13 @@ def selenium_options(
     return options
 
 
-def selenium_service(browser: Browser) -> Any:
+def selenium_service(browser: Browser, profile: str | os.PathLike[str] | None = None) -> Any:
     """A Selenium service for the driver on PATH (``msedgedriver`` or ``chromedriver``), with
-    the browser's environment; Selenium Manager is asked only when none is on PATH."""
+    the browser's environment; Selenium Manager is asked only when none is on PATH.
+
+    With ``profile``, the driver's command line names it (a flag the driver ignores), so
+    that removing the profile stops a driver whose test process was killed.
+    """
     if browser.is_edge:
         from selenium.webdriver.edge.service import Service
 
@@ -106,7 +110,8 @@ def selenium_service(browser: Browser) -> Any:
         from selenium.webdriver.chrome.service import Service  # type: ignore[assignment]
 
         driver = shutil.which("chromedriver")
-    return Service(executable_path=driver, env=browser_env())
+    args = [] if profile is None else [f"{PROFILE_FLAGS[1]}={os.fspath(profile)}"]
+    return Service(executable_path=driver, service_args=args, env=browser_env())
 
 
 def playwright_kwargs(

@@ -700,11 +700,13 @@ def edge_selenium_options(
 
 
 @pytest.fixture
-def edge_driver(edge_selenium_options: Any, edge_browser: Browser) -> Generator[Any, None, None]:
+def edge_driver(
+    edge_selenium_options: Any, edge_browser: Browser, edge_profile: Path
+) -> Generator[Any, None, None]:
     """A Selenium WebDriver on this test's profile, quit after the test."""
     from selenium import webdriver
 
-    service = launch.selenium_service(edge_browser)
+    service = launch.selenium_service(edge_browser, edge_profile)
     if edge_browser.is_edge:
         driver: Any = webdriver.Edge(options=edge_selenium_options, service=service)
     else:

@@ -91,12 +91,13 @@ def process_uses(pid: int, profile: str) -> bool:
 
 def _names_profile(cmdline: list[str], profile: str) -> bool:
     for i, arg in enumerate(cmdline):
-        if arg.startswith("--user-data-dir="):
-            value = arg.partition("=")[2]
-        elif arg == "--user-data-dir" and i + 1 < len(cmdline):
-            value = cmdline[i + 1]
-        else:
+        flag, eq, value = arg.partition("=")
+        if flag not in chromium.PROFILE_FLAGS:
             continue
+        if not eq:
+            if i + 1 >= len(cmdline):
+                continue
+            value = cmdline[i + 1]
         if _normalise(value) == profile:
             return True
     return False

@@ -305,6 +305,42 @@ def test_a_test_that_forgets_its_browser_does_not_break_the_run(
     assert not Path(left["sockets"]).exists()
 
 
+def test_a_worker_killed_mid_test_leaves_no_driver_or_browser_running(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: str
+) -> None:
+    _inner_env(monkeypatch, site)
+    log = pytester.path / "log.json"
+    pytester.makepyfile(
+        test_inner=f"""
+        import json, os, signal
+
+        def test_killed(edge_driver, edge_profile):
+            edge_driver.get(os.environ["SITE"])
+            with open({str(log)!r}, "w") as fh:
+                json.dump(dict(driver=edge_driver.service.process.pid, profile=str(edge_profile)), fh)
+            os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a CI timeout would
+
+        def test_next(edge_profile):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2", f"--edge-profile-root={pytester.path / 'p'}")
+    result.assert_outcomes(passed=1, failed=1)
+    left = json.loads(log.read_text())
+    try:
+        driver = psutil.Process(left["driver"])
+    except psutil.NoSuchProcess:
+        driver = None
+    try:
+        gone = driver is None or driver.status() == psutil.STATUS_ZOMBIE
+        assert gone, "the killed worker's chromedriver was stopped with its profile"
+        assert not launch_processes(Path(left["profile"]))
+        assert not Path(left["profile"]).exists()
+    finally:
+        if driver is not None and driver.is_running():
+            driver.kill()
+
+
 def test_a_clone_of_a_base_in_use_starts(
     browser: Browser, base_profile: Path, tmp_path: Path
 ) -> None:

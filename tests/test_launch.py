@@ -56,6 +56,27 @@ def test_selenium_options_name_the_binary_and_the_profile(tmp_path: Path) -> Non
     assert isinstance(chrome, ChromeOptions) and not isinstance(chrome, EdgeOptions)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="a process's command line, POSIX quoting")
+def test_a_driver_started_for_a_profile_is_found_with_its_browsers(tmp_path: Path) -> None:
+    import subprocess
+
+    from pytest_edgeprofiles import processes
+
+    service = launch.selenium_service(CHROMIUM, tmp_path / "p")
+    assert service.service_args == [f"--edgeprofiles-user-data-dir={tmp_path / 'p'}"]
+    assert launch.selenium_service(CHROMIUM).service_args == []
+    # A stand-in for the driver: what counts is its command line.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", *service.service_args]
+    )
+    try:
+        assert [p.pid for p in processes.browsers_using(str(tmp_path / "p"))] == [proc.pid]
+        assert processes.browsers_using(str(tmp_path / "other")) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_deep_temp_dir_gets_the_browser_a_short_one(tmp_path: Path) -> None:
     deep = str(tmp_path / ("d" * 100))
     assert launch.browser_env({"TMPDIR": "/tmp"}) is None
