@@ -35,6 +35,7 @@ from .profile_manager import (
     ProfileLimitError,
     ProfileManager,
     check_base_profile,
+    clone_size,
     default_root,
 )
 from .registry import Registry
@@ -42,6 +43,7 @@ from .runs import RunFolder, sweep_leftovers
 from .sweep import prune_kept
 
 log = logging.getLogger("pytest_edgeprofiles")
+_MB = 1024 * 1024
 
 RETENTION_POLICIES = ("all", "failed", "none")
 _WORKERINPUT_KEY = "edgeprofiles"
@@ -360,6 +362,12 @@ def pytest_configure(config: pytest.Config) -> None:
             run.remove()
             raise
     base = values["base_profile"]
+    if base is not None:
+        try:
+            _check_clone_size(Path(base), values["profile_size_limit_mb"])
+        except pytest.UsageError:
+            run.remove()
+            raise
     settings = Settings(
         clone_source=None if base is None else str(run.clone_source),
         download_root=values["download_root"],
@@ -400,6 +408,19 @@ def _start_snapshot(base: str | None, run: RunFolder) -> threading.Thread | None
     thread = threading.Thread(target=snapshot, name="edgeprofiles-snapshot", daemon=True)
     thread.start()
     return thread
+
+
+def _check_clone_size(base: Path, limit_mb: int) -> None:
+    """A base too large for the limit fails every test the same way: say so once, up front,
+    naming the base the user gave (the manager only sees the run's snapshot of it)."""
+    size = clone_size(base)
+    if size > limit_mb * _MB:
+        option = next(o for o in OPTIONS if o.key == "profile_size_limit_mb")
+        raise pytest.UsageError(
+            f"{option.flag}: a clone of the base profile {base} takes {size / _MB:.1f} MB "
+            f"(caches left out), over the limit of {limit_mb} MB; raise the limit "
+            f"({option.flag}, {option.env} or {option.ini}) or trim the base"
+        )
 
 
 def _made_base(config: pytest.Config, browser: Browser | None, run: RunFolder) -> str | None:

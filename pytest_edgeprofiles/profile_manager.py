@@ -147,6 +147,11 @@ def check_base_profile(base_profile_path: str | os.PathLike[str]) -> Path:
     return base.resolve()
 
 
+def clone_size(base: Path, skip_rules: SkipRules = DEFAULT_SKIP_RULES) -> int:
+    """Bytes a clone of ``base`` takes: its files, less the caches and lock state it skips."""
+    return files.tree_size(base, skip_rules.skips)
+
+
 class _Tracker:
     """What a manager has made; kept apart from the manager so a finalizer can clean up."""
 
@@ -547,7 +552,7 @@ class ProfileManager:
     def _clone_size(self) -> int:
         """Bytes a clone of the base takes, measured once: the base is a template."""
         if self._base_size is None and self.base_profile_path is not None:
-            self._base_size = files.tree_size(self.base_profile_path, self.skip_rules.skips)
+            self._base_size = clone_size(self.base_profile_path, self.skip_rules)
         return self._base_size or 0
 
     def _undo(self, record: ProfileRecord) -> None:

@@ -200,6 +200,29 @@ def test_base_profile_from_the_command_line(pytester: pytest.Pytester, root: Pat
     result.stdout.fnmatch_lines([f"edgeprofiles: *base profile {base}*"])
 
 
+def test_a_base_too_large_for_the_limit_is_one_usage_error_naming_it(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    base = _make_base(pytester.mkdir("base"))
+    (base / "Default" / "IndexedDB").mkdir()
+    (base / "Default" / "IndexedDB" / "big.ldb").write_bytes(b"d" * (2 * 1024 * 1024))
+    # 40 MB of cache is left out of a clone: it does not count.
+    (base / "Default" / "Cache" / "Cache_Data" / "huge").write_bytes(b"c" * (40 * 1024 * 1024))
+    pytester.makepyfile(test_inner="def test_x(edge_profile): pass")
+    args = (f"--edge-profile-root={root}", f"--edge-base-profile={base}")
+    result = pytester.runpytest_subprocess("-n", "2", *args, "--edge-profile-size-limit=1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: --edge-profile-size-limit: a clone of the base profile {base} takes 2.0 MB "
+            "(caches left out), over the limit of 1 MB; raise the limit *"
+        ]
+    )
+    assert _leftovers(root) == [] and list((root / ".runs").iterdir()) == []
+    result = pytester.runpytest_subprocess("-n", "2", *args, "--edge-profile-size-limit=3")
+    result.assert_outcomes(passed=1)
+
+
 def test_base_profile_from_the_ini_file_is_relative_to_it(
     pytester: pytest.Pytester, root: Path
 ) -> None:
