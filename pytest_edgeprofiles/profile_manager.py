@@ -26,7 +26,7 @@ from typing import Any
 from . import chromium, files, processes, sweep
 from .background import Background
 from .chromium import DEFAULT_SKIP_RULES, SkipRules
-from .records import ProfileRecord, owned_paths, record_path, write_record
+from .records import ProfileRecord, owned_paths, read_record, record_path, write_record
 from .registry import Registry, RegistryFull
 
 log = logging.getLogger("pytest_edgeprofiles")
@@ -243,6 +243,9 @@ def remove_or_leave_to_sweep(record: ProfileRecord) -> None:
 
 
 def _remove_dead(record: ProfileRecord) -> None:
+    on_disk = read_record(record_path(record.path))
+    if on_disk is not None and on_disk.keep:
+        return  # kept by its owner just before it died, the slot not yet given back
     try:
         sweep.remove_leftover(Path(record.path), record)
     except OSError as exc:

@@ -230,6 +230,27 @@ def test_a_damaged_registry_is_rebuilt_and_the_cap_holds(
     assert os.path.isdir(second.create_profile("gw1"))
 
 
+def test_a_reclaimed_slot_spares_a_profile_its_owner_kept_before_dying(
+    manager, registry_path, tmp_root
+):
+    from pytest_edgeprofiles.records import read_record, record_path
+
+    child, child_path = _start_child(tmp_root, registry_path)
+    try:
+        # Killed between marking its profile kept and giving back the slot.
+        kept = read_record(record_path(child_path)).kept()
+        write_record(kept)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        child.kill()
+        child.communicate()
+    m = manager(max_profiles=1, registry_path=registry_path)
+    m.create_profile("gw0")
+    m.drain()
+    assert os.path.isdir(child_path), "kept: the evidence of a failure"
+
+
 def test_a_rebuild_counts_only_live_unreleased_records_of_this_registry(
     manager, registry_path, tmp_root, dead_owner
 ):
