@@ -8,6 +8,9 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 from pytest_edgeprofiles import launch
 from pytest_edgeprofiles.chromium import Browser
@@ -18,6 +21,24 @@ def wait_for(predicate: Callable[[], bool], what: str, seconds: float = 20) -> N
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)  # a poll with a deadline: the browser signals nothing we can wait on
+
+
+def start_process(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``Popen(args)``, returned once the kernel shows the new command line.
+
+    Popen returns once exec has begun, not finished: for a moment ``/proc/<pid>/cmdline``
+    is still empty, and a scan for the processes naming a profile would miss this one.
+    """
+    proc = subprocess.Popen(args, **kwargs)
+
+    def shows() -> bool:
+        try:
+            return args[-1] in psutil.Process(proc.pid).cmdline()
+        except psutil.Error:
+            return False
+
+    wait_for(lambda: shows() or proc.poll() is not None, f"{args[0]} to start", 10)
+    return proc
 
 
 def start_browser(profile: Path, browser: Browser) -> subprocess.Popen[bytes]:

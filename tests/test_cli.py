@@ -20,6 +20,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
+from browser_support import start_process
 
 from pytest_edgeprofiles import cli, files, processes, sweep
 from pytest_edgeprofiles.chromium import DEFAULT_SKIP_RULES, find_browser, this_host
@@ -398,7 +399,7 @@ def test_doctor_lock_and_json_states(
     assert doctor()["base_profile"]["lock"]["state"] == "stale"
 
     # A browser of this host on the base: here a sleeper naming it as its user data dir.
-    sleeper = subprocess.Popen(
+    sleeper = start_process(
         [sys.executable, "-c", "import time; time.sleep(60)", f"--user-data-dir={base}"]
     )
     try:

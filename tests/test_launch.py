@@ -58,7 +58,7 @@ def test_selenium_options_name_the_binary_and_the_profile(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(os.name != "posix", reason="a process's command line, POSIX quoting")
 def test_a_driver_started_for_a_profile_is_found_with_its_browsers(tmp_path: Path) -> None:
-    import subprocess
+    from browser_support import start_process
 
     from pytest_edgeprofiles import processes
 
@@ -66,7 +66,7 @@ def test_a_driver_started_for_a_profile_is_found_with_its_browsers(tmp_path: Pat
     assert service.service_args == [f"--edgeprofiles-user-data-dir={tmp_path / 'p'}"]
     assert launch.selenium_service(CHROMIUM).service_args == []
     # A stand-in for the driver: what counts is its command line.
-    proc = subprocess.Popen(
+    proc = start_process(
         [sys.executable, "-c", "import time; time.sleep(60)", *service.service_args]
     )
     try:

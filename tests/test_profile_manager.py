@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from browser_support import start_process
 
 from pytest_edgeprofiles import (
     ProfileCleanupError,
@@ -469,7 +470,7 @@ def test_cleanup_profile_when_the_folder_was_swapped_for_a_symlink(manager, tmp_
 def test_cleanup_profile_stops_a_browser_still_running_on_it(manager):
     m = manager()
     path = m.create_profile("gw0")
-    browser = subprocess.Popen(
+    browser = start_process(
         [sys.executable, "-c", "import sys; sys.stdin.read()", f"--user-data-dir={path}"],
         stdin=subprocess.PIPE,
     )
@@ -630,7 +631,7 @@ def test_validate_profile_lock_that_is_a_regular_file(manager):
 def test_validate_profile_live_browser_then_dead(manager):
     m = manager()
     path = m.create_profile("gw0")
-    browser = subprocess.Popen(
+    browser = start_process(
         [sys.executable, "-c", "import sys; sys.stdin.read()", "--user-data-dir", path],
         stdin=subprocess.PIPE,
     )

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
+from browser_support import start_process
 
 from pytest_edgeprofiles import ProfileLimitError, processes, registry, sweep
 from pytest_edgeprofiles.records import ProfileRecord, write_record
@@ -147,7 +148,7 @@ def _start_child(tmp_root: Path, registry_path: Path) -> tuple[subprocess.Popen[
 def test_processes_share_a_cap_and_a_killed_owner_frees_its_slot(manager, registry_path, tmp_root):
     child, child_path = _start_child(tmp_root, registry_path)
     # The killed owner's browser outlives it, as browsers started by a killed worker do.
-    orphan = subprocess.Popen(
+    orphan = start_process(
         [sys.executable, "-c", "import time; time.sleep(120)", f"--user-data-dir={child_path}"],
         start_new_session=True,
     )
