@@ -23,8 +23,11 @@ def wait_for(predicate: Callable[[], bool], what: str, seconds: float = 20) -> N
         time.sleep(0.05)  # a poll with a deadline: the browser signals nothing we can wait on
 
 
-def start_process(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-    """``Popen(args)``, returned once the kernel shows the new command line.
+def start_process(
+    args: list[str], shown: list[str] | None = None, **kwargs: Any
+) -> subprocess.Popen[bytes]:
+    """``Popen(args)``, returned once the kernel shows its command line: ``shown``, for a
+    program that execs another (``setpriv``), else ``args``.
 
     Popen returns once exec has begun, not finished: for a moment ``/proc/<pid>/cmdline``
     is still empty, and a scan for the processes naming a profile would miss this one.
@@ -33,7 +36,7 @@ def start_process(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
 
     def shows() -> bool:
         try:
-            return args[-1] in psutil.Process(proc.pid).cmdline()
+            return psutil.Process(proc.pid).cmdline() == (shown or args)
         except psutil.Error:
             return False
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 import pytest
-from browser_support import start_browser, wait_for
+from browser_support import start_browser, start_process, wait_for
 
 from pytest_edgeprofiles import ProfileManager, profile_manager, sweep
 from pytest_edgeprofiles.chromium import Browser
@@ -576,9 +576,8 @@ def _bystander(*args: str, user: int | None = None) -> subprocess.Popen[bytes]:
     if user is not None:
         prefix = [shutil.which("setpriv") or "setpriv", f"--reuid={user}", f"--regid={user}"]
         prefix.append("--clear-groups")
-    return subprocess.Popen(
-        [*prefix, "sh", "-c", "sleep 600; :", "sh", *args], start_new_session=True
-    )
+    command = ["sh", "-c", "sleep 600; :", "sh", *args]
+    return start_process([*prefix, *command], shown=command, start_new_session=True)
 
 
 @posix_only
