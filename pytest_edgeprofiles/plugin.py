@@ -362,7 +362,7 @@ def pytest_configure(config: pytest.Config) -> None:
             run.remove()
             raise
     base = values["base_profile"]
-    if base is not None:
+    if base is not None and not config.getoption("collectonly"):
         try:
             _check_clone_size(Path(base), values["profile_size_limit_mb"])
         except pytest.UsageError:
@@ -768,7 +768,7 @@ def _require(module: str) -> None:
         __import__(module)
     except ImportError:
         pytest.fail(
-            f"edgeprofiles: this fixture needs {module}: "
-            f"pip install 'pytest-edgeprofiles[{module}]'",
+            f"edgeprofiles: this fixture needs {module}: pip install {module} "
+            f"(or install pytest-edgeprofiles with its [{module}] extra)",
             pytrace=False,
         )

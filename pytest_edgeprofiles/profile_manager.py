@@ -26,7 +26,7 @@ from typing import Any
 from . import chromium, files, processes, sweep
 from .background import Background
 from .chromium import DEFAULT_SKIP_RULES, SkipRules
-from .records import ProfileRecord, owned_paths, read_record, record_path, write_record
+from .records import ProfileRecord, owned_paths, record_path, write_record
 from .registry import Registry, RegistryFull
 
 log = logging.getLogger("pytest_edgeprofiles")
@@ -243,11 +243,8 @@ def remove_or_leave_to_sweep(record: ProfileRecord) -> None:
 
 
 def _remove_dead(record: ProfileRecord) -> None:
-    on_disk = read_record(record_path(record.path))
-    if on_disk is not None and on_disk.keep:
-        return  # kept by its owner just before it died, the slot not yet given back
     try:
-        sweep.remove_leftover(Path(record.path), record)
+        sweep.remove_reclaimed(record)
     except OSError as exc:
         log.warning("could not remove %s of a dead owner (left to the sweep): %s", record.path, exc)
 
@@ -470,10 +467,14 @@ class ProfileManager:
         try:
             dead = self._tracker.registry.acquire(record, self.max_profiles, timeout, on_take=write)
         except RegistryFull as full:
+            self._remove_reclaimed(full.reaped)
             error = ProfileLimitError(len(full.holders), self.max_profiles)
             error.holders = full.holders
             raise error from None
-        for leftover in dead:
+        self._remove_reclaimed(dead)
+
+    def _remove_reclaimed(self, records: list[ProfileRecord]) -> None:
+        for leftover in records:
             # A killed owner's browser may still run: it would be one over the cap.
             self._tracker.background.submit("delete", functools.partial(_remove_dead, leftover))
 

@@ -38,11 +38,18 @@ SLOT_POLL = (0.0005, 0.01)
 
 
 class RegistryFull(Exception):
-    """No slot is free; ``holders`` are the records that hold them."""
+    """No slot is free; ``holders`` are the records that hold them, ``reaped`` those of dead
+    owners reclaimed on the way (as ``Registry.acquire`` returns them)."""
 
-    def __init__(self, holders: list[ProfileRecord], max_profiles: int) -> None:
+    def __init__(
+        self,
+        holders: list[ProfileRecord],
+        max_profiles: int,
+        reaped: list[ProfileRecord] | None = None,
+    ) -> None:
         self.holders = holders
         self.max_profiles = max_profiles
+        self.reaped = reaped or []
         super().__init__(f"{len(holders)}/{max_profiles} slots taken")
 
 
@@ -104,7 +111,7 @@ class Registry:
                 holders = [ProfileRecord.from_dict(e) for e in entries.values()]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise RegistryFull(holders, max_profiles)
+                raise RegistryFull(holders, max_profiles, reaped)
             # Polling with a deadline: a slot freed in another process sends us no event.
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, SLOT_POLL[1])

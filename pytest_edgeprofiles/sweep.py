@@ -21,6 +21,7 @@ from .records import (
     owned_by_user,
     owned_paths,
     profile_of,
+    read_record,
     record_path,
 )
 
@@ -79,6 +80,32 @@ def remove_leftover(path: Path, record: ProfileRecord | None) -> None:
     release_browser(path)
     for leftover in owned_paths(path, record):
         files.remove_tree(leftover)
+
+
+def remove_reclaimed(record: ProfileRecord) -> None:
+    """Remove the profile of a dead owner whose slot a registry reclaimed (``record`` is the
+    registry's entry for it).
+
+    The registry's word alone is never enough, since whoever can write a shared registry
+    could name any folder: the profile's own owner record must be there, be the current
+    user's, name the same owner, and not be kept.
+    """
+    record_file = record_path(record.path)
+    try:
+        st = record_file.lstat()
+    except OSError:
+        return
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    if not (stat.S_ISREG(st.st_mode) and mine):
+        return
+    on_disk = read_record(record_file)
+    same = on_disk is not None and _identity(on_disk) == _identity(record)
+    if same and on_disk is not None and not on_disk.keep:
+        remove_leftover(profile_of(record_file), on_disk)
+
+
+def _identity(record: ProfileRecord) -> tuple[str, int, float, str]:
+    return record.path, record.pid, record.create_time, record.host
 
 
 _GARBAGE = re.compile(re.escape(files.GARBAGE_PREFIX) + r".+-[0-9a-f]{12}")

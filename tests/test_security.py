@@ -625,3 +625,41 @@ def test_cleanup_stops_only_this_users_browser_on_the_exact_profile(
             ours.wait()
         m.cleanup_all_profiles()
         shutil.rmtree(sibling, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a process's command line, POSIX signals")
+@pytest.mark.parametrize("owner_record", ["none", "another owner"])
+def test_a_planted_registry_entry_never_removes_or_stops_what_it_names(
+    tmp_path: Path, dead_owner: tuple[int, float], owner_record: str
+) -> None:
+    # Anyone who can write a shared registry can name any folder in an entry "of a dead
+    # owner": reclaiming its slot must not make that folder, or a browser on it, ours.
+    registry_path = tmp_path / "shared" / "registry.json"
+    m = ProfileManager(root=tmp_path / "root", registry_path=registry_path, max_profiles=1)
+    m.create_profile("w")
+    m.cleanup_profile("w")  # the registry file exists now
+    victim = tmp_path / "home" / "microsoft-edge"
+    (victim / "Default").mkdir(parents=True)
+    (victim / "Default" / "Cookies").write_bytes(b"the user's real cookies")
+    users_browser = start_process(
+        [sys.executable, "-c", "import time; time.sleep(120)", f"--user-data-dir={victim}"]
+    )
+    os.symlink(f"{socket.gethostname()}-{users_browser.pid}", victim / "SingletonLock")
+    planted = ProfileRecord(
+        "w", str(victim), dead_owner[0], dead_owner[1], socket.gethostname(), time.time(),
+        str(registry_path.resolve()),
+    )  # fmt: skip
+    if owner_record == "another owner":
+        write_record(ProfileRecord(**{**planted.to_dict(), "pid": users_browser.pid}))
+    state = json.loads(registry_path.read_text())
+    state["entries"] = {str(victim): planted.to_dict()}
+    registry_path.write_text(json.dumps(state))
+    try:
+        m.create_profile("w")  # reclaims the planted slot
+        m.drain()
+        assert users_browser.poll() is None, "the user's browser was stopped"
+        assert (victim / "Default" / "Cookies").read_bytes() == b"the user's real cookies"
+    finally:
+        users_browser.kill()
+        users_browser.wait()
+        m.cleanup_all_profiles()
