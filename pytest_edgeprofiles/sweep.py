@@ -99,9 +99,9 @@ def remove_reclaimed(record: ProfileRecord) -> None:
     if not (stat.S_ISREG(st.st_mode) and mine):
         return
     on_disk = read_record(record_file)
-    same = on_disk is not None and _identity(on_disk) == _identity(record)
-    if same and on_disk is not None and not on_disk.keep:
-        remove_leftover(profile_of(record_file), on_disk)
+    if on_disk is None or on_disk.keep or _identity(on_disk) != _identity(record):
+        return
+    remove_leftover(profile_of(record_file), on_disk)
 
 
 def _identity(record: ProfileRecord) -> tuple[str, int, float, str]:
