@@ -178,16 +178,15 @@ class _Tracker:
             record = self.profiles.get(worker_id)
         if record is None:
             return True
-        path = Path(record.path)
         try:
-            processes.release_browser(path)
             remove_or_leave_to_sweep(record)
         except OSError as exc:
             log.warning(
-                "could not remove profile %s of %s (left to the sweep): %s", path, worker_id, exc
+                "could not remove profile %s of %s (left to the sweep): %s",
+                record.path,
+                worker_id,
+                exc,
             )
-            with contextlib.suppress(OSError):  # also when the browser could not be stopped
-                write_record(record.released_to_sweep())
             self.release(worker_id, record)
             if strict:
                 raise ProfileCleanupError(worker_id, str(exc)) from exc
@@ -228,14 +227,14 @@ class _Tracker:
 
 
 def remove_or_leave_to_sweep(record: ProfileRecord) -> None:
-    """Remove a profile's folder, its download folder and its record, in that order.
+    """Remove a profile as a sweep does: stop a browser still on it, then remove its folder,
+    its download folder and its record, in that order.
 
     On the first failure the rest stays, and the record is marked released so that any
     sweep finishes the job: a folder is never left without a record that leads to it.
     """
     try:
-        for leftover in owned_paths(Path(record.path), record):
-            files.remove_tree(leftover)
+        sweep.remove_leftover(Path(record.path), record)
     except OSError:
         with contextlib.suppress(OSError):
             write_record(record.released_to_sweep())

@@ -12,9 +12,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import files
+from . import files, processes
 from .chromium import this_host
-from .processes import release_browser, running_since
+from .processes import running_since
 from .records import (
     ProfileRecord,
     iter_records,
@@ -77,7 +77,7 @@ def remove_leftover(path: Path, record: ProfileRecord | None) -> None:
     if record is None:
         files.remove_tree(path)
         return
-    release_browser(path)
+    processes.release_browser(path)
     for leftover in owned_paths(path, record):
         files.remove_tree(leftover)
 
