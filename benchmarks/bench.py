@@ -287,8 +287,8 @@ def _contend(registry_path: str, root: str, seconds: float, queue: multiprocessi
         record = ProfileRecord(
             f"p{pid}", f"{root}/p{pid}-{ops}", pid, create_time, "bench", time.time(), registry_path
         )
-        registry.acquire(record, 4, timeout=60)
-        registry.release(record.path)
+        registry.take(record, 4, timeout=60)
+        registry.give_back(record.path)
         ops += 1
     queue.put(ops)
 

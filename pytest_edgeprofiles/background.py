@@ -4,13 +4,11 @@ deletion."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-log = logging.getLogger("pytest_edgeprofiles")
 T = TypeVar("T")
 
 
@@ -21,8 +19,6 @@ class Background:
         self._lock = threading.Lock()
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._pending: set[Future[object]] = set()
-        #: Paths whose background removal failed, with the error: left to the sweep.
-        self.failures: list[tuple[str, str]] = []
 
     def submit(self, lane: str, fn: Callable[[], T]) -> Future[T]:
         with self._lock:

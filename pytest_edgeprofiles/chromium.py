@@ -3,6 +3,9 @@
 A *user data dir* (what ``--user-data-dir`` names) holds ``Local State`` and one folder per
 profile (``Default``, ``Profile 1``, ...). The browser locks the whole dir, so every concurrent
 browser needs a dir of its own; that dir is what this package calls a profile.
+
+Finding a browser lives in ``browsers``; ``Browser`` and ``find_browser`` are re-exported here,
+where users import them.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import socket
 import stat
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+# Re-exported: users import these from here.
+from .browsers import Browser as Browser
+from .browsers import compare_versions as compare_versions
+from .browsers import find_browser as find_browser
 from .files import read_json
+from .roots import is_mine
 
 #: Entries at the top level that only mean "a browser runs here". Copying them makes the clone
 #: refuse to start (or start as a second instance of the original), so a clone never gets them.
@@ -206,10 +211,9 @@ def is_leftover_socket_dir(folder: Path) -> bool:
         names = os.listdir(folder)
     except OSError:
         return False
-    uid = getattr(os, "getuid", lambda: st.st_uid)()
     return (
         stat.S_ISDIR(st.st_mode)
-        and st.st_uid == uid
+        and is_mine(st)
         and all(name.startswith("Singleton") for name in names)
     )
 
@@ -256,135 +260,3 @@ def last_version(user_data_dir: Path) -> str | None:
     except (OSError, UnicodeDecodeError):
         return None
     return text or None
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version)[:4])
-
-
-def compare_versions(base_version: str | None, browser_version: str | None) -> str:
-    """How a profile's ``Last Version`` compares with the browser's: ``same``, ``older`` (the
-    browser upgrades it), ``newer`` (the browser may refuse its databases) or ``unknown``."""
-    base = version_tuple(base_version or "")
-    ours = version_tuple(browser_version or "")
-    if not base or not ours:
-        return "unknown"
-    return "same" if base == ours else "newer" if base > ours else "older"
-
-
-# -- browser discovery ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Browser:
-    """An installed Chromium-family browser."""
-
-    path: str
-    kind: str  # "edge", "chrome" or "chromium"
-    version: str | None = None
-    #: Playwright's channel name, for an Edge found at its standard install path.
-    channel: str | None = None
-
-    @property
-    def is_edge(self) -> bool:
-        return self.kind == "edge"
-
-    def describe(self) -> str:
-        name = {"edge": "Microsoft Edge", "chrome": "Google Chrome"}.get(self.kind, "Chromium")
-        return f"{name} {self.version or '(version unknown)'} at {self.path}"
-
-
-def _windows_paths(*tails: str) -> list[str]:
-    roots = [os.environ.get(v) for v in ("PROGRAMFILES(X86)", "PROGRAMFILES", "LOCALAPPDATA")]
-    return [os.path.join(r, t) for r in roots if r for t in tails]
-
-
-def _install_paths(kind: str) -> list[str]:
-    """Standard install locations, stable channel first."""
-    if sys.platform == "win32":
-        tails = {
-            "edge": [
-                rf"Microsoft\Edge{c}\Application\msedge.exe" for c in ("", " Beta", " Dev", " SxS")
-            ],
-            "chrome": [r"Google\Chrome\Application\chrome.exe"],
-            "chromium": [r"Chromium\Application\chrome.exe"],
-        }[kind]
-        return _windows_paths(*tails)
-    if sys.platform == "darwin":
-        apps = {
-            "edge": [f"Microsoft Edge{c}" for c in ("", " Beta", " Dev", " Canary")],
-            "chrome": ["Google Chrome"],
-            "chromium": ["Chromium"],
-        }[kind]
-        return [f"/Applications/{a}.app/Contents/MacOS/{a}" for a in apps]
-    return {
-        "edge": [f"/opt/microsoft/msedge{c}/msedge" for c in ("", "-beta", "-dev")],
-        "chrome": ["/opt/google/chrome/chrome"],
-        "chromium": [],
-    }[kind]
-
-
-COMMANDS = {
-    "edge": ("msedge", "microsoft-edge", "microsoft-edge-stable", "microsoft-edge-beta",
-             "microsoft-edge-dev"),
-    "chrome": ("google-chrome", "google-chrome-stable", "chrome"),
-    "chromium": ("chromium", "chromium-browser"),
-}  # fmt: skip
-
-
-def _channel(path: str) -> str | None:
-    lowered = path.lower()
-    if "edge" not in lowered:
-        return None
-    for suffix in ("beta", "dev", "canary"):
-        if suffix in lowered or (suffix == "canary" and "sxs" in lowered):
-            return f"msedge-{suffix}"
-    return "msedge"
-
-
-def kind_of(path: str) -> str:
-    name = os.path.basename(path).lower()
-    if "edge" in name:
-        return "edge"
-    if "chrome" in name and "chromium" not in name and "google" in path.lower():
-        return "chrome"
-    return "chromium"
-
-
-def browser_version(path: str) -> str | None:
-    """Ask the browser for its version (``--version``); None when it does not say.
-
-    On Windows ``--version`` prints nothing (and may start the browser), so the version is
-    read from the ``<version>`` folder installers put beside the executable.
-    """
-    if sys.platform == "win32":
-        folder = os.path.dirname(path)
-        names = [n for n in os.listdir(folder) if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", n)]
-        return max(names, key=version_tuple) if names else None
-    try:
-        out = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = re.search(r"\d+\.\d+\.\d+\.\d+", out)
-    return match.group(0) if match else None
-
-
-def find_browser(override: str | None = None) -> Browser | None:
-    """Edge first (stable, beta, dev, canary; install paths, then PATH), then Chrome, then
-    Chromium. ``override`` (a path or a command name) wins when given."""
-    if override:
-        path = shutil.which(override) or (override if os.path.isfile(override) else None)
-        if path is None:
-            return None
-        return Browser(path, kind_of(path), browser_version(path))
-    for kind in ("edge", "chrome", "chromium"):
-        for candidate in _install_paths(kind):
-            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                return Browser(candidate, kind, browser_version(candidate), _channel(candidate))
-        for command in COMMANDS[kind]:
-            found = shutil.which(command)
-            if found:
-                return Browser(found, kind, browser_version(found))
-    return None

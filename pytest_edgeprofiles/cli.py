@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from . import __version__, files, processes, sweep
+from . import __version__, files, processes, removal, sweep
 from .chromium import (
     DEFAULT_SKIP_RULES,
     JSON_FILES,
@@ -31,9 +31,10 @@ from .chromium import (
     last_version,
     this_host,
 )
-from .profile_manager import check_base_profile, default_root
+from .clone import check_base_profile
 from .records import ProfileRecord, iter_records, profile_of
-from .runs import RUNS, refuse_planted_root
+from .roots import default_root, refuse_planted_root
+from .runs import RUNS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 T = TypeVar("T")
@@ -266,20 +267,16 @@ def cmd_clean(args: argparse.Namespace) -> int:
         for _, path, record in _entries(root)
         if _doomed(record, args.include_kept) and now - _created(path, record) >= args.older_than
     ]
-    removed: list[str] = []
-    failed: list[dict[str, str]] = []
-    freed = 0
     verb = "checking" if args.dry_run else "removing"
-    for path, record in _progress(doomed, args, verb, "profile", len(doomed)):
-        size = files.tree_size(path)
-        if not args.dry_run:
-            try:
-                sweep.remove_leftover(path, record)
-            except OSError as exc:
-                failed.append({"path": str(path), "error": _message(exc)})
-                continue
-        removed.append(str(path))
-        freed += size
+    result = removal.remove_many(
+        _progress(doomed, args, verb, "profile", len(doomed)), args.dry_run
+    )
+    removed = [str(path) for path in result.removed]
+    failed = [
+        {"path": str(path), "error": _message(exc)}
+        for path, exc in zip(result.failed, result.errors, strict=True)
+    ]
+    freed = result.freed_bytes
     doc = {
         "root": str(root),
         "root_exists": root.is_dir(),

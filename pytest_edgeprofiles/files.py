@@ -1,11 +1,10 @@
-"""Filesystem mechanics: private folders, copying a tree, its size, robust removal."""
+"""Filesystem mechanics: copying a tree, its size, robust removal, atomic JSON."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import json
-import logging
 import os
 import shutil
 import socket
@@ -17,44 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("pytest_edgeprofiles")
-
 #: Errors that say "the destination cannot take more", never "the source is bad".
 DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
-
-
-class UnsafeDirectoryError(PermissionError):
-    """A folder we were about to trust is a symlink or belongs to someone else."""
-
-
-def make_private_dir(path: Path) -> None:
-    """Create ``path`` (0700) if missing and refuse it unless it is ours, as pytest does.
-
-    Used for the per-user default root, which another local user could plant in advance.
-    """
-    try:
-        path.mkdir(mode=0o700, exist_ok=True)
-    except FileExistsError:
-        if not path.is_symlink():  # a dangling link: refused below like any other link
-            raise
-    st = refuse_foreign(path)
-    if st is not None and st.st_mode & 0o077:
-        os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
-
-
-def refuse_foreign(path: Path) -> os.stat_result | None:
-    """``UnsafeDirectoryError`` when ``path`` is a symlink or another user's; its ``lstat``
-    otherwise, or None when it does not exist."""
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return None
-    if stat.S_ISLNK(st.st_mode):
-        raise UnsafeDirectoryError(f"refusing {path}: it is a symlink")
-    uid = getattr(os, "getuid", lambda: -1)()
-    if uid != -1 and st.st_uid != uid:
-        raise UnsafeDirectoryError(f"refusing {path}: it is owned by uid {st.st_uid}, not {uid}")
-    return st
 
 
 def read_json(path: Path) -> Any:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import files
+from . import roots
 from .chromium import PROFILE_FLAGS, Browser, socket_path_too_long
 
 #: Flags that keep a test browser off the network it does not need: without them it keeps
@@ -70,7 +70,7 @@ def short_tmpdir() -> Path:
     for parent in ("/tmp", "/var/tmp", "/dev/shm"):
         if os.path.isdir(parent):
             folder = Path(parent) / f"edgeprofiles-{uid}"
-            files.make_private_dir(folder)
+            roots.make_private_dir(folder)
             return folder
     raise OSError("no short temporary folder for the browser's socket")
 

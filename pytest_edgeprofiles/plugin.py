@@ -7,7 +7,6 @@ own the profiles; the controller never holds a slot.
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 import threading
@@ -29,20 +28,14 @@ from .chromium import (
     last_version,
     socket_path_too_long,
 )
-from .files import UnsafeDirectoryError
-from .profile_manager import (
-    MAX_PROFILES_RANGE,
-    ProfileLimitError,
-    ProfileManager,
-    check_base_profile,
-    clone_size,
-    default_root,
-)
+from .clone import check_base_profile, clone_size
+from .logs import log
+from .profile_manager import MAX_PROFILES_RANGE, ProfileLimitError, ProfileManager
 from .registry import Registry
+from .roots import UnsafeDirectoryError, default_root
 from .runs import RunFolder, sweep_leftovers
 from .sweep import prune_kept
 
-log = logging.getLogger("pytest_edgeprofiles")
 _MB = 1024 * 1024
 
 RETENTION_POLICIES = ("all", "failed", "none")

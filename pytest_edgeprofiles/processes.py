@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -11,8 +10,7 @@ from pathlib import Path
 import psutil
 
 from . import chromium, files
-
-log = logging.getLogger("pytest_edgeprofiles")
+from .logs import log
 
 #: Two create times closer than this are the same process (Linux counts in 10 ms ticks).
 _SAME_START = 0.01
@@ -169,7 +167,7 @@ def _is_child_process(proc: psutil.Process) -> bool:
         return True
 
 
-def release_browser(profile: Path) -> None:
+def stop_browser_on(profile: Path) -> None:
     """Stop whatever browser still runs on ``profile`` and remove the socket dir it leaked.
 
     Cheap when nothing runs: the process table is scanned only when the profile shows lock

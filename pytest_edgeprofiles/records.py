@@ -7,7 +7,6 @@ never exists without one, whatever point a process is killed at.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import stat
@@ -17,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from . import files
+from .logs import log
 from .processes import process_alive
-
-log = logging.getLogger("pytest_edgeprofiles")
+from .roots import is_mine
 
 SUFFIX = ".owner"
 
@@ -130,16 +129,13 @@ def _ours(folder: Path, name: str) -> bool:
         st = folder.lstat()
     except OSError:
         return False
-    uid = os.getuid() if hasattr(os, "getuid") else st.st_uid
-    return folder.name == name and stat.S_ISDIR(st.st_mode) and st.st_uid == uid
+    return folder.name == name and stat.S_ISDIR(st.st_mode) and is_mine(st)
 
 
 def owned_by_user(entry: os.DirEntry[str]) -> bool:
     """Whether the entry (not followed) belongs to the current user."""
-    if not hasattr(os, "getuid"):
-        return True
     try:
-        return entry.stat(follow_symlinks=False).st_uid == os.getuid()
+        return is_mine(entry.stat(follow_symlinks=False))
     except OSError:
         return False
 

@@ -15,7 +15,6 @@ the owner records like any corrupt registry. The cap is never lifted by it.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import time
@@ -27,9 +26,8 @@ from typing import Any
 from filelock import FileLock
 
 from . import files
+from .logs import log
 from .records import ProfileRecord, iter_records, record_path
-
-log = logging.getLogger("pytest_edgeprofiles")
 
 #: How often a waiter retries the lock. filelock's 50 ms default would dominate every fixture.
 LOCK_POLL = 0.001
@@ -39,7 +37,7 @@ SLOT_POLL = (0.0005, 0.01)
 
 class RegistryFull(Exception):
     """No slot is free; ``holders`` are the records that hold them, ``reaped`` those of dead
-    owners reclaimed on the way (as ``Registry.acquire`` returns them)."""
+    owners reclaimed on the way (as ``Registry.take`` returns them)."""
 
     def __init__(
         self,
@@ -76,7 +74,7 @@ class Registry:
         if root not in self._rebuild_roots:
             self._rebuild_roots.append(root)
 
-    def acquire(
+    def take(
         self,
         record: ProfileRecord,
         max_profiles: int,
@@ -116,7 +114,7 @@ class Registry:
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, SLOT_POLL[1])
 
-    def release(self, path: str) -> None:
+    def give_back(self, path: str) -> None:
         """Give back the slot of the profile at ``path`` (nothing if it holds none)."""
         with self._state() as state:
             state["entries"].pop(path, None)

@@ -10,7 +10,6 @@ outright is swept by the next one.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from dataclasses import dataclass
@@ -19,14 +18,14 @@ from typing import Any
 
 from filelock import FileLock
 
-from . import files, processes
-from .chromium import DEFAULT_SKIP_RULES, mark_clean_exit, this_host
-from .profile_manager import fallback_root, prepare_root, private_roots
+from . import clone, files, processes
+from .chromium import this_host
+from .logs import log
 from .records import ProfileRecord, record_path, write_record
+from .roots import UnsafeDirectoryError, fallback_root, prepare_root, refuse_planted_root
 from .sweep import SweepResult, sweep
 
 RUNS = ".runs"
-log = logging.getLogger("pytest_edgeprofiles")
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class RunFolder:
 
     @classmethod
     def create(cls, root: Path, run_id: str) -> RunFolder:
-        prepare_root(root, private_roots())  # refuses a planted one
+        prepare_root(root)  # refuses a planted one
         runs = root / RUNS
         runs.mkdir(mode=0o700, exist_ok=True)
         pid, create_time = processes.own_identity()
@@ -81,8 +80,7 @@ class RunFolder:
             partial = self.path / f".clone-source.{os.getpid()}"
             partial.mkdir(mode=0o700)
             try:
-                files.copy_tree(base, partial, DEFAULT_SKIP_RULES.skips)
-                mark_clean_exit(partial)
+                clone.snapshot(base, partial)
                 os.rename(partial, target)
             except BaseException:
                 files.remove_tree(partial)
@@ -116,14 +114,6 @@ class RunFolder:
         files.remove_tree(record_path(self.path))
 
 
-def refuse_planted_root(root: Path) -> None:
-    """Raise ``UnsafeDirectoryError`` when ``root`` is the per-user default root (or its
-    fallback) and another local user could have planted it: a symlink, or not ours. Checked
-    as pytest checks ``pytest-of-<user>``; a root the user named is the user's business."""
-    if root in private_roots():
-        files.refuse_foreign(root)
-
-
 def sweep_leftovers(root: Path) -> SweepResult:
     """Sweep dead owners' profiles under ``root`` and its fallback root, and run folders.
 
@@ -135,7 +125,7 @@ def sweep_leftovers(root: Path) -> SweepResult:
     for other in (fallback_root(root), root / RUNS):
         try:
             refuse_planted_root(other)
-        except files.UnsafeDirectoryError as exc:
+        except UnsafeDirectoryError as exc:
             log.warning("not sweeping %s: %s", other, exc)
             continue
         more = sweep(other)

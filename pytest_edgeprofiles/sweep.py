@@ -1,40 +1,26 @@
-"""Sweeping a root: removing what crashed or finished processes left behind."""
+"""Sweeping a root: finding what crashed or finished processes left behind.
+
+What is found is removed by ``removal``, the one place a profile leaves the disk.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import stat
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import files, processes
+from . import files
 from .chromium import this_host
+from .logs import log
 from .processes import running_since
-from .records import (
-    ProfileRecord,
-    iter_records,
-    owned_by_user,
-    owned_paths,
-    profile_of,
-    read_record,
-    record_path,
-)
+from .records import ProfileRecord, iter_records, owned_by_user, profile_of, record_path
+from .removal import SweepResult, remove_many
 
-log = logging.getLogger("pytest_edgeprofiles")
-
-
-@dataclass
-class SweepResult:
-    """What a sweep removed (or, on a dry run, would remove)."""
-
-    removed: list[Path] = field(default_factory=list)
-    failed: list[Path] = field(default_factory=list)
-    freed_bytes: int = 0
+__all__ = ["SweepResult", "garbage_folders", "prune_kept", "sweep"]
 
 
 def _removable(record: ProfileRecord) -> bool:
@@ -68,44 +54,6 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
             with contextlib.suppress(OSError):
                 os.unlink(temp)
     return result
-
-
-def remove_leftover(path: Path, record: ProfileRecord | None) -> None:
-    """Remove one leftover: for a profile, stop a browser still on it, then remove the folder,
-    a download folder of its own outside it and its record (last, so that a half-removed
-    profile is found again); garbage (no record) is just removed."""
-    if record is None:
-        files.remove_tree(path)
-        return
-    processes.release_browser(path)
-    for leftover in owned_paths(path, record):
-        files.remove_tree(leftover)
-
-
-def remove_reclaimed(record: ProfileRecord) -> None:
-    """Remove the profile of a dead owner whose slot a registry reclaimed (``record`` is the
-    registry's entry for it).
-
-    The registry's word alone is never enough, since whoever can write a shared registry
-    could name any folder: the profile's own owner record must be there, be the current
-    user's, name the same owner, and not be kept.
-    """
-    record_file = record_path(record.path)
-    try:
-        st = record_file.lstat()
-    except OSError:
-        return
-    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
-    if not (stat.S_ISREG(st.st_mode) and mine):
-        return
-    on_disk = read_record(record_file)
-    if on_disk is None or on_disk.keep or _identity(on_disk) != _identity(record):
-        return
-    remove_leftover(profile_of(record_file), on_disk)
-
-
-def _identity(record: ProfileRecord) -> tuple[str, int, float, str]:
-    return record.path, record.pid, record.create_time, record.host
 
 
 _GARBAGE = re.compile(re.escape(files.GARBAGE_PREFIX) + r".+-[0-9a-f]{12}")
@@ -180,16 +128,7 @@ def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepRes
 
 
 def _remove(doomed: list[tuple[Path, ProfileRecord | None]], dry_run: bool) -> SweepResult:
-    result = SweepResult()
-    for path, record in doomed:
-        size = files.tree_size(path)
-        if not dry_run:
-            try:
-                remove_leftover(path, record)
-            except OSError as exc:
-                log.warning("sweep could not remove %s: %s", path, exc)
-                result.failed.append(path)
-                continue
-        result.removed.append(path)
-        result.freed_bytes += size
+    result = remove_many(doomed, dry_run)
+    for path, exc in zip(result.failed, result.errors, strict=True):
+        log.warning("sweep could not remove %s: %s", path, exc)
     return result

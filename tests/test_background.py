@@ -11,6 +11,7 @@ import pytest
 
 from pytest_edgeprofiles import ProfileLimitError, files, sweep
 from pytest_edgeprofiles.records import ProfileRecord, record_path
+from pytest_edgeprofiles.registry import Registry
 
 
 def _record(path: str | Path) -> dict[str, object]:
@@ -23,12 +24,12 @@ def test_a_prepared_profile_is_what_the_next_create_hands_out(manager, make_base
     m.drain()
     [prepared] = [p for p in m.root.iterdir() if p.is_dir()]
     assert _record(prepared)["prepared"] is True
-    assert m._tracker.registry.holders() == [], "a prepared clone holds no slot"
+    assert Registry(tmp_path / "registry.json").holders() == [], "a prepared clone holds no slot"
 
     path = m.create_profile("gw0")
     assert Path(path) == prepared
     assert _record(path)["prepared"] is False
-    assert [h.path for h in m._tracker.registry.holders()] == [path]
+    assert [h.path for h in Registry(tmp_path / "registry.json").holders()] == [path]
     assert (prepared / "Default" / "Cookies").is_file()
     assert m.validate_profile("gw0")
 

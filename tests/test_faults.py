@@ -983,7 +983,7 @@ def test_an_interrupt_while_releasing_a_profile_leaks_neither_folder_nor_slot(
 
     m = manager(max_profiles=1)
     path = m.create_profile("gw0")
-    interrupt_first_call(monkeypatch, processes, "release_browser")
+    interrupt_first_call(monkeypatch, processes, "stop_browser_on")
     with pytest.raises(KeyboardInterrupt):
         m.release_profile("gw0")
     assert m.get_profile_path("gw0") == path, "still ours to clean up"
@@ -1012,7 +1012,7 @@ def test_a_slow_cleanup_never_forgets_the_profile_made_after_it(manager, monkeyp
     m = manager()
     first = m.create_profile("gw0")
     entered, go_on = threading.Event(), threading.Event()
-    real = processes.release_browser
+    real = processes.stop_browser_on
 
     def slow_once(path: Path) -> None:
         if not entered.is_set():
@@ -1020,7 +1020,7 @@ def test_a_slow_cleanup_never_forgets_the_profile_made_after_it(manager, monkeyp
             assert go_on.wait(30)
         real(path)
 
-    monkeypatch.setattr(processes, "release_browser", slow_once)
+    monkeypatch.setattr(processes, "stop_browser_on", slow_once)
     slow = threading.Thread(target=m.cleanup_profile, args=("gw0",))
     slow.start()
     assert entered.wait(30)

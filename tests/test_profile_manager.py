@@ -27,10 +27,11 @@ from pytest_edgeprofiles import (
     ProfileManager,
     files,
     profile_manager,
+    roots,
     sweep,
 )
-from pytest_edgeprofiles.files import UnsafeDirectoryError
 from pytest_edgeprofiles.registry import Registry
+from pytest_edgeprofiles.roots import UnsafeDirectoryError
 
 MB = 1024 * 1024
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions and symlinks")
@@ -1077,7 +1078,7 @@ def test_no_space_anywhere_raises_and_leaves_nothing(
 
 
 def test_default_root_is_private_under_the_system_temp(sandbox_tempdir):
-    expected = profile_manager.default_root()
+    expected = roots.default_root()
     assert expected.parent == sandbox_tempdir.resolve()
     assert expected.name.startswith("edgeprofiles-of-")
     m = ProfileManager()
@@ -1091,7 +1092,7 @@ def test_default_root_is_private_under_the_system_temp(sandbox_tempdir):
 
 @posix_only
 def test_default_root_mode_is_tightened(sandbox_tempdir):
-    root = profile_manager.default_root()
+    root = roots.default_root()
     root.mkdir()
     os.chmod(root, 0o777)
     m = ProfileManager()
@@ -1109,7 +1110,7 @@ def test_default_root_planted_symlink_is_refused(sandbox_tempdir, tmp_path, dang
     if not dangling:
         attacker.mkdir()
         os.chmod(attacker, 0o777)
-    root = profile_manager.default_root()
+    root = roots.default_root()
     os.symlink(attacker, root)
     m = ProfileManager()
     with pytest.raises(PermissionError) as info:
@@ -1126,7 +1127,7 @@ def test_default_root_planted_symlink_is_refused(sandbox_tempdir, tmp_path, dang
 def test_default_root_of_another_user_is_refused(sandbox_tempdir):
     if os.geteuid() != 0:
         pytest.skip("only root can give a folder to another user")
-    root = profile_manager.default_root()
+    root = roots.default_root()
     root.mkdir(mode=0o700)
     os.chown(root, 65534, 65534)
     m = ProfileManager()

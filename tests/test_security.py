@@ -26,7 +26,7 @@ import psutil
 import pytest
 from browser_support import start_browser, start_process, wait_for
 
-from pytest_edgeprofiles import ProfileManager, profile_manager, sweep
+from pytest_edgeprofiles import ProfileManager, profile_manager, roots, sweep
 from pytest_edgeprofiles.chromium import Browser
 from pytest_edgeprofiles.records import ProfileRecord, write_record
 from pytest_edgeprofiles.registry import Registry
@@ -242,7 +242,7 @@ def test_a_planted_default_root_is_refused_by_a_test_run(
     for name in OUTER_XDIST:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("EDGEPROFILES_ROOT", raising=False)
-    root = profile_manager.default_root()
+    root = roots.default_root()
     attacker = tmp_path / "attacker"
     if planted == "other-user":
         _plant(root, victim, dead_owner, NOBODY)

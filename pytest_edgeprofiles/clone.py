@@ -1,0 +1,151 @@
+"""What goes into a profile: the base checked, copied without caches, prefs adjusted.
+
+A clone of a base user data dir leaves out what ``chromium.SkipRules`` names (caches and lock
+state, which the browser recreates), marks a crashed exit clean, and points the download
+prefs at a folder of the profile's own. The run's snapshot of the base is made the same way.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+from . import chromium, files
+from .chromium import DEFAULT_SKIP_RULES, SkipRules
+from .errors import ProfileCreationError
+from .logs import log
+
+MB = 1024 * 1024
+
+
+def check_base_profile(base_profile_path: str | os.PathLike[str]) -> Path:
+    """The resolved base profile, or the error a manager raises for it.
+
+    Raises:
+        FileNotFoundError: If it does not exist
+        NotADirectoryError: If it is not a folder
+        PermissionError: If it is not readable
+        ValueError: If it is a profile folder (``Default``) rather than a user data dir
+    """
+    base = Path(base_profile_path).expanduser()
+    if not base.exists():
+        raise FileNotFoundError(errno.ENOENT, "base profile not found", str(base))
+    if not base.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "base profile is not a directory", str(base))
+    if not os.access(base, os.R_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "base profile is not readable", str(base))
+    if chromium.looks_like_profile_folder(base):
+        raise ValueError(
+            f"base profile {str(base)!r} is a profile folder (it has Preferences but no "
+            f"'Local State'); pass its parent, the user data dir"
+        )
+    return base.resolve()
+
+
+def clone_size(base: Path, skip_rules: SkipRules = DEFAULT_SKIP_RULES) -> int:
+    """Bytes a clone of ``base`` takes: its files, less the caches and lock state it skips."""
+    return files.tree_size(base, skip_rules.skips)
+
+
+def snapshot(base: Path, target: Path) -> None:
+    """Copy ``base`` into the empty folder ``target`` as a clone would, exit marked clean:
+    the run's one copy of the user's live base, which every clone is then made from."""
+    files.copy_tree(base, target, DEFAULT_SKIP_RULES.skips)
+    chromium.mark_clean_exit(target)
+
+
+class Cloner:
+    """Fills new profiles from one base (or none), within a size limit."""
+
+    def __init__(self, base: Path | None, limit_mb: int, skip_rules: SkipRules) -> None:
+        self.base = base
+        self.limit_mb = limit_mb
+        self.skip_rules = skip_rules
+        self._base_size: int | None = None
+
+    def check_room(self, key: str, root: Path) -> None:
+        """Before a copy: ``ProfileCreationError`` when a clone would pass the limit, an
+        ``OSError`` (ENOSPC) when ``root`` has no room for one."""
+        if self.base is None:
+            return
+        need = self._clone_size()
+        if need > self.limit_mb * MB:
+            raise ProfileCreationError(key, self.too_large(need))
+        free = shutil.disk_usage(root).free
+        if free < need:
+            raise OSError(
+                errno.ENOSPC,
+                f"not enough free space under {root}: a clone of {self.base} "
+                f"needs {need / MB:.1f} MB, {free / MB:.1f} MB are free",
+            )
+
+    def fill(self, key: str, profile: Path, downloads: Path | None) -> int:
+        """Copy the base (if any) into the empty folder ``profile`` and adjust its prefs;
+        return its size. ``ProfileCreationError`` when the copy passed the limit."""
+        size = 0
+        if self.base is not None:
+            size = files.copy_tree(self.base, profile, self.skip_rules.skips)
+            if size > self.limit_mb * MB:
+                raise ProfileCreationError(key, self.too_large(size))
+        return self.adjust_prefs(profile, downloads, size)
+
+    def refill(self, key: str, profile: Path, downloads: Path | None) -> int | None:
+        """Replace the contents of ``profile`` by a fresh clone, at the same path; its size,
+        or None when it failed (logged): a refresh is asked for, not relied on."""
+        if self.base is None:
+            return None
+        try:
+            files.clear_dir(profile)
+            copied = files.copy_tree(self.base, profile, self.skip_rules.skips)
+            size = self.adjust_prefs(profile, downloads, copied)
+        except OSError as exc:
+            log.warning("could not copy %s into %s: %s", self.base, profile, exc)
+            return None
+        if copied > self.limit_mb * MB:
+            log.warning("profile %s of %s: %s", profile, key, self.too_large(copied))
+            return None
+        return size
+
+    def too_large(self, size: int) -> str:
+        return (
+            f"a clone of {self.base} is {size / MB:.1f} MB, over the "
+            f"profile_size_limit_mb of {self.limit_mb} MB"
+        )
+
+    def _clone_size(self) -> int:
+        """Bytes a clone of the base takes, measured once: the base is a template."""
+        if self._base_size is None and self.base is not None:
+            self._base_size = clone_size(self.base, self.skip_rules)
+        return self._base_size or 0
+
+    @staticmethod
+    def adjust_prefs(profile: Path, downloads: Path | None, copied: int) -> int:
+        """Clean exit type and a download folder of its own; then the profile's size, known
+        without a walk: what was copied, give or take what these writes changed."""
+        touched = chromium.pref_files(profile)
+        before = files.total_size(touched)
+        chromium.mark_clean_exit(profile)
+        _own_downloads(profile, downloads)
+        return copied + files.total_size(touched) - before
+
+
+def _own_downloads(profile: Path, downloads: Path | None) -> None:
+    """Give the profile a download folder of its own (``downloads``, else ``Downloads``
+    inside it): parallel browsers must not save into one folder. A base's own download
+    folder name is kept below it."""
+    top = downloads or profile / "Downloads"
+    # Parents only outside the profile: a profile removed meanwhile is never recreated.
+    top.mkdir(mode=0o700, parents=downloads is not None, exist_ok=True)
+    folder = top
+    base_choice = chromium.download_dir(profile)
+    if base_choice:
+        folder = top / Path(base_choice).name
+        folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        chromium.set_download_dir(profile, folder)
+    except ValueError as exc:
+        # A corrupt Preferences (of the base): the browser starts on defaults anyway, and
+        # validate_profile reports the profile invalid. Not a reason to fail creation.
+        log.warning("cannot set the download folder of %s: %s", profile, exc)

@@ -1,0 +1,5 @@
+"""The package's one logger; pytest shows its warnings with the test that caused them."""
+
+import logging
+
+log = logging.getLogger("pytest_edgeprofiles")

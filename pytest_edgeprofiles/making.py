@@ -1,0 +1,170 @@
+"""Making a profile: its owner record and slot, its folder, then its contents.
+
+The order is what keeps a killed process from leaking anything: the owner record is
+written (with the slot, under the registry's lock) before the folder exists, so every folder
+of ours has a record that leads a sweep to it. A profile is made in the root, or, when the
+root cannot take one (not writable, full, read-only), once more in the fallback root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+import uuid
+from pathlib import Path
+from typing import NamedTuple
+
+from . import chromium, files, processes, removal, roots
+from .background import Background
+from .clone import Cloner
+from .errors import ProfileLimitError
+from .logs import log
+from .records import ProfileRecord, record_path, write_record
+from .registry import Registry, RegistryFull
+
+
+class Made(NamedTuple):
+    """A profile just made, and its size, known from the copy without a walk."""
+
+    record: ProfileRecord
+    size: int
+
+
+class ProfileMaker:
+    """Makes profiles under one root (and its fallback), each taking a slot of one cap."""
+
+    def __init__(
+        self,
+        *,
+        root: Path,
+        registry: Registry,
+        max_profiles: int,
+        cloner: Cloner,
+        background: Background,
+        keep: bool = False,
+        run_id: str | None = None,
+        download_root: Path | None = None,
+    ) -> None:
+        self.root = root
+        self.fallback_root = roots.fallback_root(root)
+        self.registry = registry
+        self.max_profiles = max_profiles
+        self.cloner = cloner
+        self.background = background
+        self.keep = keep
+        self.run_id = run_id
+        self.download_root = download_root
+        self._private_roots = roots.private_roots()  # asked once: not on every profile
+
+    def make(self, key: str, timeout: float, prepared: bool = False) -> Made:
+        """A new, filled profile for ``key``, with its size. ``prepared``: made ahead of
+        need, it takes no slot until ``take_slot``; else a slot is waited for ``timeout`` s.
+
+        Raises:
+            ProfileLimitError: If no slot became free in time
+            ProfileCreationError: If a clone would pass the size limit
+            OSError: If neither root can take the profile, or the base cannot be read
+        """
+        failures: list[OSError] = []
+        for root in (self.root, self.fallback_root):
+            if failures:
+                log.warning(
+                    "cannot create a profile under %s (%s); trying %s", self.root, failures[0], root
+                )
+                self.registry.add_rebuild_root(root)
+            try:
+                record = self._claim(root, key, timeout, prepared)
+            except roots.UnsafeDirectoryError:
+                raise
+            except OSError as exc:  # the root's fault: worth one try elsewhere
+                failures.append(exc)
+                continue
+            try:
+                downloads = Path(record.downloads) if record.downloads else None
+                size = self.cloner.fill(key, Path(record.path), downloads)
+            except OSError as exc:
+                self.undo(record)
+                if exc.errno not in files.DESTINATION_ERRNOS:
+                    raise  # the base's fault: another root would not help
+                failures.append(exc)
+                continue
+            except BaseException:
+                self.undo(record)
+                raise
+            return Made(record, size)
+        raise failures[1] from failures[0]  # both roots failed
+
+    def _claim(self, root: Path, key: str, timeout: float, prepared: bool) -> ProfileRecord:
+        """The record (and, unless prepared, the slot) and an empty folder, with room for
+        a clone; any ``OSError`` here is the root's."""
+        roots.prepare_root(root, self._private_roots)
+        record = self._new_record(root, key, prepared)
+        if prepared:
+            write_record(record)  # holds no slot: no browser can be using it yet
+        else:
+            try:
+                self.take_slot(record, timeout)
+            except ProfileLimitError:
+                raise  # no record was written
+            except BaseException:
+                # The record may be written while the registry could not be: no slot, no record.
+                with contextlib.suppress(OSError):
+                    record_path(record.path).unlink()
+                raise
+        try:
+            Path(record.path).mkdir(mode=0o700)
+            self.cloner.check_room(key, root)
+        except BaseException:
+            self.undo(record)
+            raise
+        return record
+
+    def _new_record(self, root: Path, key: str, prepared: bool) -> ProfileRecord:
+        pid, create_time = processes.own_identity()
+        name = f"{key}-{uuid.uuid4().hex[:12]}"
+        return ProfileRecord(
+            worker_id=key,
+            path=str(root / name),
+            pid=pid,
+            create_time=create_time,
+            host=chromium.this_host(),
+            created_at=time.time(),
+            registry=None if self.registry.path is None else str(self.registry.path),
+            keep=self.keep,
+            run=self.run_id,
+            downloads=None if self.download_root is None else str(self.download_root / name),
+            prepared=prepared,
+        )
+
+    def take_slot(self, record: ProfileRecord, timeout: float) -> None:
+        """Take a slot and write ``record`` while the registry is locked: a registry rebuilt
+        from owner records (after it was deleted or damaged) must not miss a slot just taken.
+
+        Raises:
+            ProfileLimitError: If no slot became free within ``timeout`` s
+            OSError: If the record or the registry could not be written
+        """
+        try:
+            dead = self.registry.take(
+                record, self.max_profiles, timeout, on_take=lambda: write_record(record)
+            )
+        except RegistryFull as full:
+            self._remove_reclaimed(full.reaped)
+            error = ProfileLimitError(len(full.holders), self.max_profiles)
+            error.holders = full.holders
+            raise error from None
+        self._remove_reclaimed(dead)
+
+    def _remove_reclaimed(self, records: list[ProfileRecord]) -> None:
+        for leftover in records:
+            # A killed owner's browser may still run: it would be one over the cap.
+            self.background.submit("delete", functools.partial(removal.remove_reclaimed, leftover))
+
+    def undo(self, record: ProfileRecord) -> None:
+        """Remove a profile that was never handed out, and give its slot back."""
+        try:
+            removal.remove_profile(record)
+        except OSError as exc:
+            log.warning("could not remove the partial profile %s: %s", record.path, exc)
+        self.registry.give_back(record.path)

@@ -1,0 +1,142 @@
+"""Every way a profile leaves the disk, in one place.
+
+A profile is removed in one order wherever that happens (a test's cleanup, a sweep, a
+reclaimed slot, pruning, ``edgeprofiles clean``): stop a browser still running on it, remove
+its folder, then its download folder outside it, then its owner record, last, so that a
+half-removed profile is always found again. When a step fails, the record is marked for the
+sweep (it holds no slot any more) and the rest stays for the sweep to finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import files, processes
+from .logs import log
+from .records import ProfileRecord, owned_paths, profile_of, read_record, record_path, write_record
+from .roots import is_mine
+
+
+@dataclass
+class SweepResult:
+    """What a sweep removed (or, on a dry run, would remove)."""
+
+    removed: list[Path] = field(default_factory=list)
+    failed: list[Path] = field(default_factory=list)
+    freed_bytes: int = 0
+    #: The error of each path in ``failed``, in the same order.
+    errors: list[OSError] = field(default_factory=list)
+
+
+def remove(path: Path, record: ProfileRecord | None) -> None:
+    """Remove one profile, in the order above; ``record`` None is garbage, just removed."""
+    if record is None:
+        files.remove_tree(path)
+        return
+    processes.stop_browser_on(path)
+    for leftover in owned_paths(path, record):
+        files.remove_tree(leftover)
+
+
+def remove_profile(record: ProfileRecord) -> None:
+    """Remove the profile ``record`` stands for; on the first failure mark the record for
+    the sweep and raise: a folder is never left without a record that leads to it."""
+    try:
+        remove(Path(record.path), record)
+    except OSError:
+        with contextlib.suppress(OSError):
+            write_record(record.released_to_sweep())
+        raise
+
+
+def remove_many(
+    doomed: Iterable[tuple[Path, ProfileRecord | None]], dry_run: bool = False
+) -> SweepResult:
+    """Remove each profile (or garbage, with no record), counting what it frees; a failure
+    is listed with its error for the caller to report, and the next one is tried."""
+    result = SweepResult()
+    for path, record in doomed:
+        size = files.tree_size(path)
+        if not dry_run:
+            try:
+                remove(path, record)
+            except OSError as exc:
+                result.failed.append(path)
+                result.errors.append(exc)
+                continue
+        result.removed.append(path)
+        result.freed_bytes += size
+    return result
+
+
+def move_aside(record: ProfileRecord) -> list[Path]:
+    """Stop what runs on the profile and rename it ``garbage-<name>`` (a name no live
+    profile has), to be deleted later; return what remains to delete, in order.
+
+    The record goes at once when everything left carries the garbage name, which the sweep
+    finds by itself; otherwise (the rename failed, or a download folder lies elsewhere) it is
+    marked for the sweep and comes last in the list.
+    """
+    path = Path(record.path)
+    leftovers = owned_paths(path, record)
+    try:
+        processes.stop_browser_on(path)
+        leftovers[0] = files.move_aside(path)
+    except FileNotFoundError:
+        leftovers.pop(0)
+    except OSError as exc:
+        log.info("could not move %s aside (%s); removing it in place", path, exc)
+    record_file = leftovers.pop()
+    if any(not p.name.startswith(files.GARBAGE_PREFIX) for p in leftovers):
+        with contextlib.suppress(OSError):
+            write_record(record.released_to_sweep())
+        return [*leftovers, record_file]
+    try:
+        files.remove_tree(record_file)
+    except OSError as exc:
+        log.warning("could not remove the owner record %s: %s", record_file, exc)
+    return leftovers
+
+
+def delete_in_order(paths: list[Path]) -> tuple[Path, OSError] | None:
+    """Delete ``paths`` one after the other; stop at the first that fails and return it
+    with its error: the rest, the record last, stays for the sweep."""
+    for path in paths:
+        try:
+            files.remove_tree(path)
+        except OSError as exc:
+            log.warning("could not remove %s (left to the sweep): %s", path, exc)
+            return path, exc
+    return None
+
+
+def remove_reclaimed(record: ProfileRecord) -> None:
+    """Remove the profile of a dead owner whose slot a registry reclaimed (``record`` is the
+    registry's entry for it); what cannot be removed is logged and left to the sweep.
+
+    The registry's word alone is never enough, since whoever can write a shared registry
+    could name any folder: the profile's own owner record must be there, be the current
+    user's, name the same owner, and not be kept.
+    """
+    record_file = record_path(record.path)
+    try:
+        st = record_file.lstat()
+    except OSError:
+        return
+    if not (stat.S_ISREG(st.st_mode) and is_mine(st)):
+        return
+    on_disk = read_record(record_file)
+    if on_disk is None or on_disk.keep or _identity(on_disk) != _identity(record):
+        return
+    try:
+        remove(profile_of(record_file), on_disk)
+    except OSError as exc:
+        log.warning("could not remove %s of a dead owner (left to the sweep): %s", record.path, exc)
+
+
+def _identity(record: ProfileRecord) -> tuple[str, int, float, str]:
+    return record.path, record.pid, record.create_time, record.host

@@ -1,0 +1,91 @@
+"""Where profiles live: the per-user default root, its fallback, and whether a folder is ours.
+
+A root another local user could create first (the well-known per-user ones) is refused when
+it is a symlink or not ours, as pytest checks ``pytest-of-<user>``; a root the user named is
+the user's business.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path
+
+
+class UnsafeDirectoryError(PermissionError):
+    """A folder we were about to trust is a symlink or belongs to someone else."""
+
+
+def is_mine(st: os.stat_result) -> bool:
+    """Whether the entry (an ``lstat``) belongs to the current user. Always true where the
+    OS has no uids (Windows): there the folder's ACL, not its owner, protects it."""
+    return not hasattr(os, "getuid") or st.st_uid == os.getuid()
+
+
+def default_root() -> Path:
+    """``<system temp>/edgeprofiles-of-<user>``, like pytest's ``pytest-of-<user>``."""
+    try:
+        user = re.sub(r"[^A-Za-z0-9_.-]", "_", getpass.getuser()) or "unknown"
+    except (ImportError, KeyError, OSError):
+        user = "unknown"
+    return Path(tempfile.gettempdir()).resolve() / f"edgeprofiles-of-{user}"
+
+
+def fallback_root(root: Path) -> Path:
+    """Where profiles go when ``root`` fails: the default root, or for it the user's cache."""
+    if root != default_root():
+        return default_root()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(cache).resolve() / "edgeprofiles"
+
+
+def private_roots() -> set[Path]:
+    """The well-known per-user roots another local user could plant in advance."""
+    return {default_root(), fallback_root(default_root())}
+
+
+def prepare_root(root: Path, private: set[Path] | None = None) -> None:
+    """Make ``root`` if missing (0700); one of the ``private`` roots (by default
+    ``private_roots()``) is refused when planted (a symlink or another user's)."""
+    if root in (private_roots() if private is None else private):
+        root.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(root)
+    else:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private when we make it
+
+
+def refuse_planted_root(root: Path) -> None:
+    """``UnsafeDirectoryError`` when ``root`` is one of the per-user roots and planted."""
+    if root in private_roots():
+        refuse_foreign(root)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (0700) if missing and refuse it unless it is ours, as pytest does."""
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+    except FileExistsError:
+        if not path.is_symlink():  # a dangling link: refused below like any other link
+            raise
+    st = refuse_foreign(path)
+    if st is not None and st.st_mode & 0o077:
+        os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+
+
+def refuse_foreign(path: Path) -> os.stat_result | None:
+    """``UnsafeDirectoryError`` when ``path`` is a symlink or another user's; its ``lstat``
+    otherwise, or None when it does not exist."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeDirectoryError(f"refusing {path}: it is a symlink")
+    if not is_mine(st):
+        raise UnsafeDirectoryError(
+            f"refusing {path}: it is owned by uid {st.st_uid}, not {os.getuid()}"
+        )
+    return st
