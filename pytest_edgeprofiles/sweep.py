@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from . import files
+from . import files, processes
 from .chromium import this_host
 from .logs import log
 from .processes import running_since
@@ -109,6 +109,8 @@ def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepRes
 
     Only profiles given up and kept (``keep_profile``) count: a manager made with
     ``cleanup_on_exit=False`` marks its profiles kept from the start, while they are in use.
+    A run is pruned only once it is over: none of its kept profiles belongs to a live
+    process other than this one (the run that prunes, at its end) or to another host.
     """
     if keep_runs < 0:
         raise ValueError(f"keep_runs must be >= 0, got {keep_runs}")
@@ -122,9 +124,18 @@ def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepRes
     old: list[tuple[Path, ProfileRecord | None]] = [
         (profile_of(record_file), record)
         for group in newest_first[keep_runs:]
+        if all(_over(record) for _, record in group)
         for record_file, record in group
     ]
     return _remove(old, dry_run)
+
+
+def _over(record: ProfileRecord) -> bool:
+    """Whether the profile's owner is done with it: dead, or this very process."""
+    if record.host != this_host():
+        return False  # its processes cannot be seen from here
+    own = (record.pid, record.create_time) == processes.own_identity()
+    return own or not record.owner_alive()
 
 
 def _remove(doomed: list[tuple[Path, ProfileRecord | None]], dry_run: bool) -> SweepResult:

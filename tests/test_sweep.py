@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import socket
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -298,3 +301,45 @@ def test_sweep_removes_a_dead_writers_temp_file_but_not_another_hosts(tmp_root, 
     sweep.sweep(tmp_root)
     assert not ours.exists()
     assert theirs.exists() and unrelated.exists()
+
+
+def test_prune_kept_spares_a_run_whose_owner_still_runs(plant, tmp_root):
+    # Run r0 failed a test (its profile kept) and goes on running; three shorter runs end.
+    now = time.time()
+    ended = {
+        run: plant("dead", keep=True, released=True, run=run, created_at=now - age)
+        for run, age in (("r2", 3000), ("r3", 2000), ("r4", 1000))
+    }
+    with running_owner() as (pid, create_time):
+        live = plant(keep=True, released=True, run="r0", pid=pid, create_time=create_time,
+                     created_at=now - 5000)  # fmt: skip
+        assert sweep.prune_kept(tmp_root, 2).removed == [ended["r2"]]
+        assert intact(live), "its summary still names it"
+    assert intact(ended["r3"]) and intact(ended["r4"])
+
+
+def test_prune_kept_takes_the_pruning_runs_own_kept_profiles(plant, tmp_root):
+    # At its end a run prunes with everything else: with a count of 0, its own go too.
+    own = plant(keep=True, released=True, run="r1")
+    assert sweep.prune_kept(tmp_root, 0).removed == [own]
+
+
+def test_prune_kept_never_touches_another_hosts_kept_profiles(plant, tmp_root):
+    now = time.time()
+    foreign = plant(
+        "dead", keep=True, released=True, run="r1", host="elsewhere", created_at=now - 9000
+    )
+    plant("dead", keep=True, released=True, run="r2", created_at=now)
+    assert sweep.prune_kept(tmp_root, 0).removed != []
+    assert intact(foreign)
+
+
+@contextlib.contextmanager
+def running_owner() -> Iterator[tuple[int, float]]:
+    """A live process other than this one, as the owner of a record."""
+    proc = subprocess.Popen(["sleep", "1000"])
+    try:
+        yield proc.pid, processes.start_time(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
