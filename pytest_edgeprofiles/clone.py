@@ -136,8 +136,10 @@ def _own_downloads(profile: Path, downloads: Path | None) -> None:
     inside it): parallel browsers must not save into one folder. A base's own download
     folder name is kept below it."""
     top = downloads or profile / "Downloads"
-    # Parents only outside the profile: a profile removed meanwhile is never recreated.
-    top.mkdir(mode=0o700, parents=downloads is not None, exist_ok=True)
+    if downloads is not None:
+        files.make_dirs(downloads)
+    else:  # no parents: a profile removed meanwhile is never recreated
+        top.mkdir(mode=0o700, exist_ok=True)
     folder = top
     base_choice = chromium.download_dir(profile)
     if base_choice:

@@ -20,6 +20,25 @@ from typing import Any
 DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
+def make_dirs(path: Path) -> None:
+    """Make ``path`` and its missing parents, each 0700 whatever the umask.
+
+    ``Path.mkdir(parents=True)`` makes the parents with the umask's mode: under umask 0 they
+    would be writable by everyone, and anyone could then swap what lies below them.
+    """
+    missing = []
+    folder = path
+    while not os.path.isdir(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(folder):  # a file in the way: mkdir's own error says so
+                raise
+
+
 def read_json(path: Path) -> Any:
     """Parse a JSON file; raises ``OSError`` or ``ValueError``."""
     with open(path, "rb") as fh:

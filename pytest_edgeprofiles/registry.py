@@ -154,7 +154,7 @@ class Registry:
                 if not self._seen:
                     # Only before first use: later, a missing folder was removed on purpose
                     # (a finished run), and recreating it would leave it nobody's.
-                    self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    files.make_dirs(self.path.parent)
                 lock = self._file_lock.acquire(poll_interval=LOCK_POLL)
             except OSError as exc:
                 raise _registry_error(self.path, "lock", exc) from exc

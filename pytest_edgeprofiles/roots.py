@@ -14,6 +14,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from . import files
+
 
 class UnsafeDirectoryError(PermissionError):
     """A folder we were about to trust is a symlink or belongs to someone else."""
@@ -51,10 +53,10 @@ def prepare_root(root: Path, private: set[Path] | None = None) -> None:
     """Make ``root`` if missing (0700); one of the ``private`` roots (by default
     ``private_roots()``) is refused when planted (a symlink or another user's)."""
     if root in (private_roots() if private is None else private):
-        root.parent.mkdir(parents=True, exist_ok=True)
+        files.make_dirs(root.parent)
         make_private_dir(root)
     else:
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private when we make it
+        files.make_dirs(root)  # private when we make it
 
 
 def refuse_planted_root(root: Path) -> None:

@@ -22,7 +22,14 @@ from . import clone, files, processes
 from .chromium import this_host
 from .logs import log
 from .records import ProfileRecord, record_path, write_record
-from .roots import UnsafeDirectoryError, fallback_root, prepare_root, refuse_planted_root
+from .roots import (
+    UnsafeDirectoryError,
+    fallback_root,
+    make_private_dir,
+    prepare_root,
+    refuse_foreign,
+    refuse_planted_root,
+)
 from .sweep import SweepResult, sweep
 
 RUNS = ".runs"
@@ -44,7 +51,8 @@ class RunFolder:
     def create(cls, root: Path, run_id: str) -> RunFolder:
         prepare_root(root)  # refuses a planted one
         runs = root / RUNS
-        runs.mkdir(mode=0o700, exist_ok=True)
+        # In a shared root, another user could make it first and swap the run's folder.
+        make_private_dir(runs)
         pid, create_time = processes.own_identity()
         path = runs / run_id
         write_record(
@@ -117,14 +125,18 @@ class RunFolder:
 def sweep_leftovers(root: Path) -> SweepResult:
     """Sweep dead owners' profiles under ``root`` and its fallback root, and run folders.
 
-    A planted default root is refused (``UnsafeDirectoryError``); a planted fallback root is
-    passed over with a warning: nothing is ever read or removed through it.
+    A planted default root is refused (``UnsafeDirectoryError``); a planted fallback root, or
+    a ``.runs`` folder that is a link or another user's, is passed over with a warning:
+    nothing is ever read or removed through it.
     """
     refuse_planted_root(root)
     result = sweep(root)
-    for other in (fallback_root(root), root / RUNS):
+    for other, refuse in (
+        (fallback_root(root), refuse_planted_root),
+        (root / RUNS, refuse_foreign),
+    ):
         try:
-            refuse_planted_root(other)
+            refuse(other)
         except UnsafeDirectoryError as exc:
             log.warning("not sweeping %s: %s", other, exc)
             continue

@@ -116,10 +116,12 @@ UMASK_ZERO = textwrap.dedent(
     (base / "Default").mkdir(parents=True)
     (base / "Local State").write_text("{}")
     (base / "Default" / "Preferences").write_text('{"download": {"default_directory": "/x/reports"}}')
-    m = ProfileManager(str(base), root=top / "root", registry_path=top / "reg" / "registry.json",
-                       download_root=top / "downloads")
+    # Roots with missing parents: every folder made on the way must be private too.
+    m = ProfileManager(str(base), root=top / "new" / "root",
+                       registry_path=top / "reg" / "deeper" / "registry.json",
+                       download_root=top / "dl" / "downloads")
     path = m.create_profile("gw0")
-    run = RunFolder.create(top / "runroot", "run0001")
+    run = RunFolder.create(top / "runs" / "runroot", "run0001")
     run.add_event("kept", path=path, test="t")
     print(json.dumps({"profile": path, "downloads": m.get_download_dir("gw0"),
                       "run": str(run.path)}))
@@ -139,15 +141,20 @@ def test_everything_made_is_private_even_under_umask_zero(open_folder: Path) -> 
     assert result.returncode == 0, result.stderr
     made = json.loads(result.stdout)
     profile, downloads, run = Path(made["profile"]), Path(made["downloads"]), Path(made["run"])
-    registry = open_folder / "reg" / "registry.json"
+    registry = open_folder / "reg" / "deeper" / "registry.json"
     private_dirs = [
-        open_folder / "root",  # created by the manager
+        open_folder / "new",  # a missing parent of the root
+        open_folder / "new" / "root",  # created by the manager
         profile,
         open_folder / "reg",
+        open_folder / "reg" / "deeper",
+        open_folder / "dl",
+        open_folder / "dl" / "downloads",
         downloads.parent,  # <download root>/<profile name>, outside the profile
         downloads,
-        open_folder / "runroot",
-        open_folder / "runroot" / ".runs",
+        open_folder / "runs",
+        open_folder / "runs" / "runroot",
+        open_folder / "runs" / "runroot" / ".runs",
         run,
     ]
     private_files = [
@@ -157,7 +164,7 @@ def test_everything_made_is_private_even_under_umask_zero(open_folder: Path) -> 
         Path(f"{run}.owner"),
         run / "events.jsonl",
     ]
-    assert downloads.parent.parent == open_folder / "downloads"
+    assert downloads.parent.parent == open_folder / "dl" / "downloads"
     for folder in private_dirs:
         assert mode(folder) == 0o700, folder
     for file in private_files:
@@ -271,6 +278,53 @@ def test_a_planted_default_root_is_refused_by_a_test_run(
         assert snapshot(watched) == before
     assert snapshot(victim) == victim_before
     assert not (tmp_path / "cache" / "edgeprofiles" / ".runs").exists()
+
+
+@posix_only
+@pytest.mark.parametrize(
+    "planted",
+    [
+        pytest.param("symlink", id="symlink"),
+        pytest.param("other-user", id="other-user", marks=needs_root("give a folder away")),
+    ],
+)
+def test_a_runs_folder_planted_in_a_shared_root_is_refused(
+    pytester: pytest.Pytester,
+    open_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    planted: str,
+) -> None:
+    # A root shared like /tmp (sticky, writable by all): another user makes .runs first, to
+    # swap each new run folder for one of theirs and read what the run writes into it.
+    for name in OUTER_XDIST:
+        monkeypatch.delenv(name, raising=False)
+    shared = open_folder / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    runs = shared / ".runs"
+    attacker = open_folder / "attacker"
+    attacker.mkdir()
+    (attacker / "note.txt").write_text("the attacker's own file")
+    if planted == "symlink":
+        os.symlink(attacker, runs)
+        reason = "it is a symlink"
+    else:
+        runs.mkdir()
+        os.chown(runs, NOBODY, NOBODY)
+        os.chmod(runs, 0o777)
+        reason = f"it is owned by uid {NOBODY}"
+    before = snapshot(attacker)
+    pytester.makepyfile(test_x="def test_x(edge_profile): pass")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--edge-profile-root={shared}"
+    )
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+    assert f"ERROR: edgeprofiles: refusing {runs}: {reason}" in output
+    assert "Traceback" not in output and "INTERNALERROR" not in output
+    assert snapshot(attacker) == before, "nothing was written through the planted folder"
+    if planted == "other-user":
+        assert names(runs) == [], "nothing was made inside another user's folder"
 
 
 @posix_only
