@@ -142,8 +142,9 @@ class ProfileManager:
             run_id=run_id,
             download_root=self.download_root,
         )
+        self._pid = os.getpid()
         if self.cleanup_on_exit:
-            weakref.finalize(self, _remove_all_in, os.getpid(), self._handouts)
+            weakref.finalize(self, _remove_all_in, self._pid, self._handouts)
 
     @property
     def fallback_root(self) -> Path:
@@ -170,9 +171,11 @@ class ProfileManager:
             ValueError: If worker_id already has profile or is invalid
             OSError: If profile creation fails (disk space, permissions)
             ProfileLimitError: If max_profiles limit exceeded
-            ProfileCreationError: If the profile exceeds profile_size_limit_mb
+            ProfileCreationError: If the profile exceeds profile_size_limit_mb, or the
+                manager was made in another process (this one is a forked child)
         """
         check_worker_id(worker_id)
+        self._refuse_forked_child(worker_id)
         handouts = self._handouts
         with handouts.lock:
             if worker_id in handouts.profiles or worker_id in handouts.pending:
@@ -198,12 +201,23 @@ class ProfileManager:
         and is removed with the manager's other profiles, or by the sweep if its owner dies.
         """
         check_worker_id(worker_id)
+        self._refuse_forked_child(worker_id)
         handouts = self._handouts
         with handouts.lock:
             if worker_id not in handouts.prepared:
                 handouts.prepared[worker_id] = handouts.background.submit(
                     "prepare", lambda: self._maker.make(worker_id, 0.0, prepared=True)
                 )
+
+    def _refuse_forked_child(self, worker_id: str) -> None:
+        # A child inherits the registry's file lock (unusable there) and none of the
+        # clean-up: what it made would outlive it.
+        if os.getpid() != self._pid:
+            raise ProfileCreationError(
+                worker_id,
+                f"this ProfileManager belongs to process {self._pid}; a forked child "
+                f"(pid {os.getpid()}) must make a ProfileManager of its own",
+            )
 
     def _take_prepared(self, worker_id: str, timeout: float) -> Made | None:
         """The worker's prepared profile with a slot taken for it, or None if it has none."""

@@ -1092,3 +1092,42 @@ def test_a_forked_child_exiting_leaves_its_parents_profiles_alone(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split() == ["True", "1", "False"], out.stderr
+
+
+@posix_only
+def test_a_forked_child_asking_for_a_profile_gets_a_clear_error(tmp_path):
+    # filelock's own "inherited across fork" RuntimeError says nothing of what to do.
+    script = textwrap.dedent(
+        f"""
+        import os
+        from pytest_edgeprofiles import ProfileManager
+
+        m = ProfileManager(root={str(tmp_path / "root")!r},
+                           registry_path={str(tmp_path / "registry.json")!r})
+        m.create_profile("gw0")
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                m.create_profile("child")
+                said = "no error"
+            except Exception as exc:
+                said = f"{{type(exc).__name__}}: {{exc}}"
+            os.write(write, said.encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print(os.read(read, 4096).decode())
+        print(os.getpid(), sorted(os.listdir({str(tmp_path / "root")!r})))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    said, made = out.stdout.splitlines()
+    parent = made.split()[0]
+    assert said.startswith(
+        f"ProfileCreationError: Profile creation failed for child: this ProfileManager "
+        f"belongs to process {parent}; a forked child (pid "
+    ), said
+    assert said.endswith("must make a ProfileManager of its own")
+    assert "child-" not in made, "the child made nothing"
