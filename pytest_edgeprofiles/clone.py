@@ -7,9 +7,11 @@ prefs at a folder of the profile's own. The run's snapshot of the base is made t
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 from . import chromium, files
@@ -51,9 +53,56 @@ def clone_size(base: Path, skip_rules: SkipRules = DEFAULT_SKIP_RULES) -> int:
 
 def snapshot(base: Path, target: Path) -> None:
     """Copy ``base`` into the empty folder ``target`` as a clone would, exit marked clean:
-    the run's one copy of the user's live base, which every clone is then made from."""
+    the run's one copy of the user's live base, which every clone is then made from.
+
+    Its SQLite databases are copied again through SQLite's online backup: a browser still
+    running on the base writes them while we copy, and a plain copy can catch half a
+    transaction (a database that fails ``PRAGMA integrity_check``).
+    """
     files.copy_tree(base, target, DEFAULT_SKIP_RULES.skips)
+    for entry, rel in files.walk(target, tolerant=True):
+        if entry.is_file(follow_symlinks=False) and _is_sqlite(entry.path):
+            _backup_database(base.joinpath(*rel), Path(entry.path))
     chromium.mark_clean_exit(target)
+
+
+#: The first bytes of every SQLite database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+#: Files beside a database that belong to its state at one moment only.
+_SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
+
+
+def _is_sqlite(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except OSError:
+        return False
+
+
+def _backup_database(source: Path, copy: Path) -> None:
+    """Replace ``copy`` by a consistent backup of ``source``; keep the plain copy (with a
+    warning) when the source cannot be read that way, e.g. locked exclusively."""
+    partial = copy.with_name(copy.name + ".backup")
+    try:
+        src = sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True, timeout=1.0)
+        try:
+            dst = sqlite3.connect(partial)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        os.replace(partial, copy)
+    except (sqlite3.Error, OSError) as exc:
+        log.warning("copied %s as it is, maybe mid-write (%s)", source, exc)
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        return
+    for suffix in _SQLITE_SIDECARS:  # the backup is whole: a stale journal would undo it
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{copy}{suffix}")
 
 
 class Cloner:
