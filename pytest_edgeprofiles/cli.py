@@ -45,7 +45,11 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def duration(text: str) -> float:
     """Seconds in ``90s``, ``30m``, ``2h`` or ``7d``; a unit is required, so ``30`` is
-    never silently read as seconds when minutes were meant."""
+    never silently read as seconds when minutes were meant.
+
+    Raises:
+        argparse.ArgumentTypeError: No number with a unit, said as argparse shows it.
+    """
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
     if match is None:
         raise argparse.ArgumentTypeError(
@@ -117,6 +121,18 @@ def _created(path: Path, record: ProfileRecord | None) -> float:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """``edgeprofiles list``: the profiles, run folders and garbage under a root.
+
+    Args:
+        args: The parsed arguments (``root``, ``json``).
+
+    Returns:
+        ``EXIT_OK``.
+
+    Raises:
+        UsageError: The root is not a directory.
+        OSError: The root could not be read.
+    """
     root = _root(args)
     now = time.time()
     entries = _entries(root)
@@ -200,6 +216,19 @@ def _doomed(record: ProfileRecord | None, include_kept: bool) -> bool:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
+    """``edgeprofiles clean``: remove what dead owners left under a root.
+
+    Args:
+        args: The parsed arguments (``root``, ``json``, ``dry_run``, ``older_than``,
+            ``include_kept``).
+
+    Returns:
+        ``EXIT_FAILED`` when something could not be removed, else ``EXIT_OK``.
+
+    Raises:
+        UsageError: The root is not a directory.
+        OSError: The root could not be read.
+    """
     root = _root(args)
     now = time.time()
     doomed = [
@@ -336,8 +365,14 @@ def _add_clean(commands: Subcommands, rooted: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code, for ``--help`` and usage errors too:
-    an error is one line on stderr, never a traceback."""
+    """Run the command line: an error is one line on stderr, never a traceback.
+
+    Args:
+        argv: The arguments after the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The exit code, for ``--help``, ``--version`` and usage errors too (see ``EPILOG``).
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -149,6 +149,18 @@ def _problems(browser: Browser | None, base: dict[str, Any] | None) -> list[str]
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    """``edgeprofiles doctor``: report the browser and, if one is named, the base profile.
+
+    Args:
+        args: The parsed arguments (``json``, ``base_profile``, ``browser``,
+            ``require_browser``).
+
+    Returns:
+        ``EXIT_FAILED`` when ``--require-browser`` finds no browser, else ``EXIT_OK``.
+
+    Raises:
+        UsageError: The named browser or base profile is not usable.
+    """
     browser = _browser(args)
     base = _base(args)
     report = None if base is None else _base_report(base, browser, args)
