@@ -9,68 +9,53 @@ one dict, printed as JSON with ``--json`` or as text, so both always say the sam
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
-from . import __version__, files, processes, removal, sweep
-from .chromium import (
-    DEFAULT_SKIP_RULES,
-    JSON_FILES,
-    Browser,
-    SkipRules,
-    compare_versions,
-    find_browser,
-    last_version,
-    this_host,
+from . import __version__, files, removal, sweep
+from .chromium import this_host
+from .cli_common import (
+    EPILOG,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Subcommands,
+    UsageError,
+    add_command,
+    error_text,
+    human_size,
+    output,
+    progress,
 )
-from .clone import check_base_profile
+from .cli_doctor import add_doctor
+from .options import env_of
 from .records import ProfileRecord, iter_records, profile_of
 from .roots import default_root, refuse_planted_root
 from .runs import RUNS
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-T = TypeVar("T")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-EPILOG = """\
-exit codes: 0 done (doctor: the report was made, whatever it found), 1 something failed
-(clean could not remove a profile, doctor --require-browser found no browser, an OS error),
-2 usage error (a bad option or value, a missing base profile)."""
-
-
-class UsageError(Exception):
-    """A bad value found after parsing (a root that is a file, a missing base): exit 2."""
-
 
 # -- small helpers --------------------------------------------------------------------------
 
 
 def duration(text: str) -> float:
     """Seconds in ``90s``, ``30m``, ``2h`` or ``7d``; a unit is required, so ``30`` is
-    never silently read as seconds when minutes were meant."""
+    never silently read as seconds when minutes were meant.
+
+    Raises:
+        argparse.ArgumentTypeError: No number with a unit, said as argparse shows it.
+    """
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
     if match is None:
         raise argparse.ArgumentTypeError(
             f"invalid duration {text!r}: expected a number and a unit, as in 90s, 30m, 2h or 7d"
         )
     return float(match[1]) * _UNITS[match[2]]
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def _age(seconds: float) -> str:
@@ -84,43 +69,12 @@ def _count(n: int, thing: str) -> str:
     return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
-def _message(exc: Exception) -> str:
-    """``base profile not found: x`` rather than ``[Errno 2] base profile not found: 'x'``."""
-    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
-        return f"{exc.strerror}: {exc.filename}"
-    return str(exc)
-
-
-def _interactive(args: argparse.Namespace) -> bool:
-    """Progress only for a person: never with ``--json``, and only when both stdout and
-    stderr (where the bar goes) are terminals, so no log or pipe gets bar fragments."""
-    return not args.json and sys.stdout.isatty() and sys.stderr.isatty()
-
-
-def _progress(
-    items: Iterable[T], args: argparse.Namespace, what: str, unit: str, total: int | None = None
-) -> Iterable[T]:
-    """``items`` behind a progress bar when :func:`_interactive` and tqdm (the ``progress``
-    extra) is installed; otherwise ``items`` as they are, and nothing extra printed.
-
-    The bar shows up only after half a second, so quick work does not flicker.
-    """
-    if not _interactive(args):
-        return items
-    try:
-        # Imported by name: tqdm is optional and ships no type hints.
-        tqdm = importlib.import_module("tqdm").tqdm
-    except ImportError:
-        return items
-    bar = tqdm(items, total=total, desc=what, unit=unit, leave=False, file=sys.stderr, delay=0.5)
-    return cast(Iterable[T], bar)
-
-
 def _root(args: argparse.Namespace) -> Path:
     if args.root:
         text, source = args.root, "--root"
     else:
-        text, source = os.environ.get("EDGEPROFILES_ROOT", ""), "EDGEPROFILES_ROOT"
+        source = env_of("profile_root")
+        text = os.environ.get(source, "")
     root = Path(text).expanduser().resolve() if text else default_root()
     refuse_planted_root(root)  # never read or remove through a planted default root
     if root.exists() and not root.is_dir():
@@ -163,29 +117,31 @@ def _created(path: Path, record: ProfileRecord | None) -> float:
         return time.time()
 
 
-def _output(
-    args: argparse.Namespace, doc: dict[str, Any], as_text: Callable[[dict[str, Any]], None]
-) -> None:
-    """One JSON document for scripts with ``--json``, else text for a person."""
-    if args.json:
-        print(json.dumps(doc, indent=2))
-    else:
-        as_text(doc)
-
-
 # -- list -------------------------------------------------------------------------------------
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """``edgeprofiles list``: the profiles, run folders and garbage under a root.
+
+    Args:
+        args: The parsed arguments (``root``, ``json``).
+
+    Returns:
+        ``EXIT_OK``.
+
+    Raises:
+        UsageError: The root is not a directory.
+        OSError: The root could not be read.
+    """
     root = _root(args)
     now = time.time()
     entries = _entries(root)
     profiles = [
         _describe(entry, root, now)
-        for entry in _progress(entries, args, "measuring", "profile", len(entries))
+        for entry in progress(entries, args, "measuring", "profile", len(entries))
     ]
     doc = {"root": str(root), "root_exists": root.is_dir(), "profiles": profiles}
-    _output(args, doc, _print_list)
+    output(args, doc, _print_list)
     return EXIT_OK
 
 
@@ -227,7 +183,7 @@ def _print_list(doc: dict[str, Any]) -> None:
                                         ("missing", not p["exists"])) if on]  # fmt: skip
         owner = f"{p['pid'] or '-'} {p['owner']}"
         rows.append(
-            (p["name"], owner, _size(p["size_bytes"]), _age(p["age_seconds"]),
+            (p["name"], owner, human_size(p["size_bytes"]), _age(p["age_seconds"]),
              ",".join(flags) or "-", p["run"] or "-")
         )  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -238,7 +194,7 @@ def _print_list(doc: dict[str, Any]) -> None:
         )
     dead = sum(p["owner"] == "dead" for p in profiles)
     total = sum(p["size_bytes"] for p in profiles)
-    print(f"{len(profiles)} entries, {_size(total)}; {dead} with a dead owner")
+    print(f"{len(profiles)} entries, {human_size(total)}; {dead} with a dead owner")
 
 
 # -- clean ------------------------------------------------------------------------------------
@@ -260,6 +216,19 @@ def _doomed(record: ProfileRecord | None, include_kept: bool) -> bool:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
+    """``edgeprofiles clean``: remove what dead owners left under a root.
+
+    Args:
+        args: The parsed arguments (``root``, ``json``, ``dry_run``, ``older_than``,
+            ``include_kept``).
+
+    Returns:
+        ``EXIT_FAILED`` when something could not be removed, else ``EXIT_OK``.
+
+    Raises:
+        UsageError: The root is not a directory.
+        OSError: The root could not be read.
+    """
     root = _root(args)
     now = time.time()
     doomed = [
@@ -268,24 +237,20 @@ def cmd_clean(args: argparse.Namespace) -> int:
         if _doomed(record, args.include_kept) and now - _created(path, record) >= args.older_than
     ]
     verb = "checking" if args.dry_run else "removing"
-    result = removal.remove_many(
-        _progress(doomed, args, verb, "profile", len(doomed)), args.dry_run
-    )
-    removed = [str(path) for path in result.removed]
+    result = removal.remove_many(progress(doomed, args, verb, "profile", len(doomed)), args.dry_run)
     failed = [
-        {"path": str(path), "error": _message(exc)}
+        {"path": str(path), "error": error_text(exc)}
         for path, exc in zip(result.failed, result.errors, strict=True)
     ]
-    freed = result.freed_bytes
     doc = {
         "root": str(root),
         "root_exists": root.is_dir(),
         "dry_run": args.dry_run,
-        "removed": removed,
+        "removed": [str(path) for path in result.removed],
         "failed": failed,
-        "freed_bytes": freed,
+        "freed_bytes": result.freed_bytes,
     }
-    _output(args, doc, _print_clean)
+    output(args, doc, _print_clean)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -299,8 +264,9 @@ def _print_clean(doc: dict[str, Any]) -> None:
     for failure in doc["failed"]:
         print(f"could not remove {failure['path']}: {failure['error']}", file=sys.stderr)
     freed = "would free" if doc["dry_run"] else "freed"
+    size = human_size(doc["freed_bytes"])
     print(
-        f"{would} {_what(doc['removed'])} under {doc['root']}, {freed} {_size(doc['freed_bytes'])}"
+        f"{would} {_what(doc['removed'])} under {doc['root']}, {freed} {size}"
         + (f"; {len(doc['failed'])} could not be removed" if doc["failed"] else "")
     )
 
@@ -317,178 +283,12 @@ def _what(paths: list[str]) -> str:
     return ", ".join(n for n in named if not n.startswith("0 ")) or "nothing"
 
 
-# -- doctor -----------------------------------------------------------------------------------
-
-
-def _browser(args: argparse.Namespace) -> Browser | None:
-    override = args.browser or os.environ.get("EDGEPROFILES_BROWSER") or None
-    browser = find_browser(override)
-    if override and browser is None:
-        source = "--browser" if args.browser else "EDGEPROFILES_BROWSER"
-        raise UsageError(f"{source}: no such browser {override!r} (not a file, not on PATH)")
-    return browser
-
-
-def _base(args: argparse.Namespace) -> Path | None:
-    text = args.base_profile or os.environ.get("EDGEPROFILES_BASE_PROFILE") or None
-    if text is None:
-        return None
-    try:
-        return check_base_profile(text)
-    except (OSError, ValueError) as exc:
-        source = "--base-profile" if args.base_profile else "EDGEPROFILES_BASE_PROFILE"
-        raise UsageError(f"{source}: {_message(exc)}") from None
-
-
-def _measure(base: Path, rules: SkipRules, args: argparse.Namespace) -> tuple[int, dict[str, int]]:
-    """Bytes of the whole base, and each entry a clone skips with its bytes, in one walk.
-
-    A real base holds GBs of cache, so it is walked once, with progress. An entry below a
-    skipped folder counts towards that folder: a clone never looks inside it.
-    """
-    total = 0
-    skipped: dict[tuple[str, ...], int] = {}
-    for entry, rel in _progress(files.walk(base, tolerant=True), args, "measuring", "file"):
-        top = next((rel[:i] for i in range(1, len(rel)) if rel[:i] in skipped), None)
-        if top is None and rules.skips(rel, entry.is_dir(follow_symlinks=False)):
-            top = rel
-            skipped[top] = 0
-        size = files.file_size(entry)
-        total += size
-        if top is not None:
-            skipped[top] += size
-    return total, {"/".join(rel): size for rel, size in sorted(skipped.items())}
-
-
-def _lock(base: Path) -> dict[str, Any]:
-    """The base's ``SingletonLock`` (see ``processes.lock_state``). Clones never copy it."""
-    state, owner = processes.lock_state(base)
-    return {
-        "state": state,
-        "host": owner.host or None if owner else None,
-        "pid": owner.pid if owner else None,
-    }
-
-
-def _json_state(path: Path) -> str:
-    """``ok``, ``missing`` or ``corrupt`` (not a JSON object), for one file: where
-    ``chromium.json_files_ok`` answers yes or no for all, a person needs to know which."""
-    try:
-        data = files.read_json(path)
-    except FileNotFoundError:
-        return "missing"
-    except (OSError, ValueError):
-        return "corrupt"
-    return "ok" if isinstance(data, dict) else "corrupt"
-
-
-def _version_check(base_version: str | None, browser: Browser | None) -> str:
-    return compare_versions(base_version, browser.version if browser else None)
-
-
-def _base_report(base: Path, browser: Browser | None, args: argparse.Namespace) -> dict[str, Any]:
-    size, skipped = _measure(base, DEFAULT_SKIP_RULES, args)
-    version = last_version(base)
-    return {
-        "path": str(base),
-        "size_bytes": size,
-        "clone_bytes": size - sum(skipped.values()),
-        "lock": _lock(base),
-        "last_version": version,
-        "version_check": _version_check(version, browser),
-        "json_files": {name: _json_state(base / name) for name in JSON_FILES},
-        "skipped": [{"path": rel, "bytes": n} for rel, n in skipped.items()],
-    }
-
-
-def _problems(browser: Browser | None, base: dict[str, Any] | None) -> list[str]:
-    """What would break or slow the tests, in words a person can act on."""
-    problems = []
-    if browser is None:
-        problems.append("no Edge, Chrome or Chromium found; name one with --browser")
-    if base is None:
-        return problems
-    if base["lock"]["state"] == "live":
-        problems.append(
-            f"a browser (pid {base['lock']['pid']}) runs on the base profile: clones may copy "
-            "half-written files; close it first"
-        )
-    if base["version_check"] == "newer" and browser is not None:
-        problems.append(
-            f"the base profile was last opened by version {base['last_version']}, newer than "
-            f"{browser.describe()}: the browser may refuse its databases ('Your profile can "
-            "not be used because it is from a newer version'); make the base with this browser"
-        )
-    for name, state in base["json_files"].items():
-        if state == "corrupt":
-            problems.append(
-                f"{name} of the base profile is not a JSON object: the browser sets it aside "
-                "and starts on defaults, chromedriver refuses to start"
-            )
-    return problems
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    browser = _browser(args)
-    base = _base(args)
-    report = None if base is None else _base_report(base, browser, args)
-    doc = {
-        "browser": None if browser is None else asdict(browser),
-        "base_profile": report,
-        "problems": _problems(browser, report),
-    }
-    _output(args, doc, _print_doctor)
-    return EXIT_FAILED if browser is None and args.require_browser else EXIT_OK
-
-
-_LOCK_TEXT = {
-    "none": "none",
-    "live": "live: pid {pid} of this host runs on it",
-    "stale": "stale: pid {pid} is gone (harmless)",
-    "foreign-host": "held by another host, {host} (pid {pid}): a browser refuses the base "
-    "itself; clones skip the lock",
-    "invalid": "not a <host>-<pid> link: a browser refuses the base itself; clones skip it",
-}
-
-
-def _print_doctor(doc: dict[str, Any]) -> None:
-    browser = doc["browser"]
-    print(f"browser: {Browser(**browser).describe() if browser else 'none found'}")
-    if doc["base_profile"] is not None:
-        _print_base(doc["base_profile"], browser and browser["version"])
-    for problem in doc["problems"]:
-        print(f"problem: {problem}")
-    if not doc["problems"]:
-        print("no problems found")
-
-
-def _print_base(base: dict[str, Any], browser_version: str | None) -> None:
-    skipped = base["size_bytes"] - base["clone_bytes"]
-    print(f"base profile: {base['path']}")
-    print(
-        f"  size: {_size(base['size_bytes'])}; a clone copies {_size(base['clone_bytes'])} "
-        f"and skips {_size(skipped)} (caches and lock state)"
-    )
-    print(f"  SingletonLock: {_LOCK_TEXT[base['lock']['state']].format(**base['lock'])}")
-    relation = {
-        "same": "the browser's",
-        "older": f"older than {browser_version}: fine, the browser upgrades a clone",
-        "newer": f"newer than {browser_version}",
-        "unknown": "not compared",
-    }[base["version_check"]]
-    print(f"  Last Version: {base['last_version'] or 'none'} ({relation})")
-    for name, state in base["json_files"].items():
-        print(f"  {name}: {state}")
-    print("  a clone skips:" if base["skipped"] else "  a clone skips nothing")
-    width = max((len(s["path"]) for s in base["skipped"]), default=0)
-    for s in base["skipped"]:
-        print(f"    {s['path'].ljust(width)}  {_size(s['bytes'])}")
-
-
 # -- the parser -------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``edgeprofiles`` parser: one subparser a subcommand, each declared by its own
+    function."""
     parser = argparse.ArgumentParser(
         prog="edgeprofiles",
         description="Look at, clean up and check the temporary Edge/Chromium profiles of "
@@ -502,18 +302,20 @@ def build_parser() -> argparse.ArgumentParser:
     rooted.add_argument(
         "--root",
         metavar="DIR",
-        help="profile root; default: $EDGEPROFILES_ROOT, else "
+        help=f"profile root; default: ${env_of('profile_root')}, else "
         f"<system temp>/edgeprofiles-of-<user> (here {default_root()}). Run folders under "
         "DIR/.runs are included",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_list(commands, rooted)
+    _add_clean(commands, rooted)
+    add_doctor(commands, common)
+    return parser
 
-    def command(name: str, run: Callable[[argparse.Namespace], int], **kw: Any) -> Any:
-        sub = commands.add_parser(name, epilog=EPILOG, **kw)
-        sub.set_defaults(run=run, parser=sub)
-        return sub
 
-    command(
+def _add_list(commands: Subcommands, rooted: argparse.ArgumentParser) -> None:
+    add_command(
+        commands,
         "list",
         cmd_list,
         parents=[rooted],
@@ -524,7 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
         "holds no slot any more; missing: an owner record without its folder) and the run id. "
         "Also garbage-* folders: profiles moved aside to be deleted, owned by nobody.",
     )
-    clean = command(
+
+
+def _add_clean(commands: Subcommands, rooted: argparse.ArgumentParser) -> None:
+    clean = add_command(
+        commands,
         "clean",
         cmd_clean,
         parents=[rooted],
@@ -548,38 +354,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also remove profiles kept after a failure (still only those of dead owners)",
     )
-    doctor = command(
-        "doctor",
-        cmd_doctor,
-        parents=[common],
-        help="the browser that would be used, and the health of a base profile",
-        description="Report the browser that would be used and its version; for a base "
-        "profile, its size with and without caches, its lock state (none, live, stale, "
-        "foreign-host, invalid), its 'Last Version' against the browser's, whether 'Local "
-        "State' and 'Default/Preferences' parse, and what a clone would skip. A report: "
-        "exit 0 whatever it finds, except with --require-browser.",
-    )
-    doctor.add_argument(
-        "--base-profile",
-        metavar="DIR",
-        help="a base profile (user data dir) to check; default: $EDGEPROFILES_BASE_PROFILE. "
-        "A missing one is a usage error",
-    )
-    doctor.add_argument(
-        "--browser",
-        metavar="PATH",
-        help="browser path or command; default: $EDGEPROFILES_BROWSER, else Edge, Chrome, "
-        "Chromium as the plugin finds them",
-    )
-    doctor.add_argument(
-        "--require-browser", action="store_true", help="exit 1 when no browser is found"
-    )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code, for ``--help`` and usage errors too:
-    an error is one line on stderr, never a traceback."""
+    """Run the command line: an error is one line on stderr, never a traceback.
+
+    Args:
+        argv: The arguments after the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The exit code, for ``--help``, ``--version`` and usage errors too (see ``EPILOG``).
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -595,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except OSError as exc:
-        print(f"edgeprofiles: error: {_message(exc)}", file=sys.stderr)
+        print(f"edgeprofiles: error: {error_text(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from browser_support import start_process
 
-from pytest_edgeprofiles import cli, files, processes, sweep
+from pytest_edgeprofiles import cli, cli_common, cli_doctor, files, processes, sweep
 from pytest_edgeprofiles.chromium import DEFAULT_SKIP_RULES, find_browser, this_host
 from pytest_edgeprofiles.records import ProfileRecord, read_record, record_path, write_record
 
@@ -190,7 +190,7 @@ def test_clean_removes_only_dead_owners_profiles(leftovers: SimpleNamespace) -> 
     assert read_record(record_path(leftovers.live)) is not None
     summary = result.stdout.splitlines()[-1]
     assert summary.startswith("removed 2 profiles, 1 run folder under ")
-    assert summary.endswith(f"freed {cli._size(sizes)}")
+    assert summary.endswith(f"freed {cli_common.human_size(sizes)}")
 
 
 def test_clean_json_and_dry_run(
@@ -418,7 +418,7 @@ def test_doctor_without_a_browser(
 ) -> None:
     monkeypatch.delenv("EDGEPROFILES_BROWSER", raising=False)
     monkeypatch.delenv("EDGEPROFILES_BASE_PROFILE", raising=False)
-    monkeypatch.setattr(cli, "find_browser", lambda override=None: None)
+    monkeypatch.setattr(cli_doctor, "find_browser", lambda override=None: None)
     assert cli.main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("browser: none found\nproblem: no Edge, Chrome or Chromium found")
@@ -542,7 +542,7 @@ def test_progress_only_in_a_terminal(
 ) -> None:
     assert cli.main(["clean", "--root", str(leftovers.root), "--dry-run"]) == 0
     assert fake_tqdm == []  # captured output is no terminal
-    monkeypatch.setattr(cli, "_interactive", lambda args: not args.json)
+    monkeypatch.setattr(cli_common, "interactive", lambda args: not args.json)
     assert cli.main(["clean", "--root", str(leftovers.root)]) == 0
     [call] = fake_tqdm
     assert (call["total"], call["unit"], call["file"]) == (3, "profile", sys.stderr)
@@ -555,7 +555,7 @@ def test_no_progress_library_no_progress(
     leftovers: SimpleNamespace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import fails: the extra is not installed
-    monkeypatch.setattr(cli, "_interactive", lambda args: True)
+    monkeypatch.setattr(cli_common, "interactive", lambda args: True)
     assert cli.main(["clean", "--root", str(leftovers.root)]) == 0
     out, err = capsys.readouterr()
     assert err == "" and out.splitlines()[-1].startswith("removed 2 profiles, 1 run folder")
@@ -567,6 +567,6 @@ def test_progress_with_the_real_tqdm(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cli, "_interactive", lambda args: True)
+    monkeypatch.setattr(cli_common, "interactive", lambda args: True)
     assert cli.main(["doctor", "--base-profile", str(base), "--browser", str(fake_browser)]) == 0
     assert "a clone copies 214 B" in capsys.readouterr().out

@@ -235,69 +235,6 @@ def test_base_profile_from_the_ini_file_is_relative_to_it(
     result.assert_outcomes(passed=1)
 
 
-def test_environment_beats_ini_and_command_line_beats_both(
-    pytester: pytest.Pytester, root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytester.makeini(f"[pytest]\nedge_max_profiles = 3\nedge_profile_root = {root}\n")
-    monkeypatch.setenv("EDGEPROFILES_MAX_PROFILES", "4")
-    result = pytester.runpytest_subprocess("-p", "no:xdist")
-    result.stdout.fnmatch_lines(["edgeprofiles: max 4 profiles*"])
-    result = pytester.runpytest_subprocess("-p", "no:xdist", "--edge-max-profiles=5")
-    result.stdout.fnmatch_lines(["edgeprofiles: max 5 profiles*"])
-    monkeypatch.delenv("EDGEPROFILES_MAX_PROFILES")
-    result = pytester.runpytest_subprocess("-p", "no:xdist")
-    result.stdout.fnmatch_lines(["edgeprofiles: max 3 profiles*"])
-
-
-@pytest.mark.parametrize(
-    ("args", "env", "ini", "expected"),
-    [
-        (["--edge-max-profiles=0"], {}, "", "--edge-max-profiles: invalid value '0' on the command line*from 1 to 16"),
-        (["--edge-max-profiles=17"], {}, "", "--edge-max-profiles: invalid value '17' on the command line*"),
-        ([], {"EDGEPROFILES_MAX_PROFILES": "lots"}, "", "--edge-max-profiles: invalid value 'lots' in the environment (EDGEPROFILES_MAX_PROFILES)*"),
-        ([], {}, "edge_max_profiles = 17", "--edge-max-profiles: invalid value '17' in *tox.ini (edge_max_profiles)*"),
-        (["--edge-profile-retention=some"], {}, "", "--edge-profile-retention: invalid value 'some'*one of all, failed, none"),
-        ([], {"EDGEPROFILES_WAIT": "-1"}, "", "--edge-profile-wait: invalid value '-1' in the environment*"),
-        (["--edge-profile-size-limit=0"], {}, "", "--edge-profile-size-limit: invalid value '0'*"),
-        (["--edge-base-profile=missing"], {}, "", "--edge-base-profile: invalid value 'missing'*not found*"),
-        ([], {}, "edge_base_profile = nowhere", "--edge-base-profile: invalid value 'nowhere' (*nowhere) in *tox.ini*not found*"),
-        ([], {}, "edge_profile_retention_count = -1", "edge_profile_retention_count: invalid value '-1'*"),
-        (["--edge-profile-root=afile"], {}, "", "--edge-profile-root: invalid value 'afile'*not a directory*"),
-        (["--edge-max-profiles="], {}, "", "--edge-max-profiles: invalid value '' on the command line*the value is empty"),
-    ],
-)  # fmt: skip
-def test_usage_errors_name_option_value_and_source(
-    pytester: pytest.Pytester,
-    monkeypatch: pytest.MonkeyPatch,
-    args: list[str],
-    env: dict[str, str],
-    ini: str,
-    expected: str,
-) -> None:
-    root = pytester.path / "profiles"
-    pytester.path.joinpath("afile").write_text("")
-    pytester.makefile(".ini", tox=f"[pytest]\n{ini}\n")
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    pytester.makepyfile("def test_x(edge_profile): pass")
-    if not any(arg.startswith("--edge-profile-root") for arg in args):
-        args = [f"--edge-profile-root={root}", *args]
-    result = pytester.runpytest_subprocess(*args)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: {expected}"])
-    assert "Traceback" not in result.stderr.str()
-    assert not root.exists()
-
-
-def test_help_works_even_with_a_bad_environment(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("EDGEPROFILES_MAX_PROFILES", "lots")
-    result = pytester.runpytest_subprocess("--help")
-    assert result.ret == 0
-    result.stdout.fnmatch_lines(["*--edge-max-profiles*", "*EDGEPROFILES_MAX_PROFILES*"])
-
-
 RETENTION_TESTS = """
 def test_passes(edge_profile):
     (edge_profile / "passed").write_text("")

@@ -1,0 +1,100 @@
+"""What every subcommand of the ``edgeprofiles`` command line shares: exit codes, the usage
+error, how a subcommand is declared, JSON or text output, progress bars and human units."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+T = TypeVar("T")
+
+EPILOG = """\
+exit codes: 0 done (doctor: the report was made, whatever it found), 1 something failed
+(clean could not remove a profile, doctor --require-browser found no browser, an OS error),
+2 usage error (a bad option or value, a missing base profile)."""
+
+#: What a subcommand's parser does: read the parsed arguments, return the exit code.
+Command = Callable[[argparse.Namespace], int]
+#: What ``add_subparsers`` returns, whose ``add_parser`` declares one subcommand.
+Subcommands = Any
+
+
+class UsageError(Exception):
+    """A bad value found after parsing (a root that is a file, a missing base): exit 2."""
+
+
+def add_command(
+    commands: Subcommands, name: str, run: Command, **kw: Any
+) -> argparse.ArgumentParser:
+    """Declare the subcommand ``name``, run by ``run``, with the exit codes as its epilog.
+
+    Args:
+        commands: The main parser's subparsers.
+        name: The subcommand's name.
+        run: Runs it: the parsed arguments in, the exit code out.
+        **kw: Passed on to ``add_parser`` (help, description, parents).
+
+    Returns:
+        The subcommand's parser, to add its own arguments to.
+    """
+    sub: argparse.ArgumentParser = commands.add_parser(name, epilog=EPILOG, **kw)
+    # The parser too: a usage error found after parsing is reported by the subcommand's.
+    sub.set_defaults(run=run, parser=sub)
+    return sub
+
+
+def output(
+    args: argparse.Namespace, doc: dict[str, Any], as_text: Callable[[dict[str, Any]], None]
+) -> None:
+    """One JSON document for scripts with ``--json``, else text for a person."""
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        as_text(doc)
+
+
+def interactive(args: argparse.Namespace) -> bool:
+    """Progress only for a person: never with ``--json``, and only when both stdout and
+    stderr (where the bar goes) are terminals, so no log or pipe gets bar fragments."""
+    return not args.json and sys.stdout.isatty() and sys.stderr.isatty()
+
+
+def progress(
+    items: Iterable[T], args: argparse.Namespace, what: str, unit: str, total: int | None = None
+) -> Iterable[T]:
+    """``items`` behind a progress bar when :func:`interactive` and tqdm (the ``progress``
+    extra) is installed; otherwise ``items`` as they are, and nothing extra printed.
+
+    The bar shows up only after half a second, so quick work does not flicker.
+    """
+    if not interactive(args):
+        return items
+    try:
+        # Imported by name: tqdm is optional and ships no type hints.
+        tqdm = importlib.import_module("tqdm").tqdm
+    except ImportError:
+        return items
+    bar = tqdm(items, total=total, desc=what, unit=unit, leave=False, file=sys.stderr, delay=0.5)
+    return cast(Iterable[T], bar)
+
+
+def human_size(n: int) -> str:
+    """``512 B``, ``1.5 KB``, ... up to GB."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def error_text(exc: Exception) -> str:
+    """``base profile not found: x`` rather than ``[Errno 2] base profile not found: 'x'``."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc)

@@ -1,0 +1,249 @@
+"""``edgeprofiles doctor``: the browser that would be used, and the health of a base profile.
+
+A report for a person deciding why a base misbehaves: its size with and without what a clone
+skips, its lock, its last browser version against the browser's, and whether its JSON files
+parse. It exits 0 whatever it finds (except ``--require-browser`` without a browser).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from . import files, processes
+from .chromium import (
+    DEFAULT_SKIP_RULES,
+    JSON_FILES,
+    Browser,
+    SkipRules,
+    compare_versions,
+    find_browser,
+    last_version,
+)
+from .cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Subcommands,
+    UsageError,
+    add_command,
+    error_text,
+    human_size,
+    output,
+    progress,
+)
+from .clone import check_base_profile
+from .options import env_of
+
+
+def _browser(args: argparse.Namespace) -> Browser | None:
+    env = env_of("browser")
+    override = args.browser or os.environ.get(env) or None
+    browser = find_browser(override)
+    if override and browser is None:
+        source = "--browser" if args.browser else env
+        raise UsageError(f"{source}: no such browser {override!r} (not a file, not on PATH)")
+    return browser
+
+
+def _base(args: argparse.Namespace) -> Path | None:
+    env = env_of("base_profile")
+    text = args.base_profile or os.environ.get(env) or None
+    if text is None:
+        return None
+    try:
+        return check_base_profile(text)
+    except (OSError, ValueError) as exc:
+        source = "--base-profile" if args.base_profile else env
+        raise UsageError(f"{source}: {error_text(exc)}") from None
+
+
+def _measure(base: Path, rules: SkipRules, args: argparse.Namespace) -> tuple[int, dict[str, int]]:
+    """Bytes of the whole base, and each entry a clone skips with its bytes, in one walk.
+
+    A real base holds GBs of cache, so it is walked once, with progress. An entry below a
+    skipped folder counts towards that folder: a clone never looks inside it.
+    """
+    total = 0
+    skipped: dict[tuple[str, ...], int] = {}
+    for entry, rel in progress(files.walk(base, tolerant=True), args, "measuring", "file"):
+        top = next((rel[:i] for i in range(1, len(rel)) if rel[:i] in skipped), None)
+        if top is None and rules.skips(rel, entry.is_dir(follow_symlinks=False)):
+            top = rel
+            skipped[top] = 0
+        size = files.file_size(entry)
+        total += size
+        if top is not None:
+            skipped[top] += size
+    return total, {"/".join(rel): size for rel, size in sorted(skipped.items())}
+
+
+def _lock(base: Path) -> dict[str, Any]:
+    """The base's ``SingletonLock`` (see ``processes.lock_state``). Clones never copy it."""
+    state, owner = processes.lock_state(base)
+    return {
+        "state": state,
+        "host": owner.host or None if owner else None,
+        "pid": owner.pid if owner else None,
+    }
+
+
+def _json_state(path: Path) -> str:
+    """``ok``, ``missing`` or ``corrupt`` (not a JSON object), for one file: where
+    ``chromium.json_files_ok`` answers yes or no for all, a person needs to know which."""
+    try:
+        data = files.read_json(path)
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError):
+        return "corrupt"
+    return "ok" if isinstance(data, dict) else "corrupt"
+
+
+def _version_check(base_version: str | None, browser: Browser | None) -> str:
+    return compare_versions(base_version, browser.version if browser else None)
+
+
+def _base_report(base: Path, browser: Browser | None, args: argparse.Namespace) -> dict[str, Any]:
+    size, skipped = _measure(base, DEFAULT_SKIP_RULES, args)
+    version = last_version(base)
+    return {
+        "path": str(base),
+        "size_bytes": size,
+        "clone_bytes": size - sum(skipped.values()),
+        "lock": _lock(base),
+        "last_version": version,
+        "version_check": _version_check(version, browser),
+        "json_files": {name: _json_state(base / name) for name in JSON_FILES},
+        "skipped": [{"path": rel, "bytes": n} for rel, n in skipped.items()],
+    }
+
+
+def _problems(browser: Browser | None, base: dict[str, Any] | None) -> list[str]:
+    """What would break or slow the tests, in words a person can act on."""
+    problems = []
+    if browser is None:
+        problems.append("no Edge, Chrome or Chromium found; name one with --browser")
+    if base is None:
+        return problems
+    if base["lock"]["state"] == "live":
+        problems.append(
+            f"a browser (pid {base['lock']['pid']}) runs on the base profile: clones may copy "
+            "half-written files; close it first"
+        )
+    if base["version_check"] == "newer" and browser is not None:
+        problems.append(
+            f"the base profile was last opened by version {base['last_version']}, newer than "
+            f"{browser.describe()}: the browser may refuse its databases ('Your profile can "
+            "not be used because it is from a newer version'); make the base with this browser"
+        )
+    for name, state in base["json_files"].items():
+        if state == "corrupt":
+            problems.append(
+                f"{name} of the base profile is not a JSON object: the browser sets it aside "
+                "and starts on defaults, chromedriver refuses to start"
+            )
+    return problems
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``edgeprofiles doctor``: report the browser and, if one is named, the base profile.
+
+    Args:
+        args: The parsed arguments (``json``, ``base_profile``, ``browser``,
+            ``require_browser``).
+
+    Returns:
+        ``EXIT_FAILED`` when ``--require-browser`` finds no browser, else ``EXIT_OK``.
+
+    Raises:
+        UsageError: The named browser or base profile is not usable.
+    """
+    browser = _browser(args)
+    base = _base(args)
+    report = None if base is None else _base_report(base, browser, args)
+    doc = {
+        "browser": None if browser is None else asdict(browser),
+        "base_profile": report,
+        "problems": _problems(browser, report),
+    }
+    output(args, doc, _print_doctor)
+    return EXIT_FAILED if browser is None and args.require_browser else EXIT_OK
+
+
+_LOCK_TEXT = {
+    "none": "none",
+    "live": "live: pid {pid} of this host runs on it",
+    "stale": "stale: pid {pid} is gone (harmless)",
+    "foreign-host": "held by another host, {host} (pid {pid}): a browser refuses the base "
+    "itself; clones skip the lock",
+    "invalid": "not a <host>-<pid> link: a browser refuses the base itself; clones skip it",
+}
+
+
+def _print_doctor(doc: dict[str, Any]) -> None:
+    browser = doc["browser"]
+    print(f"browser: {Browser(**browser).describe() if browser else 'none found'}")
+    if doc["base_profile"] is not None:
+        _print_base(doc["base_profile"], browser and browser["version"])
+    for problem in doc["problems"]:
+        print(f"problem: {problem}")
+    if not doc["problems"]:
+        print("no problems found")
+
+
+def _print_base(base: dict[str, Any], browser_version: str | None) -> None:
+    skipped = base["size_bytes"] - base["clone_bytes"]
+    print(f"base profile: {base['path']}")
+    size, copied = human_size(base["size_bytes"]), human_size(base["clone_bytes"])
+    print(
+        f"  size: {size}; a clone copies {copied} "
+        f"and skips {human_size(skipped)} (caches and lock state)"
+    )
+    print(f"  SingletonLock: {_LOCK_TEXT[base['lock']['state']].format(**base['lock'])}")
+    relation = {
+        "same": "the browser's",
+        "older": f"older than {browser_version}: fine, the browser upgrades a clone",
+        "newer": f"newer than {browser_version}",
+        "unknown": "not compared",
+    }[base["version_check"]]
+    print(f"  Last Version: {base['last_version'] or 'none'} ({relation})")
+    for name, state in base["json_files"].items():
+        print(f"  {name}: {state}")
+    print("  a clone skips:" if base["skipped"] else "  a clone skips nothing")
+    width = max((len(s["path"]) for s in base["skipped"]), default=0)
+    for s in base["skipped"]:
+        print(f"    {s['path'].ljust(width)}  {human_size(s['bytes'])}")
+
+
+def add_doctor(commands: Subcommands, common: argparse.ArgumentParser) -> None:
+    """Declare ``doctor`` and its arguments; ``common`` carries ``--json``."""
+    doctor = add_command(
+        commands,
+        "doctor",
+        cmd_doctor,
+        parents=[common],
+        help="the browser that would be used, and the health of a base profile",
+        description="Report the browser that would be used and its version; for a base "
+        "profile, its size with and without caches, its lock state (none, live, stale, "
+        "foreign-host, invalid), its 'Last Version' against the browser's, whether 'Local "
+        "State' and 'Default/Preferences' parse, and what a clone would skip. A report: "
+        "exit 0 whatever it finds, except with --require-browser.",
+    )
+    doctor.add_argument(
+        "--base-profile",
+        metavar="DIR",
+        help=f"a base profile (user data dir) to check; default: ${env_of('base_profile')}. "
+        "A missing one is a usage error",
+    )
+    doctor.add_argument(
+        "--browser",
+        metavar="PATH",
+        help=f"browser path or command; default: ${env_of('browser')}, else Edge, Chrome, "
+        "Chromium as the plugin finds them",
+    )
+    doctor.add_argument(
+        "--require-browser", action="store_true", help="exit 1 when no browser is found"
+    )

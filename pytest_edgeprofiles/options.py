@@ -1,0 +1,359 @@
+"""The plugin's options: declared once, parsed and resolved in one place.
+
+Each option is one row of :data:`OPTIONS`: its key (also the :class:`Settings` field and, as
+``edge_<key>``, the ini name), its command-line flag and its environment variable. The plugin,
+the ``edgeprofiles`` command line and every message take those names from the table.
+
+Resolution is plain data in, value or :class:`OptionError` out: the caller reads the command
+line and the ini file (pytest's ``Config`` in the plugin). This module imports no pytest,
+psutil, filelock or profile manager when imported, so reading options costs a run that uses
+no profile nothing; the parsers that need those import them when they run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .chromium import Browser
+
+RETENTION_POLICIES = ("all", "failed", "none")
+
+#: Not an option of a run: CI sets it so that a missing browser fails tests instead of
+#: skipping them.
+REQUIRE_BROWSER_ENV = "EDGEPROFILES_REQUIRE_BROWSER"
+
+
+class OptionError(ValueError):
+    """An option's value is invalid; the message names the option, the value and its source."""
+
+
+# -- parsers: text in, value out, ValueError (or OSError) with the reason ---------------------
+
+
+def _int_in(low: int, high: int | None) -> Callable[[str], int]:
+    expected = f"a whole number from {low} to {high}" if high else f"a whole number >= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected {expected}") from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"expected {expected}")
+        return value
+
+    return parse
+
+
+def _profile_count(text: str) -> int:
+    # The range belongs to the manager, which is imported only when a value is parsed.
+    from .profile_manager import MAX_PROFILES_RANGE
+
+    return _int_in(*MAX_PROFILES_RANGE)(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ValueError("expected a number of seconds >= 0")
+    return value
+
+
+def _policy(text: str) -> str:
+    if text not in RETENTION_POLICIES:
+        raise ValueError(f"expected one of {', '.join(RETENTION_POLICIES)}")
+    return text
+
+
+def _existing_base(text: str) -> str:
+    from .clone import check_base_profile
+
+    return str(check_base_profile(text))
+
+
+def _folder(text: str) -> str:
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError("is not a directory")
+    return str(path.resolve())
+
+
+def _browser(text: str) -> str:
+    from .chromium import find_browser
+
+    browser = find_browser(text)
+    if browser is None:
+        raise ValueError("no such browser (neither a file nor a command on PATH)")
+    return browser.path
+
+
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise ValueError("expected 1/0, true/false, yes/no or on/off")
+    return lowered in ("1", "true", "yes", "on")
+
+
+# -- the table --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of the plugin, reachable as a flag, an environment variable and an ini value.
+
+    Attributes:
+        key: The :class:`Settings` field; the ini name is ``edge_<key>``.
+        flag: The command-line flag, or None for an ini-only option.
+        env: The environment variable, or None.
+        help: Shared by the flag and the ini value.
+        default: Text parsed like a given value, or None for "unset".
+        parse: Text to value; raises ValueError or OSError with the reason.
+        is_path: A relative path in the ini file is relative to that file.
+        const: What a flag that takes no value stores.
+    """
+
+    key: str
+    flag: str | None
+    env: str | None
+    help: str
+    default: str | None
+    parse: Callable[[str], Any]
+    is_path: bool = False
+    const: str | None = None
+
+    @property
+    def ini(self) -> str:
+        """The ini name, also the flag's argparse ``dest``."""
+        return f"edge_{self.key}"
+
+    @property
+    def name(self) -> str:
+        """The name an error message gives the option: its flag, else its ini name."""
+        return self.flag or self.ini
+
+
+OPTIONS = (
+    Option(
+        "base_profile",
+        "--edge-base-profile",
+        "EDGEPROFILES_BASE_PROFILE",
+        "template user data dir that every profile is cloned from (default: none, empty profiles)",
+        None,
+        _existing_base,
+        is_path=True,
+    ),
+    Option(
+        "max_profiles",
+        "--edge-max-profiles",
+        "EDGEPROFILES_MAX_PROFILES",
+        "profiles alive at once across all xdist workers, 1 to 16 (default: 8)",
+        "8",
+        _profile_count,
+    ),
+    Option(
+        "profile_size_limit_mb",
+        "--edge-profile-size-limit",
+        "EDGEPROFILES_SIZE_LIMIT_MB",
+        "size limit of one profile in MB (default: 500)",
+        "500",
+        _int_in(1, None),
+    ),
+    Option(
+        "profile_retention",
+        "--edge-profile-retention",
+        "EDGEPROFILES_RETENTION",
+        "which profiles survive their test: all, failed or none (default: failed)",
+        "failed",
+        _policy,
+    ),
+    Option(
+        "profile_wait",
+        "--edge-profile-wait",
+        "EDGEPROFILES_WAIT",
+        "seconds a test waits for a free profile slot, 0 for not at all (default: 300)",
+        "300",
+        _seconds,
+    ),
+    Option(
+        "profile_root",
+        "--edge-profile-root",
+        "EDGEPROFILES_ROOT",
+        "folder for profiles (default: <system temp>/edgeprofiles-of-<user>)",
+        None,
+        _folder,
+        is_path=True,
+    ),
+    Option(
+        "download_root",
+        "--edge-download-root",
+        "EDGEPROFILES_DOWNLOAD_ROOT",
+        "folder for each profile's own download folder (default: <profile>/Downloads)",
+        None,
+        _folder,
+        is_path=True,
+    ),
+    Option(
+        "browser",
+        "--edge-browser",
+        "EDGEPROFILES_BROWSER",
+        "browser to launch, a path or a command (default: Edge, else Chrome, else Chromium)",
+        None,
+        _browser,
+    ),
+    Option(
+        "headed",
+        "--edge-headed",
+        "EDGEPROFILES_HEADED",
+        "launch browsers with a window; the launch fixtures are headless by default",
+        None,
+        _flag,
+        const="1",
+    ),
+    Option(
+        "profile_retention_count",
+        None,
+        None,
+        "kept profiles of how many runs stay on disk, as for tmp_path (default: 3)",
+        "3",
+        _int_in(0, None),
+    ),
+)
+
+_BY_KEY = {option.key: option for option in OPTIONS}
+
+
+def option(key: str) -> Option:
+    """The option with this key.
+
+    Raises:
+        KeyError: No option has this key.
+    """
+    return _BY_KEY[key]
+
+
+def env_of(key: str) -> str:
+    """The environment variable of the option with this key.
+
+    Raises:
+        KeyError: No option has this key, or it has no environment variable.
+    """
+    env = option(key).env
+    if env is None:
+        raise KeyError(f"option {key} has no environment variable")
+    return env
+
+
+# -- resolution -------------------------------------------------------------------------------
+
+
+def resolve(
+    opt: Option,
+    *,
+    cli: str | None,
+    ini: str | None,
+    inipath: Path | None,
+    environ: Mapping[str, str] | None = None,
+) -> Any:
+    """The value of one option: command line, then environment, then ini file, then default.
+
+    Args:
+        opt: The option.
+        cli: The command-line value, None when not given.
+        ini: The ini file's value, None or empty when not given.
+        inipath: The ini file, whose folder a relative path in it is relative to.
+        environ: The environment; ``os.environ`` when None.
+
+    Returns:
+        The parsed value, or None for an unset option without a default.
+
+    Raises:
+        OptionError: The value is invalid; the message names the option, value and source.
+    """
+    env = os.environ if environ is None else environ
+    sources: list[tuple[str | None, str, Path | None]] = [
+        (cli, f"on the command line ({opt.flag})", None),
+        (env.get(opt.env) if opt.env else None, f"in the environment ({opt.env})", None),
+        (ini or None, f"in {inipath} ({opt.ini})", inipath.parent if inipath else None),
+    ]
+    for position, (value, where, base) in enumerate(sources):
+        # An empty variable or ini line means "not set"; an empty --flag= is a mistake.
+        if value is None or (value == "" and position > 0):
+            continue
+        text = str(base / Path(value).expanduser()) if opt.is_path and base else value
+        try:
+            if not text:
+                raise ValueError("the value is empty")
+            return opt.parse(text)
+        except (ValueError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            shown = repr(value) if text == value else f"{value!r} ({text})"
+            raise OptionError(f"{opt.name}: invalid value {shown} {where}: {reason}") from None
+    return None if opt.default is None else opt.parse(opt.default)
+
+
+def resolve_all(
+    cli: Callable[[Option], str | None],
+    ini: Callable[[Option], str | None],
+    inipath: Path | None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Every option's value by key, in the order of :data:`OPTIONS`.
+
+    Args:
+        cli: Reads an option's command-line value (None when not given).
+        ini: Reads an option's ini value (None or empty when not given).
+        inipath: The ini file, or None.
+        environ: The environment; ``os.environ`` when None.
+
+    Raises:
+        OptionError: The first invalid value.
+    """
+    return {
+        opt.key: resolve(opt, cli=cli(opt), ini=ini(opt), inipath=inipath, environ=environ)
+        for opt in OPTIONS
+    }
+
+
+# -- the resolved settings of a run -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved options of a run, as handed from the controller to its workers.
+
+    The fields before ``run_id`` are the options, named by their keys (an unset profile root
+    already replaced by the default root); the rest are derived by the controller. Plain data
+    only: the whole of it crosses to xdist workers as a dict.
+    """
+
+    base_profile: str | None
+    max_profiles: int
+    profile_size_limit_mb: int
+    profile_retention: str
+    profile_wait: float
+    profile_root: str
+    download_root: str | None
+    #: The ``browser`` option as given (a path), None for the search.
+    browser: str | None
+    headed: bool
+    profile_retention_count: int
+    run_id: str
+    run_dir: str
+    #: The run's sanitised copy of the base, which every clone is made from.
+    clone_source: str | None
+    #: The browser found on the controller, as ``dataclasses.asdict`` of a ``Browser``.
+    found_browser: dict[str, Any] | None
+
+    def rebuild_found_browser(self) -> Browser | None:
+        """The found browser as a ``Browser`` again; no search on disk, no process run."""
+        from .chromium import Browser
+
+        return None if self.found_browser is None else Browser(**self.found_browser)

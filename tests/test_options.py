@@ -1,0 +1,202 @@
+"""The options: one table, resolved command line > environment > ini file > default.
+
+The unit tests call ``options`` directly with plain data; the pytester tests run the plugin
+as users do, to see that each source reaches it and each mistake is one usage error.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+import pytest_edgeprofiles
+from pytest_edgeprofiles.options import (
+    OPTIONS,
+    Option,
+    OptionError,
+    Settings,
+    env_of,
+    option,
+    resolve,
+    resolve_all,
+)
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(autouse=True)
+def _outer_xdist_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    # When this suite itself runs under xdist, inner runs must not inherit its worker's identity.
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def root(pytester: pytest.Pytester) -> Path:
+    return pytester.path / "profiles"
+
+
+# -- the table and the settings ----------------------------------------------------------------
+
+
+def test_settings_fields_are_the_option_keys() -> None:
+    names = [f.name for f in fields(Settings)]
+    assert names[: len(OPTIONS)] == [opt.key for opt in OPTIONS]
+
+
+def test_names_are_unique_and_derived_from_the_key() -> None:
+    for attribute in ("key", "flag", "env", "ini"):
+        names = [getattr(opt, attribute) for opt in OPTIONS if getattr(opt, attribute)]
+        assert len(names) == len(set(names)), attribute
+    assert option("profile_wait").ini == "edge_profile_wait"
+    assert option("profile_retention_count").name == "edge_profile_retention_count"
+    assert env_of("profile_root") == "EDGEPROFILES_ROOT"
+    with pytest.raises(KeyError):
+        env_of("profile_retention_count")
+
+
+def test_importing_options_imports_no_heavy_module() -> None:
+    # The package's __init__ is skipped: what options.py itself imports is measured.
+    code = f"""
+import sys, types
+package = types.ModuleType("pytest_edgeprofiles")
+package.__path__ = [{str(Path(pytest_edgeprofiles.__file__).parent)!r}]
+sys.modules["pytest_edgeprofiles"] = package
+import pytest_edgeprofiles.options
+heavy = ("pytest", "psutil", "filelock", "pytest_edgeprofiles.profile_manager")
+print(sorted(name for name in heavy if name in sys.modules))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+# -- resolution, with plain data ---------------------------------------------------------------
+
+
+def _resolve(key: str, cli: str | None = None, env: str | None = None, ini: str | None = None,
+             inipath: Path | None = None) -> object:  # fmt: skip
+    opt = option(key)
+    environ = {} if env is None or opt.env is None else {opt.env: env}
+    return resolve(opt, cli=cli, ini=ini, inipath=inipath, environ=environ)
+
+
+def test_command_line_beats_environment_beats_ini_beats_default(tmp_path: Path) -> None:
+    ini = tmp_path / "pytest.ini"
+    assert _resolve("max_profiles", cli="5", env="4", ini="3", inipath=ini) == 5
+    assert _resolve("max_profiles", env="4", ini="3", inipath=ini) == 4
+    assert _resolve("max_profiles", ini="3", inipath=ini) == 3
+    assert _resolve("max_profiles") == 8
+    assert _resolve("base_profile") is None
+
+
+def test_empty_environment_or_ini_means_unset_but_an_empty_flag_is_an_error(
+    tmp_path: Path,
+) -> None:
+    assert _resolve("profile_wait", env="", ini="", inipath=tmp_path / "tox.ini") == 300.0
+    with pytest.raises(OptionError, match=r"invalid value '' on the command line.*empty"):
+        _resolve("profile_wait", cli="", env="7")
+
+
+def test_a_relative_path_in_the_ini_file_is_relative_to_that_file(tmp_path: Path) -> None:
+    ini = tmp_path / "conf" / "pytest.ini"
+    assert _resolve("profile_root", ini="profiles", inipath=ini) == str(
+        tmp_path / "conf" / "profiles"
+    )
+
+
+def test_an_error_names_option_value_and_source(tmp_path: Path) -> None:
+    ini = tmp_path / "tox.ini"
+    with pytest.raises(OptionError) as caught:
+        _resolve("max_profiles", env="lots", ini="3", inipath=ini)
+    assert str(caught.value) == (
+        "--edge-max-profiles: invalid value 'lots' in the environment "
+        "(EDGEPROFILES_MAX_PROFILES): expected a whole number from 1 to 16"
+    )
+    assert isinstance(caught.value, ValueError)
+    with pytest.raises(OptionError, match=r"^edge_profile_retention_count: invalid value '-1' in "):
+        _resolve("profile_retention_count", ini="-1", inipath=ini)
+
+
+def test_resolve_all_reads_every_option_once() -> None:
+    asked: list[str] = []
+
+    def cli(opt: Option) -> str | None:
+        asked.append(opt.key)
+        return "2" if opt.key == "max_profiles" else None
+
+    values = resolve_all(cli=cli, ini=lambda opt: None, inipath=None, environ={})
+    assert asked == [opt.key for opt in OPTIONS] == list(values)
+    assert values["max_profiles"] == 2 and values["profile_retention"] == "failed"
+
+
+# -- through the plugin ------------------------------------------------------------------------
+
+
+def test_environment_beats_ini_and_command_line_beats_both(
+    pytester: pytest.Pytester, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini(f"[pytest]\nedge_max_profiles = 3\nedge_profile_root = {root}\n")
+    monkeypatch.setenv("EDGEPROFILES_MAX_PROFILES", "4")
+    result = pytester.runpytest_subprocess("-p", "no:xdist")
+    result.stdout.fnmatch_lines(["edgeprofiles: max 4 profiles*"])
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "--edge-max-profiles=5")
+    result.stdout.fnmatch_lines(["edgeprofiles: max 5 profiles*"])
+    monkeypatch.delenv("EDGEPROFILES_MAX_PROFILES")
+    result = pytester.runpytest_subprocess("-p", "no:xdist")
+    result.stdout.fnmatch_lines(["edgeprofiles: max 3 profiles*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "ini", "expected"),
+    [
+        (["--edge-max-profiles=0"], {}, "", "--edge-max-profiles: invalid value '0' on the command line*from 1 to 16"),
+        (["--edge-max-profiles=17"], {}, "", "--edge-max-profiles: invalid value '17' on the command line*"),
+        ([], {"EDGEPROFILES_MAX_PROFILES": "lots"}, "", "--edge-max-profiles: invalid value 'lots' in the environment (EDGEPROFILES_MAX_PROFILES)*"),
+        ([], {}, "edge_max_profiles = 17", "--edge-max-profiles: invalid value '17' in *tox.ini (edge_max_profiles)*"),
+        (["--edge-profile-retention=some"], {}, "", "--edge-profile-retention: invalid value 'some'*one of all, failed, none"),
+        ([], {"EDGEPROFILES_WAIT": "-1"}, "", "--edge-profile-wait: invalid value '-1' in the environment*"),
+        (["--edge-profile-size-limit=0"], {}, "", "--edge-profile-size-limit: invalid value '0'*"),
+        (["--edge-base-profile=missing"], {}, "", "--edge-base-profile: invalid value 'missing'*not found*"),
+        ([], {}, "edge_base_profile = nowhere", "--edge-base-profile: invalid value 'nowhere' (*nowhere) in *tox.ini*not found*"),
+        ([], {}, "edge_profile_retention_count = -1", "edge_profile_retention_count: invalid value '-1'*"),
+        (["--edge-profile-root=afile"], {}, "", "--edge-profile-root: invalid value 'afile'*not a directory*"),
+        (["--edge-max-profiles="], {}, "", "--edge-max-profiles: invalid value '' on the command line*the value is empty"),
+    ],
+)  # fmt: skip
+def test_usage_errors_name_option_value_and_source(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    ini: str,
+    expected: str,
+) -> None:
+    root = pytester.path / "profiles"
+    pytester.path.joinpath("afile").write_text("")
+    pytester.makefile(".ini", tox=f"[pytest]\n{ini}\n")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    pytester.makepyfile("def test_x(edge_profile): pass")
+    if not any(arg.startswith("--edge-profile-root") for arg in args):
+        args = [f"--edge-profile-root={root}", *args]
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {expected}"])
+    assert "Traceback" not in result.stderr.str()
+    assert not root.exists()
+
+
+def test_help_works_even_with_a_bad_environment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGEPROFILES_MAX_PROFILES", "lots")
+    result = pytester.runpytest_subprocess("--help")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*--edge-max-profiles*", "*EDGEPROFILES_MAX_PROFILES*"])
