@@ -1,11 +1,34 @@
-"""Temporary Microsoft Edge (and Chromium) profiles for every test and pytest-xdist worker."""
+"""Temporary Microsoft Edge (and Chromium) profiles for every test and pytest-xdist worker.
 
-from .profile_manager import (
-    ProfileCleanupError,
-    ProfileCreationError,
-    ProfileLimitError,
-    ProfileManager,
-)
+Module map, in the order data flows through them (each module one concern):
+
+    options          the plugin's options: table, parsers, resolution, Settings
+    plugin           pytest hooks and fixtures, nothing else
+    lifecycle        one process's part of a test run: its manager, summary, end of run
+    runs             a run's shared folder: registry, events, snapshot of the base
+    profile_manager  the facade: ProfileManager, as the contract gives it
+    making           a profile made: owner record and slot, folder, root or fallback root
+    clone            a profile filled: the base checked, copied without caches, prefs set
+    handouts         a profile handed out, and given back (removed, moved aside or kept)
+    removal          every way a profile leaves the disk
+    sweep            finding what dead owners left (removal takes it away)
+    registry         the cap: slots in one JSON file under a file lock
+    records          owner records beside each profile, the source of truth
+    processes        who owns what; stopping a browser on a profile
+    roots            where profiles live; whether a folder is ours
+    chromium         the user data dir: skip rules, locks, preferences
+    browsers         finding an installed browser and its version
+    launch           flags, environment, Selenium and Playwright settings
+    files            filesystem mechanics: copy, size, robust removal, atomic JSON
+    background       background lanes: preparing the next clone, deleting the last one
+    errors, logs     the contract's exceptions; the one logger
+    hooks            hooks a conftest implements
+    cli, cli_common, cli_doctor
+                     the ``edgeprofiles`` command line
+"""
+
+from .errors import ProfileCleanupError, ProfileCreationError, ProfileLimitError
+from .profile_manager import ProfileManager
 
 __all__ = [
     "ProfileCleanupError",

@@ -135,9 +135,13 @@ def sandbox_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return systmp
 
 
+#: What xdist sets in its workers; an inner run that inherits them takes itself for a worker.
+OUTER_XDIST = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT")
+
+
 @pytest.fixture(autouse=True)
 def _inner_runs_keep_to_their_own_temp(request: pytest.FixtureRequest) -> None:
-    """Give each pytester run a temp dir and cache of its own.
+    """Give each pytester run a temp dir and cache of its own, and no outer xdist worker.
 
     An inner run sweeps its root's fallback, the per-user default root under the temp dir, and
     counts what it removed: sharing the real one, it would sweep (and count) leftovers of other
@@ -145,6 +149,9 @@ def _inner_runs_keep_to_their_own_temp(request: pytest.FixtureRequest) -> None:
     """
     if "pytester" in request.fixturenames:
         request.getfixturevalue("sandbox_tempdir")
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        for name in OUTER_XDIST:
+            monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

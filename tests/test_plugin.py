@@ -65,13 +65,6 @@ def _max_overlap(records: list[dict[str, object]]) -> int:
     return peak
 
 
-@pytest.fixture(autouse=True)
-def _outer_xdist_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
-    # When this suite itself runs under xdist, inner runs must not inherit its worker's identity.
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def root(pytester: pytest.Pytester) -> Path:
     return pytester.path / "profiles"

@@ -46,7 +46,6 @@ def _open_temp() -> str:
 
 
 OPEN_TMP = _open_temp()
-OUTER_XDIST = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT")
 
 
 def needs_root(what: str) -> pytest.MarkDecorator:
@@ -246,8 +245,6 @@ def test_a_planted_default_root_is_refused_by_a_test_run(
     dead_owner: tuple[int, float],
     planted: str,
 ) -> None:
-    for name in OUTER_XDIST:
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("EDGEPROFILES_ROOT", raising=False)
     root = roots.default_root()
     attacker = tmp_path / "attacker"
@@ -296,8 +293,6 @@ def test_a_runs_folder_planted_in_a_shared_root_is_refused(
 ) -> None:
     # A root shared like /tmp (sticky, writable by all): another user makes .runs first, to
     # swap each new run folder for one of theirs and read what the run writes into it.
-    for name in OUTER_XDIST:
-        monkeypatch.delenv(name, raising=False)
     shared = open_folder / "shared"
     shared.mkdir()
     os.chmod(shared, 0o1777)
