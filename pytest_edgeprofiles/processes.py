@@ -104,8 +104,20 @@ def _names_profile(cmdline: list[str], profile: str) -> bool:
 
 
 def _normalise(path: str) -> str:
-    # macOS shows /tmp as /private/tmp; Windows paths compare without case.
-    return os.path.normcase(os.path.realpath(path))
+    """``path`` spelled one way, links never resolved: a profile is only ever the folder we
+    made, and a link swapped in for it must not match a browser on the link's target."""
+    path = os.path.normpath(os.path.abspath(path))
+    rest = path[len(_PRIVATE) :]
+    if _MACOS and path.startswith(_PRIVATE) and f"{rest}/".startswith(_PRIVATE_TOPS):
+        # macOS shows /tmp and /var as /private/tmp and /private/var: the same folders,
+        # through links of the system's own, the only links a comparison may see through.
+        path = rest
+    return os.path.normcase(path)  # Windows paths compare without case
+
+
+_MACOS = sys.platform == "darwin"
+_PRIVATE = "/private"
+_PRIVATE_TOPS = ("/tmp/", "/var/", "/etc/")
 
 
 def browsers_using(profile: str) -> list[psutil.Process]:
@@ -172,10 +184,14 @@ def _is_child_process(proc: psutil.Process) -> bool:
 def release_browser(profile: Path) -> None:
     """Stop whatever browser still runs on ``profile`` and remove the socket dir it leaked.
 
-    Cheap when nothing runs: the process table is scanned only when the profile shows lock
-    entries. The socket dir under ``$TMPDIR`` is removed only when it is ours and holds
-    nothing but ``Singleton*`` entries.
+    A ``profile`` that is a symlink stops nothing. Cheap when nothing runs: the process table
+    is scanned only when the profile shows lock entries. The socket dir under ``$TMPDIR`` is
+    removed only when it is ours and holds nothing but ``Singleton*`` entries.
     """
+    if os.path.islink(profile):
+        # A profile swapped for a link: whatever runs on its target is not ours to stop.
+        log.warning("not stopping browsers on %s: it is a symlink, not our profile", profile)
+        return
     if not chromium.has_lock_entries(profile):
         return
     sockets = chromium.socket_dir(profile)
