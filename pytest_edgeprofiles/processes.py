@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -49,6 +50,36 @@ def own_identity() -> tuple[int, float]:
     if _own is None or _own[0] != pid:
         _own = (pid, start_time(pid))
     return _own
+
+
+def pid_namespace() -> int | None:
+    """The id (inode) of this process's pid namespace; None where there are none (not Linux).
+
+    Pids are only meaningful within one namespace: a record written in another one (a
+    container sharing our host name and temp dir) names a process we cannot see.
+    """
+    global _own_ns
+    pid = os.getpid()
+    if _own_ns is None or _own_ns[0] != pid:
+        try:
+            _own_ns = (pid, os.stat("/proc/self/ns/pid").st_ino)
+        except OSError:
+            _own_ns = (pid, None)
+    return _own_ns[1]
+
+
+_own_ns: tuple[int, int | None] | None = None
+
+
+@functools.cache
+def boot_id() -> str | None:
+    """This boot's random id (Linux), None elsewhere: a record of an earlier boot names a
+    process that is gone, whatever now runs with its pid and start time."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip() or None
+    except (OSError, ValueError):
+        return None
 
 
 def process_alive(pid: int, started: float) -> bool:

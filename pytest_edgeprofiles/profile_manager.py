@@ -26,7 +26,7 @@ from typing import Any
 from . import chromium, files, processes, sweep
 from .background import Background
 from .chromium import DEFAULT_SKIP_RULES, SkipRules
-from .records import ProfileRecord, owned_paths, record_path, write_record
+from .records import ProfileRecord, new_record, owned_paths, record_path, write_record
 from .registry import Registry, RegistryFull
 
 log = logging.getLogger("pytest_edgeprofiles")
@@ -420,15 +420,10 @@ class ProfileManager:
             raise
         except OSError as exc:
             raise _RootError(exc) from exc
-        pid, create_time = processes.own_identity()
         name = f"{worker_id}-{uuid.uuid4().hex[:12]}"
-        record = ProfileRecord(
+        record = new_record(
             worker_id=worker_id,
             path=str(root / name),
-            pid=pid,
-            create_time=create_time,
-            host=chromium.this_host(),
-            created_at=time.time(),
             registry=None if self.registry_path is None else str(self.registry_path),
             keep=not self.cleanup_on_exit,
             run=self.run_id,

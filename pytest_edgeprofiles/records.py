@@ -11,13 +11,13 @@ import logging
 import os
 import socket
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from . import files
-from .processes import process_alive
+from . import files, processes
 
 log = logging.getLogger("pytest_edgeprofiles")
 
@@ -45,6 +45,10 @@ class ProfileRecord:
     downloads: str | None = None
     #: Made ahead of need: no slot, not handed out, yet its owner's (a sweep spares it).
     prepared: bool = False
+    #: The owner's pid namespace (``processes.pid_namespace``); None in records of old.
+    pid_ns: int | None = None
+    #: The boot the owner ran in (``processes.boot_id``); None in records of old.
+    boot_id: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> ProfileRecord:
@@ -62,6 +66,8 @@ class ProfileRecord:
             isinstance(record.create_time, (int, float)),
             isinstance(record.host, str),
             isinstance(record.created_at, (int, float)),
+            record.pid_ns is None or _is_int(record.pid_ns),
+            record.boot_id is None or isinstance(record.boot_id, str),
         )
         if not all(checks):
             raise ValueError(f"not a profile record: {data!r}")
@@ -83,10 +89,42 @@ class ProfileRecord:
         return not (self.released or self.prepared)
 
     def owner_alive(self) -> bool:
-        """Whether the owner still runs; an owner on another host is assumed to."""
+        """Whether the owner still runs.
+
+        An owner on another host, or in another pid namespace of this boot of this host, is
+        assumed to: its processes cannot be seen from here. One of an earlier boot is dead.
+        Records without namespace or boot (old ones) are judged by host, pid and start time.
+        """
         if self.host != socket.gethostname():
             return True
-        return process_alive(self.pid, self.create_time)
+        this_boot = processes.boot_id()
+        if self.boot_id is not None and this_boot is not None and self.boot_id != this_boot:
+            return False
+        ours = processes.pid_namespace()
+        if self.pid_ns is not None and ours is not None and self.pid_ns != ours:
+            return True
+        return processes.process_alive(self.pid, self.create_time)
+
+
+def new_record(*, worker_id: str, path: str, **rest: Any) -> ProfileRecord:
+    """A record of a profile at ``path`` owned by this process, its whole identity filled
+    in (pid, start time, host, pid namespace, boot); ``rest`` sets the other fields."""
+    pid, create_time = processes.own_identity()
+    return ProfileRecord(
+        worker_id=worker_id,
+        path=path,
+        pid=pid,
+        create_time=create_time,
+        host=socket.gethostname(),
+        created_at=time.time(),
+        pid_ns=processes.pid_namespace(),
+        boot_id=processes.boot_id(),
+        **rest,
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def record_path(profile: str | Path) -> Path:

@@ -12,17 +12,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from . import files, processes
-from .chromium import DEFAULT_SKIP_RULES, mark_clean_exit, this_host
+from . import files
+from .chromium import DEFAULT_SKIP_RULES, mark_clean_exit
 from .profile_manager import fallback_root, prepare_root, private_roots
-from .records import ProfileRecord, record_path, write_record
+from .records import new_record, record_path, write_record
 from .sweep import SweepResult, sweep
 
 RUNS = ".runs"
@@ -46,19 +45,8 @@ class RunFolder:
         prepare_root(root, private_roots())  # refuses a planted one
         runs = root / RUNS
         runs.mkdir(mode=0o700, exist_ok=True)
-        pid, create_time = processes.own_identity()
         path = runs / run_id
-        write_record(
-            ProfileRecord(
-                worker_id="run",
-                path=str(path),
-                pid=pid,
-                create_time=create_time,
-                host=this_host(),
-                created_at=time.time(),
-                run=run_id,
-            )
-        )
+        write_record(new_record(worker_id="run", path=str(path), run=run_id))
         path.mkdir(mode=0o700)
         return cls(path)
 

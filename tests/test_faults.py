@@ -28,7 +28,7 @@ from filelock import FileLock, Timeout
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from pytest_edgeprofiles import ProfileLimitError, ProfileManager, files, sweep
+from pytest_edgeprofiles import ProfileLimitError, ProfileManager, files, runs, sweep
 from pytest_edgeprofiles.profile_manager import check_worker_id
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and permissions")
@@ -1092,3 +1092,65 @@ def test_a_forked_child_exiting_leaves_its_parents_profiles_alone(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split() == ["True", "1", "False"], out.stderr
+
+
+# -- an owner in another pid namespace ----------------------------------------------------------
+
+IN_NAMESPACE = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from pytest_edgeprofiles import ProfileManager
+    from pytest_edgeprofiles.runs import RunFolder
+
+    root, report = Path(sys.argv[1]), Path(sys.argv[2])
+    run = RunFolder.create(root, "nsrun0000001")
+    m = ProfileManager(root=root, registry_path=run.registry_path, run_id="nsrun0000001")
+    profile = m.create_profile("gw0")
+    report.write_text(f"{os.getpid()} {profile} {run.path}\\n")
+    sys.stdin.read()  # alive until the test closes our stdin
+    m.cleanup_all_profiles()
+    run.remove()
+    """
+)
+
+
+def _unshare_refused() -> str | None:
+    """Why a process cannot be started in a new pid namespace here, or None when it can."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return "no unshare (util-linux) on this machine"
+    probe = subprocess.run(
+        [unshare, "--pid", "--fork", "--mount-proc", "true"], capture_output=True, text=True
+    )
+    if probe.returncode != 0:
+        return f"unshare --pid is not permitted here: {probe.stderr.strip()}"
+    return None
+
+
+@posix_only
+def test_a_live_owner_in_another_pid_namespace_is_not_swept(tmp_path: Path) -> None:
+    refused = _unshare_refused()
+    if refused is not None:
+        pytest.skip(refused)
+    root, report = tmp_path / "shared-root", tmp_path / "report.txt"
+    owner = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", IN_NAMESPACE,
+         str(root), str(report)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        pid, profile, run = _wait_for_file(report, owner).split()  # type: ignore[arg-type]
+        assert int(pid) == 1, "the owner should run as pid 1 of a namespace of its own"
+        # Our pid 1 (or whatever process holds that pid here) is not the owner.
+        result = runs.sweep_leftovers(root)
+        assert result.removed == []
+        assert Path(profile).is_dir() and Path(run).is_dir(), "a live run was swept"
+        assert Path(f"{profile}.owner").is_file() and Path(f"{run}.owner").is_file()
+        out, err = owner.communicate("", timeout=60)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.communicate()
+    assert owner.returncode == 0, out + err
+    assert names(root) == [".runs"] and names(root / ".runs") == []
