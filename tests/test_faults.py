@@ -28,7 +28,7 @@ from filelock import FileLock, Timeout
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from pytest_edgeprofiles import ProfileLimitError, ProfileManager, files, runs, sweep
+from pytest_edgeprofiles import ProfileLimitError, ProfileManager, files, runs, sweep, treecopy
 from pytest_edgeprofiles.profile_manager import check_worker_id
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and permissions")
@@ -115,15 +115,12 @@ def wrap(module, name):
         k = None
         # A mkdir of a folder that exists changes nothing: not a point worth a kill.
         if armed and not (name == "mkdir" and os.path.isdir(args[0])):
-            k = fd_kind.get(args[0], "fd") if name in ("write", "ftruncate") else kind(args[0])
+            by_fd = name in ("write", "pwrite", "ftruncate")
+            k = fd_kind.get(args[0], "fd") if by_fd else kind(args[0])
             events.append(f"{name}:{k}")
             if len(events) == kill_at:
-                if tear and name == "write":
-                    real(args[0], bytes(args[1])[: max(1, len(args[1]) // 2)])
-                elif tear and name == "copyfile":
-                    with open(args[0], "rb") as src, open(args[1], "wb") as dst:
-                        data = src.read()
-                        dst.write(data[: len(data) // 2])
+                if tear and name in ("write", "pwrite"):
+                    real(args[0], bytes(args[1])[: max(1, len(args[1]) // 2)], *args[2:])
                 os.kill(os.getpid(), signal.SIGKILL)
         result = real(*args, **kwargs)
         if name == "open" and k is not None:
@@ -133,9 +130,9 @@ def wrap(module, name):
     setattr(module, name, wrapper)
 
 
-for n in ("open", "write", "ftruncate", "replace", "rename", "unlink", "rmdir", "mkdir"):
+# The base is copied relative to open folders: pwrite is where a file's bytes reach the disk.
+for n in ("open", "write", "pwrite", "ftruncate", "replace", "rename", "unlink", "rmdir", "mkdir"):
     wrap(os, n)
-wrap(shutil, "copyfile")
 
 
 def scenario(tag):
@@ -181,7 +178,7 @@ status = fork(0, False, lambda: scenario(""))
 assert status == 0, Path(out + ".error").read_text()
 labels = json.loads(Path(out + ".events").read_text())
 points = [(k, False) for k in range(1, len(labels) + 1)]
-points += [(k, True) for k, label in enumerate(labels, 1) if label.startswith(("write", "copyfile"))]
+points += [(k, True) for k, label in enumerate(labels, 1) if label.startswith(("write", "pwrite"))]
 results = []
 for k, torn in points:
     status = fork(k, torn, lambda: scenario(""))
@@ -241,7 +238,7 @@ def test_sigkill_at_every_step_of_create_copy_and_cleanup_leaks_nothing(tmp_path
     # The kill points cover the registry write, the owner record, the copy and the removal.
     labels = set(report["labels"])
     assert labels & {"write:registry", "replace:registry"}, labels
-    assert {"copyfile:profile", "mkdir:profile"} <= labels, labels
+    assert {"pwrite:profile", "mkdir:profile"} <= labels, labels
     assert labels & {"replace:record", "open:record"}, labels
     assert labels & {"unlink:profile", "rmdir:profile", "rename:profile"}, labels
     assert any(r["torn"] and r["label"].endswith(":registry") for r in report["results"])
@@ -489,9 +486,18 @@ def test_a_full_disk_under_the_registry_is_a_clear_error_and_creates_nothing(
 
 
 def _failing_copy(monkeypatch: pytest.MonkeyPatch, code: int, nth: int) -> list[str]:
-    """From the ``nth`` file copied on, half of the file reaches the disk, then ``code``."""
-    real_copyfile = shutil.copyfile
+    """From the ``nth`` file copied on, half of the file reaches the disk, then ``code``:
+    where the copy goes relative to open folders and (Windows) by path."""
+    real_copy_file, real_copyfile = treecopy._copy_file, shutil.copyfile
     copied: list[str] = []
+
+    def copy_file(name: str, src_fd: int, dst_fd: int, paths: tuple[str, str]) -> int:
+        copied.append(paths[1])
+        size = real_copy_file(name, src_fd, dst_fd, paths)
+        if len(copied) < nth:
+            return size
+        os.truncate(paths[1], size // 2)
+        raise OSError(code, os.strerror(code), paths[1])
 
     def copyfile(src: str, dst: str, *args: Any, **kwargs: Any) -> str:
         copied.append(dst)
@@ -502,6 +508,7 @@ def _failing_copy(monkeypatch: pytest.MonkeyPatch, code: int, nth: int) -> list[
             fout.write(data[: len(data) // 2])
         raise OSError(code, os.strerror(code), dst)
 
+    monkeypatch.setattr(treecopy, "_copy_file", copy_file)
     monkeypatch.setattr(shutil, "copyfile", copyfile)
     return copied
 
