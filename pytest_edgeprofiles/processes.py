@@ -82,9 +82,21 @@ def boot_id() -> str | None:
         return None
 
 
+#: The largest pid there can be: pid_t is a signed 32-bit int on POSIX, a DWORD on Windows.
+_MAX_PID = 2**32 - 1 if sys.platform == "win32" else 2**31 - 1
+
+
+def valid_pid(pid: object) -> bool:
+    """Whether ``pid`` can name a process at all: records and registries may hold anything,
+    and psutil raises (not returns) for a negative pid, a float or a pid past the OS's range."""
+    return isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= _MAX_PID
+
+
 def process_alive(pid: int, started: float) -> bool:
     """Whether the process that was ``pid``, started at ``started`` (see ``start_time``),
-    still runs: a pid reused by another process does not count."""
+    still runs: a pid reused by another process does not count, nor one that cannot be."""
+    if not valid_pid(pid):
+        return False
     try:
         if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
             return False
@@ -98,6 +110,8 @@ def process_alive(pid: int, started: float) -> bool:
 def running_since(pid: int, moment: float) -> bool:
     """Whether process ``pid`` runs and already ran at ``moment`` (a ``time.time()``): then it
     may be the writer of a file last changed at that moment; a pid reused since is not."""
+    if not valid_pid(pid):
+        return False
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
@@ -112,6 +126,8 @@ def running_since(pid: int, moment: float) -> bool:
 
 def process_uses(pid: int, profile: str) -> bool:
     """Whether the live process ``pid`` runs with ``profile`` as its user data dir."""
+    if not valid_pid(pid):
+        return False
     try:
         return _names_profile(psutil.Process(pid).cmdline(), _normalise(profile))
     except psutil.AccessDenied:

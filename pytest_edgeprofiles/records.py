@@ -8,11 +8,12 @@ never exists without one, whatever point a process is killed at.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -59,18 +60,13 @@ class ProfileRecord:
             record = cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
         except TypeError as exc:
             raise ValueError(f"not a profile record: {data!r}") from exc
-        checks = (
-            isinstance(record.worker_id, str),
-            isinstance(record.path, str),
-            isinstance(record.pid, int),
-            isinstance(record.create_time, (int, float)),
-            isinstance(record.host, str),
-            isinstance(record.created_at, (int, float)),
-            record.pid_ns is None or _is_int(record.pid_ns),
-            record.boot_id is None or isinstance(record.boot_id, str),
-        )
-        if not all(checks):
-            raise ValueError(f"not a profile record: {data!r}")
+        # A record may hold anything (a bug, a hand edit, another user's plant): a value that
+        # makes no sense makes it no record, never an error further on (psutil raises on a
+        # negative pid) nor an owner taken for alive (pid 0 is the kernel's).
+        for name, (makes_sense, wanted) in _FIELDS.items():
+            value = getattr(record, name)
+            if not makes_sense(value):
+                raise ValueError(f"not a profile record: {name} is {value!r}, not {wanted}")
         return record
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,8 +119,39 @@ def new_record(*, worker_id: str, path: str, **rest: Any) -> ProfileRecord:
     )
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _text_or_none(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _flag(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _namespace(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+
+
+#: What each field of a record must be, checked and named by ``ProfileRecord.from_dict``.
+_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "worker_id": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "path": (lambda v: isinstance(v, str) and os.path.isabs(v), "an absolute path"),
+    "pid": (processes.valid_pid, "a pid (a positive int within the OS's range)"),
+    "create_time": (_finite, "a finite number"),
+    "host": (lambda v: isinstance(v, str), "a string"),
+    "created_at": (_finite, "a finite number"),
+    "registry": (_text_or_none, "a string or null"),
+    "keep": (_flag, "true or false"),
+    "released": (_flag, "true or false"),
+    "run": (_text_or_none, "a string or null"),
+    "downloads": (_text_or_none, "a string or null"),
+    "prepared": (_flag, "true or false"),
+    "pid_ns": (_namespace, "a positive int or null"),
+    "boot_id": (_text_or_none, "a string or null"),
+}
 
 
 def record_path(profile: str | Path) -> Path:

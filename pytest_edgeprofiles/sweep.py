@@ -16,6 +16,7 @@ from . import files, processes
 from .chromium import this_host
 from .processes import running_since
 from .records import (
+    SUFFIX,
     ProfileRecord,
     iter_records,
     owned_by_user,
@@ -61,6 +62,7 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
     # Garbage was moved aside by a process that died before it finished, or is still
     # finishing: removing it twice is harmless.
     doomed += [(garbage, None) for garbage in garbage_folders(root)]
+    doomed += [(nonsense, None) for nonsense in _unreadable_records(root, now - older_than)]
     result = _remove(doomed, dry_run)
     if not dry_run:
         for temp in _stale_temp_files(root):
@@ -68,6 +70,44 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
             with contextlib.suppress(OSError):
                 os.unlink(temp)
     return result
+
+
+def _unreadable_records(root: Path, written_before: float) -> list[Path]:
+    """This user's owner records under ``root`` that are no record (``read_record`` warned
+    about them), written before ``written_before``, each after its profile folder: garbage
+    that no process can own. One beside a symlink or another user's folder stays, folder and
+    record: what it stands for is not ours to judge."""
+    try:
+        with os.scandir(root) as entries:
+            candidates = [e for e in entries if e.name.endswith(SUFFIX) and e.name != SUFFIX]
+    except OSError:
+        return []
+    doomed: list[Path] = []
+    for entry in candidates:
+        record_file = Path(entry.path)
+        try:
+            if not (entry.is_file(follow_symlinks=False) and owned_by_user(entry)):
+                continue
+            if entry.stat(follow_symlinks=False).st_mtime > written_before:
+                continue
+            ProfileRecord.from_dict(files.read_json(record_file))
+            continue  # a record: the sweep judges its owner
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        except (OSError, ValueError):
+            pass
+        profile = profile_of(record_file)
+        try:
+            st = profile.lstat()
+        except FileNotFoundError:
+            doomed.append(record_file)  # the record alone
+            continue
+        except OSError:
+            continue
+        uid = os.getuid() if hasattr(os, "getuid") else st.st_uid
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == uid:
+            doomed += [profile, record_file]
+    return doomed
 
 
 def remove_leftover(path: Path, record: ProfileRecord | None) -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -1161,3 +1162,53 @@ def test_a_live_owner_in_another_pid_namespace_is_not_swept(tmp_path: Path) -> N
             owner.communicate()
     assert owner.returncode == 0, out + err
     assert names(root) == [".runs"] and names(root / ".runs") == []
+
+
+# -- records and registry entries that make no sense ------------------------------------------
+
+
+def _plant_nonsense(root: Path, pid: object) -> Path:
+    """A profile folder of ours beside an owner record whose pid makes no sense."""
+    profile = root / "gw0-0123456789ab"
+    (profile / "Default").mkdir(parents=True)
+    record = {
+        "worker_id": "gw0", "path": str(profile), "pid": pid, "create_time": 1.0,
+        "host": socket.gethostname(), "created_at": time.time(),
+    }  # fmt: skip
+    Path(f"{profile}.owner").write_text(json.dumps(record))
+    return profile
+
+
+@pytest.mark.parametrize("pid", [-1, 2**64, True, 1.5])
+def test_a_record_with_a_pid_that_makes_no_sense_is_swept_not_a_crash(
+    pytester: pytest.Pytester, inner_env: None, pid: object
+) -> None:
+    root = pytester.path / "profiles"
+    profile = _plant_nonsense(root, pid)
+    pytester.makepyfile(test_x="def test_x(edge_profile): assert edge_profile.is_dir()")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", "-p", "no:cacheprovider", f"--edge-profile-root={root}"
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    assert not os.path.lexists(profile) and not os.path.lexists(f"{profile}.owner")
+
+
+@pytest.mark.parametrize("pid", [-1, 2**64, True, "12"])
+def test_a_registry_entry_that_makes_no_sense_is_dropped_with_a_warning(
+    tmp_path: Path, registry_path: Path, caplog: pytest.LogCaptureFixture, pid: object
+) -> None:
+    m = ProfileManager(root=tmp_path / "root", registry_path=registry_path, max_profiles=2)
+    held = m.create_profile("gw0")
+    state = json.loads(registry_path.read_text())
+    nonsense = {**state["entries"][held], "path": str(tmp_path / "root" / "x"), "pid": pid}
+    state["entries"][nonsense["path"]] = nonsense
+    registry_path.write_text(json.dumps(state))
+    try:
+        with caplog.at_level(logging.WARNING, logger="pytest_edgeprofiles"):
+            assert os.path.isdir(m.create_profile("gw1"))  # the cap is 2: the nonsense is no slot
+        assert "registry" in caplog.text and nonsense["path"] in caplog.text
+        assert sorted(entries_of(registry_path)) == sorted([held, m.get_profile_path("gw1")])
+    finally:
+        m.cleanup_all_profiles()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +78,11 @@ def test_macos_private_prefix_is_the_same_folder(monkeypatch: pytest.MonkeyPatch
 def test_odd_paths_are_compared_without_error() -> None:
     assert processes._names_profile(["x", "--user-data-dir"], processes._normalise("/p")) is False
     assert processes._names_profile(["--user-data-dir=", "/p"], processes._normalise("/p")) is False
+
+
+@pytest.mark.parametrize("pid", [-1, 0, 2**31, 2**64, True, 1.5, None, "1"])
+def test_odd_pids_are_no_process_and_never_raise(pid: object) -> None:
+    # A record or registry entry may carry anything: a pid psutil rejects is no process.
+    assert processes.process_alive(pid, 0.0) is False  # type: ignore[arg-type]
+    assert processes.running_since(pid, time.time()) is False  # type: ignore[arg-type]
+    assert processes.process_uses(pid, "/p") is False  # type: ignore[arg-type]

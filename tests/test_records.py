@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import os
+import re
 import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from pytest_edgeprofiles import processes, sweep
-from pytest_edgeprofiles.records import ProfileRecord, new_record, record_path, write_record
+from pytest_edgeprofiles import processes, records, sweep
+from pytest_edgeprofiles.records import (
+    ProfileRecord,
+    new_record,
+    read_record,
+    record_path,
+    write_record,
+)
 
 linux_only = pytest.mark.skipif(
     not os.path.exists("/proc/self/ns/pid"), reason="pid namespaces and boot ids are Linux's"
@@ -80,3 +89,32 @@ def test_records_of_the_old_format_keep_todays_judgement(
     dead = ProfileRecord.from_dict({**old, "pid": dead_owner[0], "create_time": dead_owner[1]})
     assert dead.owner_alive() is False
     assert ProfileRecord.from_dict({**old, "host": "elsewhere", "pid": 1}).owner_alive() is True
+
+
+ODD_VALUES = [
+    ("pid", -1), ("pid", 0), ("pid", 2**64), ("pid", True), ("pid", 1.5), ("pid", "12"),
+    ("create_time", float("nan")), ("create_time", float("inf")), ("create_time", True),
+    ("created_at", float("-inf")), ("created_at", "yesterday"), ("worker_id", 5),
+    ("path", ""), ("path", "relative/gw0"), ("host", None), ("keep", "yes"), ("released", 1),
+    ("prepared", None), ("registry", 5), ("run", []), ("downloads", 3), ("pid_ns", True),
+    ("pid_ns", -1), ("boot_id", 5),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("field", "value"), ODD_VALUES)
+def test_a_record_that_makes_no_sense_is_unreadable_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, field: str, value: object
+) -> None:
+    good = new_record(worker_id="gw0", path=str(tmp_path / "gw0-0123456789ab")).to_dict()
+    assert ProfileRecord.from_dict(good).path == good["path"]
+    with pytest.raises(ValueError, match=f"{field} .*{re.escape(repr(value))}"):
+        ProfileRecord.from_dict({**good, field: value})
+    record_file = tmp_path / "gw0-0123456789ab.owner"
+    record_file.write_text(json.dumps({**good, field: value}))
+    with caplog.at_level(logging.WARNING, logger="pytest_edgeprofiles"):
+        assert read_record(record_file) is None
+    assert str(record_file) in caplog.text and field in caplog.text
+
+
+def test_every_field_of_a_record_is_checked() -> None:
+    assert set(records._FIELDS) == {f.name for f in dataclasses.fields(ProfileRecord)}
