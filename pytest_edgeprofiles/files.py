@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from . import treecopy
+
 #: Errors that say "the destination cannot take more", never "the source is bad".
 DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
@@ -83,8 +85,12 @@ def walk(
         try:
             with os.scandir(folder) as it:
                 entries = list(it)
+        except FileNotFoundError:
+            if tolerant or parts:
+                continue  # vanished; a path too long (ENAMETOOLONG) is no reason to pass over
+            raise
         except OSError:
-            if tolerant or (parts and not os.path.lexists(folder)):
+            if tolerant:
                 continue
             raise
         for entry in entries:
@@ -98,11 +104,22 @@ def walk(
 
 
 def copy_tree(src: Path, dst: Path, skip: Callable[[tuple[str, ...], bool], bool] = _never) -> int:
-    """Copy the contents of ``src`` into the existing folder ``dst``; return the bytes copied.
+    """Copy the contents of ``src`` into the existing folder ``dst``; return the bytes copied
+    (the files' sizes).
 
     Symlinks are copied as links, never followed; sockets and other special files are left
-    out; entries that vanish while we copy (a live base) are passed over.
+    out; entries that vanish while we copy (a live base) are passed over; holes in sparse
+    files stay holes. Where the OS allows, every entry is reached relative to its open
+    folder, so paths past ``PATH_MAX`` copy like any other; any other error is raised.
     """
+    if treecopy.SUPPORTED:
+        return treecopy.copy_tree_at(src, dst, skip)
+    return _copy_tree_by_path(src, dst, skip)
+
+
+def _copy_tree_by_path(src: Path, dst: Path, skip: Callable[[tuple[str, ...], bool], bool]) -> int:
+    """``copy_tree`` by full paths, where the OS has no ``dir_fd`` (Windows): a path too long
+    is an error there, raised by ``walk``, never a folder passed over."""
     total = 0
     for entry, rel in walk(src, skip):
         target = os.path.join(dst, *rel)

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import time
 import uuid
 from pathlib import Path
 from typing import NamedTuple
 
-from . import chromium, files, processes, removal, roots
+from . import files, removal, roots
 from .background import Background
 from .clone import Cloner
 from .errors import ProfileLimitError
 from .logs import log
-from .records import ProfileRecord, record_path, write_record
+from .records import ProfileRecord, new_record, record_path, write_record
 from .registry import Registry, RegistryFull
 
 
@@ -121,15 +120,10 @@ class ProfileMaker:
         return record
 
     def _new_record(self, root: Path, key: str, prepared: bool) -> ProfileRecord:
-        pid, create_time = processes.own_identity()
         name = f"{key}-{uuid.uuid4().hex[:12]}"
-        return ProfileRecord(
+        return new_record(
             worker_id=key,
             path=str(root / name),
-            pid=pid,
-            create_time=create_time,
-            host=chromium.this_host(),
-            created_at=time.time(),
             registry=None if self.registry.path is None else str(self.registry.path),
             keep=self.keep,
             run=self.run_id,

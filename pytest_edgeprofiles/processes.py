@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -49,9 +50,51 @@ def own_identity() -> tuple[int, float]:
     return _own
 
 
+def pid_namespace() -> int | None:
+    """The id (inode) of this process's pid namespace; None where there are none (not Linux).
+
+    Pids are only meaningful within one namespace: a record written in another one (a
+    container sharing our host name and temp dir) names a process we cannot see.
+    """
+    global _own_ns
+    pid = os.getpid()
+    if _own_ns is None or _own_ns[0] != pid:
+        try:
+            _own_ns = (pid, os.stat("/proc/self/ns/pid").st_ino)
+        except OSError:
+            _own_ns = (pid, None)
+    return _own_ns[1]
+
+
+_own_ns: tuple[int, int | None] | None = None
+
+
+@functools.cache
+def boot_id() -> str | None:
+    """This boot's random id (Linux), None elsewhere: a record of an earlier boot names a
+    process that is gone, whatever now runs with its pid and start time."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip() or None
+    except (OSError, ValueError):
+        return None
+
+
+#: The largest pid there can be: pid_t is a signed 32-bit int on POSIX, a DWORD on Windows.
+_MAX_PID = 2**32 - 1 if sys.platform == "win32" else 2**31 - 1
+
+
+def valid_pid(pid: object) -> bool:
+    """Whether ``pid`` can name a process at all: records and registries may hold anything,
+    and psutil raises (not returns) for a negative pid, a float or a pid past the OS's range."""
+    return isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= _MAX_PID
+
+
 def process_alive(pid: int, started: float) -> bool:
     """Whether the process that was ``pid``, started at ``started`` (see ``start_time``),
-    still runs: a pid reused by another process does not count."""
+    still runs: a pid reused by another process does not count, nor one that cannot be."""
+    if not valid_pid(pid):
+        return False
     try:
         if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
             return False
@@ -65,6 +108,8 @@ def process_alive(pid: int, started: float) -> bool:
 def running_since(pid: int, moment: float) -> bool:
     """Whether process ``pid`` runs and already ran at ``moment`` (a ``time.time()``): then it
     may be the writer of a file last changed at that moment; a pid reused since is not."""
+    if not valid_pid(pid):
+        return False
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
@@ -79,6 +124,8 @@ def running_since(pid: int, moment: float) -> bool:
 
 def process_uses(pid: int, profile: str) -> bool:
     """Whether the live process ``pid`` runs with ``profile`` as its user data dir."""
+    if not valid_pid(pid):
+        return False
     try:
         return _names_profile(psutil.Process(pid).cmdline(), _normalise(profile))
     except psutil.AccessDenied:
@@ -102,8 +149,20 @@ def _names_profile(cmdline: list[str], profile: str) -> bool:
 
 
 def _normalise(path: str) -> str:
-    # macOS shows /tmp as /private/tmp; Windows paths compare without case.
-    return os.path.normcase(os.path.realpath(path))
+    """``path`` spelled one way, links never resolved: a profile is only ever the folder we
+    made, and a link swapped in for it must not match a browser on the link's target."""
+    path = os.path.normpath(os.path.abspath(path))
+    rest = path[len(_PRIVATE) :]
+    if _MACOS and path.startswith(_PRIVATE) and f"{rest}/".startswith(_PRIVATE_TOPS):
+        # macOS shows /tmp and /var as /private/tmp and /private/var: the same folders,
+        # through links of the system's own, the only links a comparison may see through.
+        path = rest
+    return os.path.normcase(path)  # Windows paths compare without case
+
+
+_MACOS = sys.platform == "darwin"
+_PRIVATE = "/private"
+_PRIVATE_TOPS = ("/tmp/", "/var/", "/etc/")
 
 
 def browsers_using(profile: str) -> list[psutil.Process]:
@@ -170,10 +229,14 @@ def _is_child_process(proc: psutil.Process) -> bool:
 def stop_browser_on(profile: Path) -> None:
     """Stop whatever browser still runs on ``profile`` and remove the socket dir it leaked.
 
-    Cheap when nothing runs: the process table is scanned only when the profile shows lock
-    entries. The socket dir under ``$TMPDIR`` is removed only when it is ours and holds
-    nothing but ``Singleton*`` entries.
+    A ``profile`` that is a symlink stops nothing. Cheap when nothing runs: the process table
+    is scanned only when the profile shows lock entries. The socket dir under ``$TMPDIR`` is
+    removed only when it is ours and holds nothing but ``Singleton*`` entries.
     """
+    if os.path.islink(profile):
+        # A profile swapped for a link: whatever runs on its target is not ours to stop.
+        log.warning("not stopping browsers on %s: it is a symlink, not our profile", profile)
+        return
     if not chromium.has_lock_entries(profile):
         return
     sockets = chromium.socket_dir(profile)

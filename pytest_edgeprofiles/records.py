@@ -7,17 +7,18 @@ never exists without one, whatever point a process is killed at.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import stat
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from . import files
+from . import files, processes
 from .logs import log
-from .processes import process_alive
 from .roots import is_mine
 
 SUFFIX = ".owner"
@@ -44,6 +45,10 @@ class ProfileRecord:
     downloads: str | None = None
     #: Made ahead of need: no slot, not handed out, yet its owner's (a sweep spares it).
     prepared: bool = False
+    #: The owner's pid namespace (``processes.pid_namespace``); None in records of old.
+    pid_ns: int | None = None
+    #: The boot the owner ran in (``processes.boot_id``); None in records of old.
+    boot_id: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> ProfileRecord:
@@ -54,16 +59,13 @@ class ProfileRecord:
             record = cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
         except TypeError as exc:
             raise ValueError(f"not a profile record: {data!r}") from exc
-        checks = (
-            isinstance(record.worker_id, str),
-            isinstance(record.path, str),
-            isinstance(record.pid, int),
-            isinstance(record.create_time, (int, float)),
-            isinstance(record.host, str),
-            isinstance(record.created_at, (int, float)),
-        )
-        if not all(checks):
-            raise ValueError(f"not a profile record: {data!r}")
+        # A record may hold anything (a bug, a hand edit, another user's plant): a value that
+        # makes no sense makes it no record, never an error further on (psutil raises on a
+        # negative pid) nor an owner taken for alive (pid 0 is the kernel's).
+        for name, (makes_sense, wanted) in _FIELDS.items():
+            value = getattr(record, name)
+            if not makes_sense(value):
+                raise ValueError(f"not a profile record: {name} is {value!r}, not {wanted}")
         return record
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,10 +84,73 @@ class ProfileRecord:
         return not (self.released or self.prepared)
 
     def owner_alive(self) -> bool:
-        """Whether the owner still runs; an owner on another host is assumed to."""
+        """Whether the owner still runs.
+
+        An owner on another host, or in another pid namespace of this boot of this host, is
+        assumed to: its processes cannot be seen from here. One of an earlier boot is dead.
+        Records without namespace or boot (old ones) are judged by host, pid and start time.
+        """
         if self.host != socket.gethostname():
             return True
-        return process_alive(self.pid, self.create_time)
+        this_boot = processes.boot_id()
+        if self.boot_id is not None and this_boot is not None and self.boot_id != this_boot:
+            return False
+        ours = processes.pid_namespace()
+        if self.pid_ns is not None and ours is not None and self.pid_ns != ours:
+            return True
+        return processes.process_alive(self.pid, self.create_time)
+
+
+def new_record(*, worker_id: str, path: str, **rest: Any) -> ProfileRecord:
+    """A record of a profile at ``path`` owned by this process, its whole identity filled
+    in (pid, start time, host, pid namespace, boot); ``rest`` sets the other fields."""
+    pid, create_time = processes.own_identity()
+    return ProfileRecord(
+        worker_id=worker_id,
+        path=path,
+        pid=pid,
+        create_time=create_time,
+        host=socket.gethostname(),
+        created_at=time.time(),
+        pid_ns=processes.pid_namespace(),
+        boot_id=processes.boot_id(),
+        **rest,
+    )
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _text_or_none(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _flag(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _namespace(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+
+
+#: What each field of a record must be, checked and named by ``ProfileRecord.from_dict``.
+_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "worker_id": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "path": (lambda v: isinstance(v, str) and os.path.isabs(v), "an absolute path"),
+    "pid": (processes.valid_pid, "a pid (a positive int within the OS's range)"),
+    "create_time": (_finite, "a finite number"),
+    "host": (lambda v: isinstance(v, str), "a string"),
+    "created_at": (_finite, "a finite number"),
+    "registry": (_text_or_none, "a string or null"),
+    "keep": (_flag, "true or false"),
+    "released": (_flag, "true or false"),
+    "run": (_text_or_none, "a string or null"),
+    "downloads": (_text_or_none, "a string or null"),
+    "prepared": (_flag, "true or false"),
+    "pid_ns": (_namespace, "a positive int or null"),
+    "boot_id": (_text_or_none, "a string or null"),
+}
 
 
 def record_path(profile: str | Path) -> Path:

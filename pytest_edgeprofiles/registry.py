@@ -170,9 +170,15 @@ class Registry:
         try:
             state = files.read_json(path)
             _check_shape(state)
+            dropped = _drop_nonsense(path, state["entries"])
             self._seen = True
             # Roots of other managers sharing the file: a rebuild must count their profiles.
             self._roots_seen.update(os.path.dirname(p) for p in state["entries"])
+            if dropped:
+                # A dropped entry may have been a live profile's, damaged: its owner record
+                # still holds the slot. The file's other entries stay, whatever their root.
+                state["entries"] = {**self._rebuild(path)["entries"], **state["entries"]}
+                _write(path, state)
             return state  # type: ignore[no-any-return]
         except FileNotFoundError:
             if self._seen:
@@ -234,7 +240,31 @@ def _check_shape(state: Any) -> None:
     entries, stats = state.get("entries"), state.get("stats")
     if not isinstance(entries, dict) or not isinstance(stats, dict):
         raise ValueError("no entries or stats")
-    for entry in entries.values():
-        ProfileRecord.from_dict(entry)
     if not all(isinstance(stats.get(k), int) for k in ("created", "peak")):
         raise ValueError("bad stats")
+
+
+def _drop_nonsense(path: Path, entries: dict[str, Any]) -> bool:
+    """Drop the entries that are no profile record, each with a warning; whether any was.
+
+    Only those: rejecting the whole file would rebuild it from the owner records of the roots
+    this process knows alone, and lose the slots of managers in other roots sharing it;
+    keeping one would stop every manager that reads it (psutil raises on a negative pid).
+    """
+    dropped = []
+    for key, entry in list(entries.items()):
+        try:
+            record = ProfileRecord.from_dict(entry)
+            if record.path != key:
+                raise ValueError(f"it names the profile {record.path!r}")
+        except ValueError as exc:
+            dropped.append(f"{key!r} ({exc})")
+            del entries[key]
+    if dropped:
+        log.warning(
+            "registry %s: dropping entries that are no profile record, %s; rebuilding it from "
+            "owner records",
+            path,
+            ", ".join(dropped),
+        )
+    return bool(dropped)

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from . import clone, files, processes
-from .chromium import this_host
+from . import clone, files
 from .logs import log
-from .records import ProfileRecord, record_path, write_record
+from .records import new_record, record_path, write_record
 from .roots import (
     UnsafeDirectoryError,
     fallback_root,
@@ -53,19 +51,8 @@ class RunFolder:
         runs = root / RUNS
         # In a shared root, another user could make it first and swap the run's folder.
         make_private_dir(runs)
-        pid, create_time = processes.own_identity()
         path = runs / run_id
-        write_record(
-            ProfileRecord(
-                worker_id="run",
-                path=str(path),
-                pid=pid,
-                create_time=create_time,
-                host=this_host(),
-                created_at=time.time(),
-                run=run_id,
-            )
-        )
+        write_record(new_record(worker_id="run", path=str(path), run=run_id))
         path.mkdir(mode=0o700)
         return cls(path)
 

@@ -17,8 +17,9 @@ from . import files, processes
 from .chromium import this_host
 from .logs import log
 from .processes import running_since
-from .records import ProfileRecord, iter_records, owned_by_user, profile_of, record_path
+from .records import SUFFIX, ProfileRecord, iter_records, owned_by_user, profile_of, record_path
 from .removal import SweepResult, remove_many
+from .roots import is_mine
 
 __all__ = ["SweepResult", "garbage_folders", "prune_kept", "sweep"]
 
@@ -47,6 +48,7 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
     # Garbage was moved aside by a process that died before it finished, or is still
     # finishing: removing it twice is harmless.
     doomed += [(garbage, None) for garbage in garbage_folders(root)]
+    doomed += [(nonsense, None) for nonsense in _unreadable_records(root, now - older_than)]
     result = _remove(doomed, dry_run)
     if not dry_run:
         for temp in _stale_temp_files(root):
@@ -54,6 +56,43 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
             with contextlib.suppress(OSError):
                 os.unlink(temp)
     return result
+
+
+def _unreadable_records(root: Path, written_before: float) -> list[Path]:
+    """This user's owner records under ``root`` that are no record (``read_record`` warned
+    about them), written before ``written_before``, each after its profile folder: garbage
+    that no process can own. One beside a symlink or another user's folder stays, folder and
+    record: what it stands for is not ours to judge."""
+    try:
+        with os.scandir(root) as entries:
+            candidates = [e for e in entries if e.name.endswith(SUFFIX) and e.name != SUFFIX]
+    except OSError:
+        return []
+    doomed: list[Path] = []
+    for entry in candidates:
+        record_file = Path(entry.path)
+        try:
+            if not (entry.is_file(follow_symlinks=False) and owned_by_user(entry)):
+                continue
+            if entry.stat(follow_symlinks=False).st_mtime > written_before:
+                continue
+            ProfileRecord.from_dict(files.read_json(record_file))
+            continue  # a record: the sweep judges its owner
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        except (OSError, ValueError):
+            pass
+        profile = profile_of(record_file)
+        try:
+            st = profile.lstat()
+        except FileNotFoundError:
+            doomed.append(record_file)  # the record alone
+            continue
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and is_mine(st):
+            doomed += [profile, record_file]
+    return doomed
 
 
 _GARBAGE = re.compile(re.escape(files.GARBAGE_PREFIX) + r".+-[0-9a-f]{12}")

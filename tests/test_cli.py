@@ -570,3 +570,24 @@ def test_progress_with_the_real_tqdm(
     monkeypatch.setattr(cli_common, "interactive", lambda args: True)
     assert cli.main(["doctor", "--base-profile", str(base), "--browser", str(fake_browser)]) == 0
     assert "a clone copies 214 B" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("pid", [-1, 2**64, True])
+def test_list_and_clean_take_a_record_that_makes_no_sense_for_garbage(
+    tmp_root: Path, pid: object
+) -> None:
+    profile = tmp_root / "gw0-0123456789ab"
+    (profile / "Default").mkdir(parents=True)
+    record = {
+        "worker_id": "gw0", "path": str(profile), "pid": pid, "create_time": 1.0,
+        "host": this_host(), "created_at": time.time(),
+    }  # fmt: skip
+    record_path(profile).write_text(json.dumps(record))
+    listed = run_cli("list", "--root", str(tmp_root))
+    assert "Traceback" not in listed.stderr and listed.returncode == 0, listed.stderr
+    assert "unreadable owner record" in listed.stderr
+    cleaned = run_cli("clean", "--root", str(tmp_root))
+    assert "Traceback" not in cleaned.stderr and cleaned.returncode == 0, cleaned.stderr
+    assert "unreadable owner record" in cleaned.stderr
+    # Left to a test run's sweep, which removes such garbage beside a folder of ours.
+    assert profile.is_dir()

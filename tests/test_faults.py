@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from filelock import FileLock, Timeout
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from pytest_edgeprofiles import ProfileLimitError, ProfileManager, files, sweep
+from pytest_edgeprofiles import ProfileLimitError, ProfileManager, files, runs, sweep, treecopy
 from pytest_edgeprofiles.profile_manager import check_worker_id
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and permissions")
@@ -115,15 +116,12 @@ def wrap(module, name):
         k = None
         # A mkdir of a folder that exists changes nothing: not a point worth a kill.
         if armed and not (name == "mkdir" and os.path.isdir(args[0])):
-            k = fd_kind.get(args[0], "fd") if name in ("write", "ftruncate") else kind(args[0])
+            by_fd = name in ("write", "pwrite", "ftruncate")
+            k = fd_kind.get(args[0], "fd") if by_fd else kind(args[0])
             events.append(f"{name}:{k}")
             if len(events) == kill_at:
-                if tear and name == "write":
-                    real(args[0], bytes(args[1])[: max(1, len(args[1]) // 2)])
-                elif tear and name == "copyfile":
-                    with open(args[0], "rb") as src, open(args[1], "wb") as dst:
-                        data = src.read()
-                        dst.write(data[: len(data) // 2])
+                if tear and name in ("write", "pwrite"):
+                    real(args[0], bytes(args[1])[: max(1, len(args[1]) // 2)], *args[2:])
                 os.kill(os.getpid(), signal.SIGKILL)
         result = real(*args, **kwargs)
         if name == "open" and k is not None:
@@ -133,9 +131,9 @@ def wrap(module, name):
     setattr(module, name, wrapper)
 
 
-for n in ("open", "write", "ftruncate", "replace", "rename", "unlink", "rmdir", "mkdir"):
+# The base is copied relative to open folders: pwrite is where a file's bytes reach the disk.
+for n in ("open", "write", "pwrite", "ftruncate", "replace", "rename", "unlink", "rmdir", "mkdir"):
     wrap(os, n)
-wrap(shutil, "copyfile")
 
 
 def scenario(tag):
@@ -181,7 +179,7 @@ status = fork(0, False, lambda: scenario(""))
 assert status == 0, Path(out + ".error").read_text()
 labels = json.loads(Path(out + ".events").read_text())
 points = [(k, False) for k in range(1, len(labels) + 1)]
-points += [(k, True) for k, label in enumerate(labels, 1) if label.startswith(("write", "copyfile"))]
+points += [(k, True) for k, label in enumerate(labels, 1) if label.startswith(("write", "pwrite"))]
 results = []
 for k, torn in points:
     status = fork(k, torn, lambda: scenario(""))
@@ -241,7 +239,7 @@ def test_sigkill_at_every_step_of_create_copy_and_cleanup_leaks_nothing(tmp_path
     # The kill points cover the registry write, the owner record, the copy and the removal.
     labels = set(report["labels"])
     assert labels & {"write:registry", "replace:registry"}, labels
-    assert {"copyfile:profile", "mkdir:profile"} <= labels, labels
+    assert {"pwrite:profile", "mkdir:profile"} <= labels, labels
     assert labels & {"replace:record", "open:record"}, labels
     assert labels & {"unlink:profile", "rmdir:profile", "rename:profile"}, labels
     assert any(r["torn"] and r["label"].endswith(":registry") for r in report["results"])
@@ -489,9 +487,18 @@ def test_a_full_disk_under_the_registry_is_a_clear_error_and_creates_nothing(
 
 
 def _failing_copy(monkeypatch: pytest.MonkeyPatch, code: int, nth: int) -> list[str]:
-    """From the ``nth`` file copied on, half of the file reaches the disk, then ``code``."""
-    real_copyfile = shutil.copyfile
+    """From the ``nth`` file copied on, half of the file reaches the disk, then ``code``:
+    where the copy goes relative to open folders and (Windows) by path."""
+    real_copy_file, real_copyfile = treecopy._copy_file, shutil.copyfile
     copied: list[str] = []
+
+    def copy_file(name: str, src_fd: int, dst_fd: int, paths: tuple[str, str]) -> int:
+        copied.append(paths[1])
+        size = real_copy_file(name, src_fd, dst_fd, paths)
+        if len(copied) < nth:
+            return size
+        os.truncate(paths[1], size // 2)
+        raise OSError(code, os.strerror(code), paths[1])
 
     def copyfile(src: str, dst: str, *args: Any, **kwargs: Any) -> str:
         copied.append(dst)
@@ -502,6 +509,7 @@ def _failing_copy(monkeypatch: pytest.MonkeyPatch, code: int, nth: int) -> list[
             fout.write(data[: len(data) // 2])
         raise OSError(code, os.strerror(code), dst)
 
+    monkeypatch.setattr(treecopy, "_copy_file", copy_file)
     monkeypatch.setattr(shutil, "copyfile", copyfile)
     return copied
 
@@ -1131,3 +1139,115 @@ def test_a_forked_child_asking_for_a_profile_gets_a_clear_error(tmp_path):
     ), said
     assert said.endswith("must make a ProfileManager of its own")
     assert "child-" not in made, "the child made nothing"
+
+
+# -- an owner in another pid namespace ----------------------------------------------------------
+
+IN_NAMESPACE = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from pytest_edgeprofiles import ProfileManager
+    from pytest_edgeprofiles.runs import RunFolder
+
+    root, report = Path(sys.argv[1]), Path(sys.argv[2])
+    run = RunFolder.create(root, "nsrun0000001")
+    m = ProfileManager(root=root, registry_path=run.registry_path, run_id="nsrun0000001")
+    profile = m.create_profile("gw0")
+    report.write_text(f"{os.getpid()} {profile} {run.path}\\n")
+    sys.stdin.read()  # alive until the test closes our stdin
+    m.cleanup_all_profiles()
+    run.remove()
+    """
+)
+
+
+def _unshare_refused() -> str | None:
+    """Why a process cannot be started in a new pid namespace here, or None when it can."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return "no unshare (util-linux) on this machine"
+    probe = subprocess.run(
+        [unshare, "--pid", "--fork", "--mount-proc", "true"], capture_output=True, text=True
+    )
+    if probe.returncode != 0:
+        return f"unshare --pid is not permitted here: {probe.stderr.strip()}"
+    return None
+
+
+@posix_only
+def test_a_live_owner_in_another_pid_namespace_is_not_swept(tmp_path: Path) -> None:
+    refused = _unshare_refused()
+    if refused is not None:
+        pytest.skip(refused)
+    root, report = tmp_path / "shared-root", tmp_path / "report.txt"
+    owner = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", IN_NAMESPACE,
+         str(root), str(report)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        pid, profile, run = _wait_for_file(report, owner).split()  # type: ignore[arg-type]
+        assert int(pid) == 1, "the owner should run as pid 1 of a namespace of its own"
+        # Our pid 1 (or whatever process holds that pid here) is not the owner.
+        result = runs.sweep_leftovers(root)
+        assert result.removed == []
+        assert Path(profile).is_dir() and Path(run).is_dir(), "a live run was swept"
+        assert Path(f"{profile}.owner").is_file() and Path(f"{run}.owner").is_file()
+        out, err = owner.communicate("", timeout=60)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.communicate()
+    assert owner.returncode == 0, out + err
+    assert names(root) == [".runs"] and names(root / ".runs") == []
+
+
+# -- records and registry entries that make no sense ------------------------------------------
+
+
+def _plant_nonsense(root: Path, pid: object) -> Path:
+    """A profile folder of ours beside an owner record whose pid makes no sense."""
+    profile = root / "gw0-0123456789ab"
+    (profile / "Default").mkdir(parents=True)
+    record = {
+        "worker_id": "gw0", "path": str(profile), "pid": pid, "create_time": 1.0,
+        "host": socket.gethostname(), "created_at": time.time(),
+    }  # fmt: skip
+    Path(f"{profile}.owner").write_text(json.dumps(record))
+    return profile
+
+
+@pytest.mark.parametrize("pid", [-1, 2**64, True, 1.5])
+def test_a_record_with_a_pid_that_makes_no_sense_is_swept_not_a_crash(
+    pytester: pytest.Pytester, inner_env: None, pid: object
+) -> None:
+    root = pytester.path / "profiles"
+    profile = _plant_nonsense(root, pid)
+    pytester.makepyfile(test_x="def test_x(edge_profile): assert edge_profile.is_dir()")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", "-p", "no:cacheprovider", f"--edge-profile-root={root}"
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    assert not os.path.lexists(profile) and not os.path.lexists(f"{profile}.owner")
+
+
+@pytest.mark.parametrize("pid", [-1, 2**64, True, "12"])
+def test_a_registry_entry_that_makes_no_sense_is_dropped_with_a_warning(
+    tmp_path: Path, registry_path: Path, caplog: pytest.LogCaptureFixture, pid: object
+) -> None:
+    m = ProfileManager(root=tmp_path / "root", registry_path=registry_path, max_profiles=2)
+    held = m.create_profile("gw0")
+    state = json.loads(registry_path.read_text())
+    nonsense = {**state["entries"][held], "path": str(tmp_path / "root" / "x"), "pid": pid}
+    state["entries"][nonsense["path"]] = nonsense
+    registry_path.write_text(json.dumps(state))
+    try:
+        with caplog.at_level(logging.WARNING, logger="pytest_edgeprofiles"):
+            assert os.path.isdir(m.create_profile("gw1"))  # the cap is 2: the nonsense is no slot
+        assert "registry" in caplog.text and nonsense["path"] in caplog.text
+        assert sorted(entries_of(registry_path)) == sorted([held, m.get_profile_path("gw1")])
+    finally:
+        m.cleanup_all_profiles()

@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 import pytest
-from browser_support import start_browser, start_process, wait_for
+from browser_support import start_browser, start_process, stop_browser, wait_for
 
 from pytest_edgeprofiles import ProfileManager, profile_manager, roots, sweep
 from pytest_edgeprofiles.chromium import Browser
@@ -711,4 +711,33 @@ def test_a_planted_registry_entry_never_removes_or_stops_what_it_names(
     finally:
         users_browser.kill()
         users_browser.wait()
+        m.cleanup_all_profiles()
+
+
+@posix_only
+@pytest.mark.parametrize("removed_by", ["cleanup_profile", "sweep of a dead owner"])
+def test_a_profile_swapped_for_a_link_to_a_running_browsers_folder_never_stops_it(
+    browser: Browser, tmp_path: Path, dead_owner: tuple[int, float], removed_by: str
+) -> None:
+    # A profile is only ever the folder we made: a browser on the link's target is not "on" it.
+    theirs = tmp_path / "their browser"
+    theirs.mkdir()
+    m = ProfileManager(root=tmp_path / "root")
+    profile = Path(m.create_profile("w"))
+    their_browser = start_browser(theirs, browser)
+    try:
+        shutil.rmtree(profile)
+        profile.symlink_to(theirs)
+        if removed_by == "cleanup_profile":
+            assert m.cleanup_profile("w") is True
+        else:
+            record = json.loads(Path(f"{profile}.owner").read_text())
+            pid, create_time = dead_owner
+            write_record(ProfileRecord(**{**record, "pid": pid, "create_time": create_time}))
+            assert sweep.sweep(tmp_path / "root").removed == [profile]
+        assert not os.path.lexists(profile)
+        assert their_browser.poll() is None, "a browser on the link's target was stopped"
+        assert (theirs / "SingletonLock").is_symlink(), "its lock was removed"
+    finally:
+        stop_browser(their_browser)
         m.cleanup_all_profiles()

@@ -144,13 +144,18 @@ def test_sweep_leaves_folders_without_a_record(plant, tmp_root):
     assert (stranger / "file").read_bytes() == b"mine"
 
 
-def test_sweep_ignores_unreadable_records(tmp_root, caplog):
+def test_sweep_warns_of_unreadable_records_and_removes_them_as_garbage(tmp_root, caplog):
+    # Records are written whole (renamed into place): one that does not parse names no
+    # owner, and a folder of ours beside it is garbage (issue 13, B6).
     tmp_root.mkdir()
     (tmp_root / "gw0-0123456789ab").mkdir()
     (tmp_root / "gw0-0123456789ab.owner").write_bytes(b"{not json")
     with caplog.at_level(logging.WARNING, logger="pytest_edgeprofiles"):
-        assert sweep.sweep(tmp_root).removed == []
-    assert sorted(os.listdir(tmp_root)) == ["gw0-0123456789ab", "gw0-0123456789ab.owner"]
+        assert sweep.sweep(tmp_root).removed == [
+            tmp_root / "gw0-0123456789ab",
+            tmp_root / "gw0-0123456789ab.owner",
+        ]
+    assert os.listdir(tmp_root) == []
     assert "unreadable owner record" in caplog.text
 
 
@@ -343,3 +348,33 @@ def running_owner() -> Iterator[tuple[int, float]]:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_records_that_make_no_sense_go_with_a_folder_of_ours_only(
+    tmp_root: Path, tmp_path: Path
+) -> None:
+    # A record of nonsense (pid -1) names no owner: garbage, but only a real folder of this
+    # user goes with it; what a symlink or another user's folder stands for is not ours.
+    tmp_root.mkdir()
+    ours, linked, alone, theirs = (tmp_root / f"gw{i}-0123456789ab" for i in range(4))
+    (ours / "Default").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    linked.symlink_to(tmp_path / "elsewhere")
+    theirs.mkdir()
+    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if is_root:
+        os.chown(theirs, 65534, 65534)
+    for profile in (ours, linked, alone, theirs):
+        record_path(profile).write_text('{"worker_id": "gw0", "pid": -1}')
+    assert sorted(sweep.sweep(tmp_root, dry_run=True).removed) == sorted(
+        [ours, record_path(ours), record_path(alone)]
+        + ([] if is_root else [theirs, record_path(theirs)])
+    )
+    assert ours.is_dir()  # a dry run
+    sweep.sweep(tmp_root)
+    assert not os.path.lexists(ours) and not os.path.lexists(record_path(ours))
+    assert not os.path.lexists(record_path(alone))
+    assert linked.is_symlink() and record_path(linked).is_file()
+    assert (tmp_path / "elsewhere").is_dir()
+    if is_root:
+        assert theirs.is_dir() and record_path(theirs).is_file()

@@ -1,0 +1,88 @@
+"""Processes: which processes run "on" a profile, and whether an owner lives."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_support import start_process
+
+from pytest_edgeprofiles import processes
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="symlinks and command lines")
+
+
+@pytest.fixture
+def on_folder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    """A process of this user whose command line names a real folder as its user data dir."""
+    folder = tmp_path / "real"
+    folder.mkdir()
+    proc = start_process(
+        [sys.executable, "-c", "import time; time.sleep(120)", f"--user-data-dir={folder}"]
+    )
+    try:
+        yield folder, proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@posix_only
+def test_a_link_to_a_folder_in_use_is_not_that_folder(
+    tmp_path: Path, on_folder: tuple[Path, subprocess.Popen[bytes]]
+) -> None:
+    folder, proc = on_folder
+    link = tmp_path / "link"
+    link.symlink_to(folder)
+    linked_parent = tmp_path / "linked-parent"
+    linked_parent.symlink_to(tmp_path)
+    for path in (link, linked_parent / "real"):
+        assert processes.browsers_using(str(path)) == [], path
+        assert processes.process_uses(proc.pid, str(path)) is False, path
+    # Spelled differently, the same folder without a link on the way still matches.
+    for same in (folder, f"{folder}/", f"{tmp_path}/./x/../real"):
+        assert [p.pid for p in processes.browsers_using(str(same))] == [proc.pid], same
+        assert processes.process_uses(proc.pid, str(same)) is True, same
+
+
+@posix_only
+def test_stop_browser_on_a_link_stops_nothing(
+    tmp_path: Path, on_folder: tuple[Path, subprocess.Popen[bytes]]
+) -> None:
+    folder, proc = on_folder
+    os.symlink(f"host-{proc.pid}", folder / "SingletonLock")
+    link = tmp_path / "profile"
+    link.symlink_to(folder)
+    processes.stop_browser_on(link)
+    assert proc.poll() is None, "a process on the link's target was stopped"
+    assert (folder / "SingletonLock").is_symlink()
+
+
+def test_macos_private_prefix_is_the_same_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    # macOS shows /tmp and /var as /private/tmp and /private/var in command lines.
+    monkeypatch.setattr(processes, "_MACOS", True)
+    assert processes._normalise("/private/tmp/p") == processes._normalise("/tmp/p")
+    assert processes._normalise("/private/var/folders/p") == processes._normalise("/var/folders/p")
+    assert processes._normalise("/private/tmp") == processes._normalise("/tmp")
+    assert processes._normalise("/private/other/p") != processes._normalise("/other/p")
+    assert processes._normalise("/private/tmpx") != processes._normalise("/tmpx")
+    monkeypatch.setattr(processes, "_MACOS", False)
+    assert processes._normalise("/private/tmp/p") != processes._normalise("/tmp/p")
+
+
+def test_odd_paths_are_compared_without_error() -> None:
+    assert processes._names_profile(["x", "--user-data-dir"], processes._normalise("/p")) is False
+    assert processes._names_profile(["--user-data-dir=", "/p"], processes._normalise("/p")) is False
+
+
+@pytest.mark.parametrize("pid", [-1, 0, 2**31, 2**64, True, 1.5, None, "1"])
+def test_odd_pids_are_no_process_and_never_raise(pid: object) -> None:
+    # A record or registry entry may carry anything: a pid psutil rejects is no process.
+    assert processes.process_alive(pid, 0.0) is False  # type: ignore[arg-type]
+    assert processes.running_since(pid, time.time()) is False  # type: ignore[arg-type]
+    assert processes.process_uses(pid, "/p") is False  # type: ignore[arg-type]
