@@ -130,11 +130,10 @@ class ProfileManager:
         self.download_root = (
             None if download_root is None else Path(download_root).expanduser().resolve()
         )
-        registry = Registry(self.registry_path, [self.root])
-        self._handouts = Handouts(registry)
+        self._handouts = Handouts(Registry(self.registry_path, [self.root]))
         self._maker = ProfileMaker(
             root=self.root,
-            registry=registry,
+            registry=self._handouts.registry,
             max_profiles=self.max_profiles,
             cloner=Cloner(self.base_profile_path, self.profile_size_limit_mb, skip_rules),
             background=self._handouts.background,
