@@ -7,6 +7,7 @@ the thread copying the base, what the run swept and the lines of the summary. Th
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import threading
 from datetime import datetime
@@ -188,6 +189,14 @@ class RunLifecycle:
     def sweep_again(self) -> None:
         """At the end of the run: what dead runs (and this run's dead workers) left."""
         self.swept += len(sweep_leftovers(Path(self.settings.profile_root)).removed)
+
+    @functools.cached_property
+    def private_folders(self) -> set[Path]:
+        """Where this run keeps profiles and their downloads: never collected as tests."""
+        folders = {Path(self.settings.profile_root)}
+        if self.settings.download_root:
+            folders.add(Path(self.settings.download_root))
+        return folders
 
     def header_lines(self) -> list[str]:
         """What the report header says of the run's settings and the browser."""

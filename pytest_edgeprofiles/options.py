@@ -83,7 +83,23 @@ def _folder(text: str) -> str:
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
         raise ValueError("is not a directory")
-    return str(path.resolve())
+    resolved = path.resolve()
+    _check_can_make(resolved)
+    return str(resolved)
+
+
+def _check_can_make(folder: Path) -> None:
+    """``ValueError`` unless ``folder`` exists, or can be made: its nearest existing parent
+    must be a folder we may write in, on a file system that is not read-only."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{existing} is a file, not a directory")
+    if hasattr(os, "statvfs") and os.statvfs(existing).f_flag & os.ST_RDONLY:
+        raise ValueError(f"{existing} is on a read-only file system")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{existing} is not writable")
 
 
 def _browser(text: str) -> str:
@@ -289,8 +305,8 @@ def resolve(
             continue
         text = str(base / Path(value).expanduser()) if opt.is_path and base else value
         try:
-            if not text:
-                raise ValueError("the value is empty")
+            if not value.strip():  # a folder named " " in the working directory is no root
+                raise ValueError("the value is empty" if not value else "the value is blank")
             return opt.parse(text)
         except (ValueError, OSError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)

@@ -29,6 +29,7 @@ from .options import (
     option,
     resolve_all,
 )
+from .processes import lock_state
 from .profile_manager import ProfileManager
 from .roots import UnsafeDirectoryError, default_root
 from .runs import RunFolder, sweep_leftovers
@@ -128,6 +129,14 @@ def _open_run_folder(root: Path, run_id: str) -> tuple[int, RunFolder]:
         run = RunFolder.create(root, run_id)
     except UnsafeDirectoryError as exc:
         raise pytest.UsageError(f"edgeprofiles: {exc} (another user may have planted it)") from None
+    except OSError as exc:  # what the option's own check could not foresee (a full disk)
+        name = option("profile_root").name
+        reason = exc.strerror or str(exc)
+        if exc.filename and Path(exc.filename) != root:
+            reason += f" ({exc.filename})"
+        raise pytest.UsageError(
+            f"{name}: cannot make the run folder under {root}: {reason}"
+        ) from None
     return (len(swept.removed) if swept else 0), run
 
 
@@ -142,6 +151,7 @@ def _settings(
         base = _made_base(config, browser, run)
     if base is not None and not _collect_only(config):
         _check_clone_size(Path(base), values["profile_size_limit_mb"])
+        _warn_if_live(config, Path(base))
     derived = {
         "base_profile": base,
         "profile_root": str(root),
@@ -183,6 +193,20 @@ def _check_clone_size(base: Path, limit_mb: int) -> None:
         )
 
 
+def _warn_if_live(config: pytest.Config, base: Path) -> None:
+    """Users point the base at their real profile: say so when its browser still runs."""
+    state, owner = lock_state(base)
+    if state == "live" and owner is not None:
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                f"edgeprofiles: a browser (pid {owner.pid}) is running on the base profile "
+                f"{base}; its files may change while the run copies them (databases are "
+                f"copied through SQLite's backup); close it for a faithful copy"
+            ),
+            stacklevel=2,
+        )
+
+
 def _base_newer_than_browser(settings: Settings) -> str | None:
     browser = settings.rebuild_found_browser()
     if settings.base_profile is None or browser is None:
@@ -213,6 +237,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     lifecycle = session.config.stash.get(_LIFECYCLE, None)
     if lifecycle is not None and _runs_tests(session.config):
         lifecycle.prepare_first_profile()
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # A profile root inside the test folder: profiles are never tests (a clone of a base
+    # holding a .py file would be collected differently by each worker).
+    lifecycle = config.stash.get(_LIFECYCLE, None)
+    if lifecycle is not None and collection_path in lifecycle.private_folders:
+        return True
+    return None
 
 
 def _runs_tests(config: pytest.Config) -> bool:

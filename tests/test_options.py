@@ -6,12 +6,15 @@ as users do, to see that each source reaches it and each mistake is one usage er
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from conftest import Unprivileged
 
 import pytest_edgeprofiles
 from pytest_edgeprofiles.options import (
@@ -161,6 +164,10 @@ def test_environment_beats_ini_and_command_line_beats_both(
         ([], {}, "edge_profile_retention_count = -1", "edge_profile_retention_count: invalid value '-1'*"),
         (["--edge-profile-root=afile"], {}, "", "--edge-profile-root: invalid value 'afile'*not a directory*"),
         (["--edge-max-profiles="], {}, "", "--edge-max-profiles: invalid value '' on the command line*the value is empty"),
+        (["--edge-profile-root=afile/sub"], {}, "", "--edge-profile-root: invalid value 'afile/sub'*afile is a file, not a directory"),
+        (["--edge-download-root=afile/sub"], {}, "", "--edge-download-root: invalid value 'afile/sub'*afile is a file, not a directory"),
+        ([], {"EDGEPROFILES_ROOT": " "}, "", "--edge-profile-root: invalid value ' ' in the environment (EDGEPROFILES_ROOT): the value is blank"),
+        ([], {"EDGEPROFILES_DOWNLOAD_ROOT": "  "}, "", "--edge-download-root: invalid value '  ' in the environment (EDGEPROFILES_DOWNLOAD_ROOT): the value is blank"),
     ],
 )  # fmt: skip
 def test_usage_errors_name_option_value_and_source(
@@ -177,13 +184,16 @@ def test_usage_errors_name_option_value_and_source(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     pytester.makepyfile("def test_x(edge_profile): pass")
-    if not any(arg.startswith("--edge-profile-root") for arg in args):
+    if "EDGEPROFILES_ROOT" not in env and not any(
+        a.startswith("--edge-profile-root") for a in args
+    ):
         args = [f"--edge-profile-root={root}", *args]
     result = pytester.runpytest_subprocess(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {expected}"])
     assert "Traceback" not in result.stderr.str()
     assert not root.exists()
+    assert not (pytester.path / " ").exists() and not (pytester.path / "  ").exists()
 
 
 def test_help_works_even_with_a_bad_environment(
@@ -193,3 +203,72 @@ def test_help_works_even_with_a_bad_environment(
     result = pytester.runpytest_subprocess("--help")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*--edge-max-profiles*", "*EDGEPROFILES_MAX_PROFILES*"])
+
+
+# -- a root that cannot be made: the usage error, never an INTERNALERROR -------------------
+
+
+def _run_in_a_mount(
+    pytester: pytest.Pytester, mount_options: str, *args: str, env: dict[str, str]
+) -> str:
+    """Run pytest with ``{ro}`` in ``args`` (and ``env``) standing for a fresh tmpfs mounted
+    with ``mount_options``; return its stderr, a usage error's."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("mounting a read-only file system needs root and unshare")
+    ro = pytester.path / "ro"
+    ro.mkdir()
+    inner = " ".join(f"'{a.format(ro=ro)}'" for a in args)
+    script = f"mount -t tmpfs -o {mount_options} tmpfs '{ro}' && exec '{sys.executable}' -m pytest {inner}"
+    result = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script],
+        cwd=pytester.path,
+        env={**os.environ, **{k: v.format(ro=ro) for k, v in env.items()}},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    assert "INTERNALERROR" not in result.stderr and "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_a_root_on_a_read_only_file_system_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(edge_profile): pass")
+    err = _run_in_a_mount(
+        pytester, "ro", "-p", "no:cacheprovider", "--edge-profile-root={ro}/profiles", env={}
+    )
+    assert (
+        f"ERROR: --edge-profile-root: invalid value '{pytester.path}/ro/profiles' on the "
+        f"command line (--edge-profile-root): {pytester.path}/ro is on a read-only file system"
+    ) in err
+
+
+def test_a_default_root_that_cannot_be_made_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    # No option names the root, and no check foresees it: the temp dir's disk is full (three
+    # inodes: Python's own probe of the temp dir and the root itself fit, the run's do not).
+    pytester.makepyfile("def test_x(edge_profile): pass")
+    err = _run_in_a_mount(
+        pytester, "size=1m,nr_inodes=3", "-p", "no:cacheprovider", "-p", "no:xdist",
+        env={"TMPDIR": "{ro}"},
+    )  # fmt: skip
+    assert (
+        f"ERROR: --edge-profile-root: cannot make the run folder under "
+        f"{pytester.path}/ro/edgeprofiles-of-"
+    ) in err
+    assert "No space left on device" in err
+
+
+def test_a_root_in_a_folder_we_may_not_write_is_a_usage_error(
+    pytester: pytest.Pytester, unprivileged: Unprivileged
+) -> None:
+    locked = unprivileged.folder / "locked"
+    locked.mkdir()
+    (unprivileged.folder / "test_x.py").write_text("def test_x(edge_profile): pass\n")
+    locked.chmod(0o555)
+    result = unprivileged.run(
+        "import sys, pytest; sys.exit(pytest.main(sys.argv[1:]))",
+        "-p", "no:cacheprovider", f"--edge-profile-root={locked}/profiles", "test_x.py",
+    )  # fmt: skip
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    assert f"{locked} is not writable" in result.stderr
+    assert os.listdir(locked) == []
