@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from browser_support import start_process
 
 pytest_plugins = ["pytester"]
 
@@ -535,3 +537,49 @@ def test_what_setup_errors_skips_and_xfails_count_as(pytester: pytest.Pytester, 
         n for p in profiles for n in os.listdir(p) if n in ("setup-error", "setup-skip", "xfail")
     ]
     assert markers == ["setup-error"], "only the setup error counts as a failure"
+
+
+@pytest.mark.parametrize("workers", [["-p", "no:xdist"], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_profiles_in_the_test_folder_are_never_collected(
+    pytester: pytest.Pytester, root: Path, workers: list[str]
+) -> None:
+    # The root lies in the test folder; a profile in it (kept from an earlier run, or a
+    # clone of a base that holds a .py file) must not be taken for tests.
+    kept = root / "gw0-0123456789ab" / "Default"
+    kept.mkdir(parents=True)
+    (kept / "test_in_a_profile.py").write_text("def test_not_mine(): assert False\n")
+    downloads = pytester.path / "downloads" / "gw1-0123456789ab"
+    downloads.mkdir(parents=True)
+    (downloads / "test_downloaded.py").write_text("def test_not_mine_either(): assert False\n")
+    pytester.makepyfile(test_real="def test_real(edge_profile): pass")
+    result = pytester.runpytest_subprocess(
+        *workers,
+        f"--edge-profile-root={root}",
+        f"--edge-download-root={pytester.path / 'downloads'}",
+    )
+    result.assert_outcomes(passed=1)
+    assert "not_mine" not in result.stdout.str()
+
+
+def test_a_browser_running_on_the_base_is_named_at_start(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    base = _make_base(pytester.mkdir("base"))
+    (base / "SingletonLock").unlink()
+    # A browser of this host on the base: here a sleeper naming it as its user data dir.
+    sleeper = start_process(
+        [sys.executable, "-c", "import time; time.sleep(60)", f"--user-data-dir={base}"]
+    )
+    try:
+        os.symlink(f"{socket.gethostname()}-{sleeper.pid}", base / "SingletonLock")
+        pytester.makepyfile(test_inner=BASE_CHECK)
+        result = pytester.runpytest_subprocess(
+            "-p", "no:xdist", f"--edge-profile-root={root}", f"--edge-base-profile={base}"
+        )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        [f"*edgeprofiles: a browser (pid {sleeper.pid}) is running on the base profile {base};*"]
+    )
