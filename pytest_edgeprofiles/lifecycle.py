@@ -72,10 +72,11 @@ class RunLifecycle:
         """
         if self._manager is None:
             s = self.settings
+            source = None
             if s.base_profile is not None:
-                self.run.make_clone_source(Path(s.base_profile))
+                source = str(self.run.make_clone_source(Path(s.base_profile)))
             self._manager = ProfileManager(
-                s.clone_source,
+                source,
                 max_profiles=s.max_profiles,
                 profile_size_limit_mb=s.profile_size_limit_mb,
                 root=s.profile_root,

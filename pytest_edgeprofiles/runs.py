@@ -63,24 +63,43 @@ class RunFolder:
 
     def make_clone_source(self, base: Path) -> Path:
         """Copy ``base`` once per run, without caches and locks, as ``clone_source``: clones
-        then read a small, hot, unchanging tree instead of the user's live one.
+        then read a small, hot, unchanging tree instead of the user's live one. Returns
+        where it is: when the root's disk cannot hold it, this run's folder under the
+        fallback root holds it, as for clones.
 
         Every process of the run may ask; the first copies (into a temp folder, renamed when
         complete), the others wait for it on a lock in the run folder.
         """
-        target = self.clone_source
-        with FileLock(f"{target}.lock", mode=0o600, thread_local=False):
-            if target.is_dir():
-                return target
-            partial = self.path / f".clone-source.{os.getpid()}"
-            partial.mkdir(mode=0o700)
+        spare = self._spare()
+        with FileLock(f"{self.clone_source}.lock", mode=0o600, thread_local=False):
+            for made in (self.clone_source, spare.clone_source):
+                if made.is_dir():
+                    return made
             try:
-                clone.snapshot(base, partial)
-                os.rename(partial, target)
-            except BaseException:
-                files.remove_tree(partial)
-                raise
-        return target
+                return self._snapshot(base)
+            except OSError as exc:
+                if exc.errno not in files.DESTINATION_ERRNOS:
+                    raise
+                log.warning("the base's snapshot does not fit under %s (%s)", self.path, exc)
+            if not spare.path.is_dir():
+                spare = RunFolder.create(spare.path.parent.parent, self.path.name)
+            return spare._snapshot(base)
+
+    def _snapshot(self, base: Path) -> Path:
+        partial = self.path / f".clone-source.{os.getpid()}"
+        partial.mkdir(mode=0o700)
+        try:
+            clone.snapshot(base, partial)
+            os.rename(partial, self.clone_source)
+        except BaseException:
+            files.remove_tree(partial)
+            raise
+        return self.clone_source
+
+    def _spare(self) -> RunFolder:
+        """This run's folder under the fallback root of its root (made only when needed)."""
+        root = self.path.parent.parent
+        return RunFolder(fallback_root(root) / RUNS / self.path.name)
 
     def add_event(self, kind: str, **data: Any) -> None:
         """Append one event; a line this short is written whole by one ``write``."""
@@ -105,8 +124,10 @@ class RunFolder:
         return events
 
     def remove(self) -> None:
-        files.remove_tree(self.path)
-        files.remove_tree(record_path(self.path))
+        """Remove the run folder, and its spare under the fallback root if one was made."""
+        for folder in (self.path, self._spare().path):
+            files.remove_tree(folder)
+            files.remove_tree(record_path(folder))
 
 
 def sweep_leftovers(root: Path) -> SweepResult:

@@ -250,3 +250,28 @@ def browser() -> Browser:
             pytest.fail("no browser found and EDGEPROFILES_REQUIRE_BROWSER=1")
         pytest.skip("no Edge, Chrome or Chromium installed")
     return found
+
+
+# -- running pytest on a file system of a given kind -------------------------------------------
+
+
+def run_in_a_mount(
+    pytester: pytest.Pytester, mount_options: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run pytest in ``pytester.path`` with ``{mnt}`` in ``args`` and ``env`` standing for a
+    fresh tmpfs mounted with ``mount_options`` (``ro``, ``size=1m``, ...), in a mount
+    namespace of its own: a read-only or full disk, without touching the machine's."""
+    if not IS_ROOT or shutil.which("unshare") is None:
+        pytest.skip("mounting a file system for one test needs root and unshare")
+    mnt = pytester.path / "mnt"
+    mnt.mkdir()
+    inner = " ".join(f"'{a.format(mnt=mnt)}'" for a in args)
+    script = f"mount -t tmpfs -o {mount_options} tmpfs '{mnt}' && exec '{sys.executable}' -m pytest {inner}"
+    return subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script],
+        cwd=pytester.path,
+        env={**os.environ, **{k: v.format(mnt=mnt) for k, v in (env or {}).items()}},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -7,14 +7,13 @@ as users do, to see that each source reaches it and each mistake is one usage er
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from conftest import Unprivileged
+from conftest import Unprivileged, run_in_a_mount
 
 import pytest_edgeprofiles
 from pytest_edgeprofiles.options import (
@@ -208,25 +207,7 @@ def test_help_works_even_with_a_bad_environment(
 # -- a root that cannot be made: the usage error, never an INTERNALERROR -------------------
 
 
-def _run_in_a_mount(
-    pytester: pytest.Pytester, mount_options: str, *args: str, env: dict[str, str]
-) -> str:
-    """Run pytest with ``{ro}`` in ``args`` (and ``env``) standing for a fresh tmpfs mounted
-    with ``mount_options``; return its stderr, a usage error's."""
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("mounting a read-only file system needs root and unshare")
-    ro = pytester.path / "ro"
-    ro.mkdir()
-    inner = " ".join(f"'{a.format(ro=ro)}'" for a in args)
-    script = f"mount -t tmpfs -o {mount_options} tmpfs '{ro}' && exec '{sys.executable}' -m pytest {inner}"
-    result = subprocess.run(
-        ["unshare", "--mount", "sh", "-c", script],
-        cwd=pytester.path,
-        env={**os.environ, **{k: v.format(ro=ro) for k, v in env.items()}},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def _usage_error(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
     assert "INTERNALERROR" not in result.stderr and "Traceback" not in result.stderr
     return result.stderr
@@ -234,12 +215,14 @@ def _run_in_a_mount(
 
 def test_a_root_on_a_read_only_file_system_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(edge_profile): pass")
-    err = _run_in_a_mount(
-        pytester, "ro", "-p", "no:cacheprovider", "--edge-profile-root={ro}/profiles", env={}
+    err = _usage_error(
+        run_in_a_mount(
+            pytester, "ro", "-p", "no:cacheprovider", "--edge-profile-root={mnt}/profiles", env={}
+        )
     )
     assert (
-        f"ERROR: --edge-profile-root: invalid value '{pytester.path}/ro/profiles' on the "
-        f"command line (--edge-profile-root): {pytester.path}/ro is on a read-only file system"
+        f"ERROR: --edge-profile-root: invalid value '{pytester.path}/mnt/profiles' on the "
+        f"command line (--edge-profile-root): {pytester.path}/mnt is on a read-only file system"
     ) in err
 
 
@@ -247,13 +230,15 @@ def test_a_default_root_that_cannot_be_made_is_a_usage_error(pytester: pytest.Py
     # No option names the root, and no check foresees it: the temp dir's disk is full (three
     # inodes: Python's own probe of the temp dir and the root itself fit, the run's do not).
     pytester.makepyfile("def test_x(edge_profile): pass")
-    err = _run_in_a_mount(
-        pytester, "size=1m,nr_inodes=3", "-p", "no:cacheprovider", "-p", "no:xdist",
-        env={"TMPDIR": "{ro}"},
+    err = _usage_error(
+        run_in_a_mount(
+            pytester, "size=1m,nr_inodes=3", "-p", "no:cacheprovider", "-p", "no:xdist",
+            env={"TMPDIR": "{mnt}"},
+        )
     )  # fmt: skip
     assert (
         f"ERROR: --edge-profile-root: cannot make the run folder under "
-        f"{pytester.path}/ro/edgeprofiles-of-"
+        f"{pytester.path}/mnt/edgeprofiles-of-"
     ) in err
     assert "No space left on device" in err
 

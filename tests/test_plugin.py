@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from browser_support import start_process
+from conftest import run_in_a_mount
 
 pytest_plugins = ["pytester"]
 
@@ -583,3 +584,23 @@ def test_a_browser_running_on_the_base_is_named_at_start(
     result.stdout.fnmatch_lines(
         [f"*edgeprofiles: a browser (pid {sleeper.pid}) is running on the base profile {base};*"]
     )
+
+
+def test_a_snapshot_that_does_not_fit_under_the_root_goes_to_the_fallback_root(
+    pytester: pytest.Pytester, sandbox_tempdir: Path
+) -> None:
+    # The root's disk (1 MB) cannot hold the run's snapshot of a 2 MB base: the snapshot,
+    # like each clone, goes to the fallback root (the default root, in the sandboxed temp).
+    base = _make_base(pytester.mkdir("base"))
+    (base / "Default" / "IndexedDB").mkdir()
+    (base / "Default" / "IndexedDB" / "data").write_bytes(os.urandom(2 * 1024 * 1024))
+    pytester.makepyfile(test_inner=BASE_CHECK)
+    result = run_in_a_mount(
+        pytester, "size=1m", "-p", "no:cacheprovider", "-n", "2",
+        "--edge-profile-root={mnt}/profiles", f"--edge-base-profile={base}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert "cannot copy the base profile" not in result.stdout
+    spare_runs = list(sandbox_tempdir.glob("edgeprofiles-of-*/.runs/*"))
+    assert spare_runs == [], "the fallback root's run folder went with the run"
