@@ -87,14 +87,16 @@ Entry = tuple[str, Path, ProfileRecord | None]
 
 def _entries(root: Path) -> list[Entry]:
     """What a killed run leaves under ``root``: profiles and run folders (``root/.runs``)
-    with their records, and ``garbage-*`` folders, moved aside to be deleted, which have none.
+    with their records; and garbage, which has none: ``garbage-*`` folders, moved aside to be
+    deleted, and records that make no sense, each after its folder of ours.
     """
     found: list[Entry] = [
         (kind, profile_of(record_file), record)
         for kind, folder in (("profile", root), ("run", root / RUNS))
         for record_file, record in sorted(iter_records(folder), key=lambda item: item[0])
     ]
-    return found + [("garbage", path, None) for path in sweep.garbage_folders(root)]
+    garbage = sweep.garbage_folders(root) + sweep.unreadable_records(root, time.time())
+    return found + [("garbage", path, None) for path in garbage]
 
 
 def _owner(record: ProfileRecord | None) -> str:

@@ -21,7 +21,7 @@ from .records import SUFFIX, ProfileRecord, iter_records, owned_by_user, profile
 from .removal import SweepResult, remove_many
 from .roots import is_mine
 
-__all__ = ["SweepResult", "garbage_folders", "prune_kept", "sweep"]
+__all__ = ["SweepResult", "garbage_folders", "prune_kept", "sweep", "unreadable_records"]
 
 
 def _removable(record: ProfileRecord) -> bool:
@@ -48,7 +48,7 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
     # Garbage was moved aside by a process that died before it finished, or is still
     # finishing: removing it twice is harmless.
     doomed += [(garbage, None) for garbage in garbage_folders(root)]
-    doomed += [(nonsense, None) for nonsense in _unreadable_records(root, now - older_than)]
+    doomed += [(nonsense, None) for nonsense in unreadable_records(root, now - older_than)]
     result = _remove(doomed, dry_run)
     if not dry_run:
         for temp in _stale_temp_files(root):
@@ -58,7 +58,7 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
     return result
 
 
-def _unreadable_records(root: Path, written_before: float) -> list[Path]:
+def unreadable_records(root: Path, written_before: float) -> list[Path]:
     """This user's owner records under ``root`` that are no record (``read_record`` warned
     about them), written before ``written_before``, each after its profile folder: garbage
     that no process can own. One beside a symlink or another user's folder stays, folder and

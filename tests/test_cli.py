@@ -589,5 +589,6 @@ def test_list_and_clean_take_a_record_that_makes_no_sense_for_garbage(
     cleaned = run_cli("clean", "--root", str(tmp_root))
     assert "Traceback" not in cleaned.stderr and cleaned.returncode == 0, cleaned.stderr
     assert "unreadable owner record" in cleaned.stderr
-    # Left to a test run's sweep, which removes such garbage beside a folder of ours.
-    assert profile.is_dir()
+    # Garbage beside a folder of ours: clean takes both, the record last.
+    assert not profile.exists() and not record_path(profile).exists()
+    assert f"removed {profile}\nremoved {record_path(profile)}\n" in cleaned.stdout
