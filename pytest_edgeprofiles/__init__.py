@@ -27,8 +27,14 @@ Module map, in the order data flows through them (each module one concern):
                      the ``edgeprofiles`` command line
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .errors import ProfileCleanupError, ProfileCreationError, ProfileLimitError
-from .profile_manager import ProfileManager
+
+if TYPE_CHECKING:
+    from .profile_manager import ProfileManager
 
 __all__ = [
     "ProfileCleanupError",
@@ -37,3 +43,13 @@ __all__ = [
     "ProfileManager",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The plugin is imported into every pytest run, and with it this package: the manager
+    # (and psutil and filelock with it) only when someone asks for it.
+    if name == "ProfileManager":
+        from .profile_manager import ProfileManager
+
+        return ProfileManager
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

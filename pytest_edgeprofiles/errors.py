@@ -1,4 +1,4 @@
-"""The exceptions of the contract, and the one of ours that extends them."""
+"""The contract's limits and exceptions, and the one exception of ours that extends them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .records import ProfileRecord
+
+
+#: How many profiles a manager may have alive at once (the contract's bounds).
+MAX_PROFILES_RANGE = (1, 16)
 
 
 class ProfileCreationError(Exception):

@@ -13,19 +13,13 @@ no profile nothing; the parsers that need those import them when they run.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .chromium import Browser
+from typing import Any
 
 RETENTION_POLICIES = ("all", "failed", "none")
-
-#: Not an option of a run: CI sets it so that a missing browser fails tests instead of
-#: skipping them.
-REQUIRE_BROWSER_ENV = "EDGEPROFILES_REQUIRE_BROWSER"
 
 
 class OptionError(ValueError):
@@ -51,8 +45,7 @@ def _int_in(low: int, high: int | None) -> Callable[[str], int]:
 
 
 def _profile_count(text: str) -> int:
-    # The range belongs to the manager, which is imported only when a value is parsed.
-    from .profile_manager import MAX_PROFILES_RANGE
+    from .errors import MAX_PROFILES_RANGE  # the contract's bounds
 
     return _int_in(*MAX_PROFILES_RANGE)(text)
 
@@ -103,12 +96,11 @@ def _check_can_make(folder: Path) -> None:
 
 
 def _browser(text: str) -> str:
-    from .chromium import find_browser
-
-    browser = find_browser(text)
-    if browser is None:
+    # Found, not run: asking its version starts a process, which waits for first use.
+    path = shutil.which(text) or (text if os.path.isfile(text) else None)
+    if path is None:
         raise ValueError("no such browser (neither a file nor a command on PATH)")
-    return browser.path
+    return path
 
 
 def _flag(text: str) -> bool:
@@ -144,6 +136,9 @@ class Option:
     parse: Callable[[str], Any]
     is_path: bool = False
     const: str | None = None
+    #: What a native TOML config (pytest 9's ``[tool.pytest]``) may give: ``string``,
+    #: ``int``, ``float`` or ``bool``; an ini file's text is parsed as for the others.
+    ini_type: str = "string"
 
     @property
     def ini(self) -> str:
@@ -173,6 +168,7 @@ OPTIONS = (
         "profiles alive at once across all xdist workers, 1 to 16 (default: 8)",
         "8",
         _profile_count,
+        ini_type="int",
     ),
     Option(
         "profile_size_limit_mb",
@@ -181,6 +177,7 @@ OPTIONS = (
         "size limit of one profile in MB (default: 500)",
         "500",
         _int_in(1, None),
+        ini_type="int",
     ),
     Option(
         "profile_retention",
@@ -197,6 +194,7 @@ OPTIONS = (
         "seconds a test waits for a free profile slot, 0 for not at all (default: 300)",
         "300",
         _seconds,
+        ini_type="float",
     ),
     Option(
         "profile_root",
@@ -232,6 +230,17 @@ OPTIONS = (
         None,
         _flag,
         const="1",
+        ini_type="bool",
+    ),
+    Option(
+        "require_browser",
+        "--edge-require-browser",
+        "EDGEPROFILES_REQUIRE_BROWSER",
+        "fail, not skip, the tests that need a browser when none is found (for CI)",
+        None,
+        _flag,
+        const="1",
+        ini_type="bool",
     ),
     Option(
         "profile_retention_count",
@@ -240,6 +249,7 @@ OPTIONS = (
         "kept profiles of how many runs stay on disk, as for tmp_path (default: 3)",
         "3",
         _int_in(0, None),
+        ini_type="int",
     ),
 )
 
@@ -346,8 +356,9 @@ class Settings:
     """The resolved options of a run, as handed from the controller to its workers.
 
     The fields before ``run_id`` are the options, named by their keys (an unset profile root
-    already replaced by the default root); the rest are derived by the controller. Plain data
-    only: the whole of it crosses to xdist workers as a dict.
+    already replaced by the default root, unset flags by False); the rest the controller
+    derives. Plain data only: the whole of it crosses to xdist workers as a dict, and
+    making it starts no process and creates nothing.
     """
 
     base_profile: str | None
@@ -357,19 +368,13 @@ class Settings:
     profile_wait: float
     profile_root: str
     download_root: str | None
-    #: The ``browser`` option as given (a path), None for the search.
+    #: The ``browser`` option as given (a path), None for the search at first use.
     browser: str | None
     headed: bool
+    require_browser: bool
     profile_retention_count: int
     run_id: str
+    #: ``<profile_root>/.runs/<run_id>``: made by the first process that needs it.
     run_dir: str
-    #: The run's sanitised copy of the base, which every clone is made from.
-    clone_source: str | None
-    #: The browser found on the controller, as ``dataclasses.asdict`` of a ``Browser``.
-    found_browser: dict[str, Any] | None
-
-    def rebuild_found_browser(self) -> Browser | None:
-        """The found browser as a ``Browser`` again; no search on disk, no process run."""
-        from .chromium import Browser
-
-        return None if self.found_browser is None else Browser(**self.found_browser)
+    #: The process whose run this is: it owns the run folder, whoever makes it.
+    controller_pid: int

@@ -1,9 +1,10 @@
 """pytest glue: the hooks and fixtures around ProfileManager.
 
-The controller (or the only process, without xdist) validates the options, sweeps what dead
-runs left, makes the run folder with its registry, and hands all of it to the workers. Workers
-own the profiles; the controller never holds a slot. Options live in ``options``, the state of
-a run in ``lifecycle``; this module wires them into pytest.
+The plugin loads into every pytest run of an environment, so it pays only when used: at
+start-up it validates the options and plans the run (its id and folder's name, handed to
+xdist workers), creating nothing and starting no process. The first test that asks for a
+profile or a browser, in whichever process, sets the run up (see ``lifecycle``). Options live
+in ``options``; this module imports nothing heavy until a test asks.
 """
 
 from __future__ import annotations
@@ -13,35 +14,44 @@ import uuid
 from collections.abc import Generator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import launch
-from .chromium import Browser, compare_versions, find_browser, last_version
-from .clone import check_base_profile, clone_size
-from .lifecycle import CONTROLLER_KEY, RunLifecycle
-from .options import (
-    OPTIONS,
-    REQUIRE_BROWSER_ENV,
-    OptionError,
-    Settings,
-    option,
-    resolve_all,
-)
-from .processes import lock_state
-from .profile_manager import ProfileManager
-from .roots import UnsafeDirectoryError, default_root
-from .runs import RunFolder, sweep_leftovers
+from .options import OPTIONS, OptionError, Settings, option, resolve_all
+from .roots import UnsafeDirectoryError, default_root, refuse_foreign, refuse_planted_root
 
-_MB = 1024 * 1024
+if TYPE_CHECKING:
+    from .browsers import Browser
+    from .lifecycle import RunLifecycle
+    from .profile_manager import ProfileManager
+
 _WORKERINPUT_KEY = "edgeprofiles"
+_RUNS = ".runs"  # as runs.RUNS, which imports what a run that needs no profile must not
 
-_LIFECYCLE = pytest.StashKey[RunLifecycle]()
+_SETTINGS = pytest.StashKey[Settings]()
+_LIFECYCLE = pytest.StashKey["RunLifecycle"]()
+#: Where profiles and their downloads go: never collected as tests.
+_PRIVATE = pytest.StashKey[frozenset[Path]]()
 #: Per test: its reports by phase (setup, call, teardown), read by the retention policy.
 _PHASE_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 #: Per test: whether the next test on this worker wants a profile too.
 _NEXT_WANTS_PROFILE = pytest.StashKey[bool]()
+
+#: The fixtures that set the run up when a test asks for one of them.
+EDGE_FIXTURES = frozenset(
+    {
+        "edge_profile",
+        "edge_session_profile",
+        "edge_profile_manager",
+        "edge_browser",
+        "edge_launch_args",
+        "edge_selenium_options",
+        "edge_driver",
+        "edge_download_dir",
+        "edge_playwright_kwargs",
+    }
+)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -59,7 +69,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 {"action": "store_const", "const": opt.const} if opt.const else {}
             )
             group.addoption(opt.flag, dest=opt.ini, default=None, help=opt.help + env, **kind)
-        parser.addini(opt.ini, opt.help, default="")
+        # Typed, so that pytest 9's native TOML ([tool.pytest]) may say 4, 1.5 or true.
+        parser.addini(opt.ini, opt.help, type=opt.ini_type, default=None)  # type: ignore[arg-type]
 
 
 class _XdistHooks:
@@ -73,7 +84,7 @@ class _XdistHooks:
         node.workerinput[_WORKERINPUT_KEY] = asdict(self.settings)
 
 
-# -- configure: the controller's steps, each undone with the run folder ----------------------
+# -- configure: options checked, the run planned, nothing made --------------------------------
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -83,176 +94,133 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and _WORKERINPUT_KEY in workerinput:
         settings = Settings(**workerinput[_WORKERINPUT_KEY])
-        config.stash[_LIFECYCLE] = RunLifecycle.of_worker(settings, workerinput["workerid"])
-        return
-    lifecycle = _start_run(config)
-    if not _collect_only(config):  # nothing will want a clone
-        lifecycle.start_snapshot()
-    config.stash[_LIFECYCLE] = lifecycle
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(lifecycle.settings), "edgeprofiles-xdist")
-    newer = _base_newer_than_browser(lifecycle.settings)
-    if newer:
-        config.issue_config_time_warning(pytest.PytestConfigWarning(newer), stacklevel=2)
+    else:
+        settings = _plan_run(config)
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(_XdistHooks(settings), "edgeprofiles-xdist")
+    config.stash[_SETTINGS] = settings
+    private = {Path(settings.profile_root)}
+    if settings.download_root:
+        private.add(Path(settings.download_root))
+    config.stash[_PRIVATE] = frozenset(private)
 
 
-def _start_run(config: pytest.Config) -> RunLifecycle:
-    """The options resolved, leftovers swept and the run folder made: whatever fails after
-    the folder exists removes it (the one rollback path)."""
+def _plan_run(config: pytest.Config) -> Settings:
+    """The options resolved and the run named; a planted root refused (a look, no more)."""
     values = _option_values(config)
     root = Path(values["profile_root"]) if values["profile_root"] else default_root()
-    run_id = uuid.uuid4().hex[:12]
-    swept, run = _open_run_folder(root, run_id)
     try:
-        settings = _settings(config, values, root, run_id, run)
-    except BaseException:
-        run.remove()
-        raise
-    return RunLifecycle(settings, run, is_controller=True, worker_key=CONTROLLER_KEY, swept=swept)
+        refuse_planted_root(root)
+        refuse_foreign(root / _RUNS)  # in a shared root, another user could make it first
+    except UnsafeDirectoryError as exc:
+        raise pytest.UsageError(f"edgeprofiles: {exc} (another user may have planted it)") from None
+    run_id = uuid.uuid4().hex[:12]
+    derived = {
+        "profile_root": str(root),
+        "headed": bool(values["headed"]),
+        "require_browser": bool(values["require_browser"]),
+        "run_id": run_id,
+        "run_dir": str(root / _RUNS / run_id),
+        "controller_pid": os.getpid(),
+    }
+    return Settings(**{**values, **derived})
 
 
 def _option_values(config: pytest.Config) -> dict[str, Any]:
     try:
         return resolve_all(
             cli=lambda opt: config.getoption(opt.ini) if opt.flag else None,
-            ini=lambda opt: str(config.getini(opt.ini)),
+            ini=lambda opt: _ini_text(config, opt.ini),
             inipath=config.inipath,
         )
     except OptionError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 
-def _open_run_folder(root: Path, run_id: str) -> tuple[int, RunFolder]:
-    """The leftovers of dead runs swept (how many), then this run's folder made."""
+def _ini_text(config: pytest.Config, name: str) -> str | None:
+    """An ini value as text for the option's own parser (which names option and source in
+    its errors): an ini file gives text, pytest 9's native TOML an int, float or bool."""
     try:
-        swept = sweep_leftovers(root) if root.is_dir() else None
-        run = RunFolder.create(root, run_id)
-    except UnsafeDirectoryError as exc:
-        raise pytest.UsageError(f"edgeprofiles: {exc} (another user may have planted it)") from None
-    except OSError as exc:  # what the option's own check could not foresee (a full disk)
-        name = option("profile_root").name
-        reason = exc.strerror or str(exc)
-        if exc.filename and Path(exc.filename) != root:
-            reason += f" ({exc.filename})"
-        raise pytest.UsageError(
-            f"{name}: cannot make the run folder under {root}: {reason}"
-        ) from None
-    return (len(swept.removed) if swept else 0), run
-
-
-def _settings(
-    config: pytest.Config, values: dict[str, Any], root: Path, run_id: str, run: RunFolder
-) -> Settings:
-    """The options with what is derived from them: the browser found, the base (made by the
-    conftest hook when none is configured, its clone size checked) and the run's names."""
-    browser = find_browser(values["browser"])
-    base = values["base_profile"]
-    if base is None:
-        base = _made_base(config, browser, run)
-    if base is not None and not _collect_only(config):
-        _check_clone_size(Path(base), values["profile_size_limit_mb"])
-        _warn_if_live(config, Path(base))
-    derived = {
-        "base_profile": base,
-        "profile_root": str(root),
-        "headed": bool(values["headed"]),
-        "run_id": run_id,
-        "run_dir": str(run.path),
-        "clone_source": None if base is None else str(run.clone_source),
-        "found_browser": None if browser is None else asdict(browser),
-    }
-    return Settings(**{**values, **derived})
-
-
-def _made_base(config: pytest.Config, browser: Browser | None, run: RunFolder) -> str | None:
-    folder = run.path / "base"
-    folder.mkdir()
-    made = config.hook.pytest_edgeprofiles_base_profile(
-        config=config, browser=browser, folder=folder
-    )
-    if made is None:
-        return None
-    try:
-        return str(check_base_profile(made))
-    except (OSError, ValueError) as exc:
-        raise pytest.UsageError(
-            f"pytest_edgeprofiles_base_profile returned {str(made)!r}, not a usable base: {exc}"
-        ) from None
-
-
-def _check_clone_size(base: Path, limit_mb: int) -> None:
-    """A base too large for the limit fails every test the same way: say so once, up front,
-    naming the base the user gave (the manager only sees the run's snapshot of it)."""
-    size = clone_size(base)
-    if size > limit_mb * _MB:
-        limit = option("profile_size_limit_mb")
-        raise pytest.UsageError(
-            f"{limit.flag}: a clone of the base profile {base} takes {size / _MB:.1f} MB "
-            f"(caches left out), over the limit of {limit_mb} MB; raise the limit "
-            f"({limit.flag}, {limit.env} or {limit.ini}) or trim the base"
-        )
-
-
-def _warn_if_live(config: pytest.Config, base: Path) -> None:
-    """Users point the base at their real profile: say so when its browser still runs."""
-    state, owner = lock_state(base)
-    if state == "live" and owner is not None:
-        config.issue_config_time_warning(
-            pytest.PytestConfigWarning(
-                f"edgeprofiles: a browser (pid {owner.pid}) is running on the base profile "
-                f"{base}; its files may change while the run copies them (databases are "
-                f"copied through SQLite's backup); close it for a faithful copy"
-            ),
-            stacklevel=2,
-        )
-
-
-def _base_newer_than_browser(settings: Settings) -> str | None:
-    browser = settings.rebuild_found_browser()
-    if settings.base_profile is None or browser is None:
-        return None
-    base_version = last_version(Path(settings.base_profile))
-    if compare_versions(base_version, browser.version) != "newer":
-        return None
-    return (
-        f"edgeprofiles: the base profile {settings.base_profile} was last opened by version "
-        f"{base_version}, newer than {browser.describe()}; the browser may refuse its databases "
-        f"('Your profile can not be used because it is from a newer version')"
-    )
-
-
-def _collect_only(config: pytest.Config) -> bool:
-    return bool(config.getoption("collectonly"))
+        value = config.getini(name)
+    except (pytest.UsageError, ValueError) as exc:  # a TOML value of the wrong type
+        raise pytest.UsageError(f"{name}: invalid value in {config.inipath}: {exc}") from None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return None if value is None else str(value)
 
 
 # -- the session ------------------------------------------------------------------------------
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    lifecycle = config.stash.get(_LIFECYCLE, None)
-    return None if lifecycle is None else lifecycle.header_lines()
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is None:
+        return None
+    browser = settings.browser or "Edge, else Chrome, else Chromium, found when a test needs one"
+    lines = [
+        f"edgeprofiles: max {settings.max_profiles} profiles, root {settings.profile_root}, "
+        f"base profile {settings.base_profile or 'none'}, retention {settings.profile_retention}",
+        f"edgeprofiles: browser {browser}",
+    ]
+    from .chromium import SOCKET_PATH_MAX, socket_path_too_long
+
+    tmpdir = _tempdir()
+    if socket_path_too_long(tmpdir):
+        lines.append(
+            f"edgeprofiles: warning: TMPDIR {tmpdir} is too deep for a browser's socket "
+            f"(over {SOCKET_PATH_MAX} bytes); the launch helpers give browsers a short TMPDIR"
+        )
+    return lines
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    lifecycle = session.config.stash.get(_LIFECYCLE, None)
-    if lifecycle is not None and _runs_tests(session.config):
-        lifecycle.prepare_first_profile()
+def _tempdir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     # A profile root inside the test folder: profiles are never tests (a clone of a base
     # holding a .py file would be collected differently by each worker).
-    lifecycle = config.stash.get(_LIFECYCLE, None)
-    if lifecycle is not None and collection_path in lifecycle.private_folders:
+    if collection_path in config.stash.get(_PRIVATE, frozenset()):
         return True
     return None
 
 
-def _runs_tests(config: pytest.Config) -> bool:
-    """Whether this process runs tests: an xdist worker, or a run without workers."""
-    if hasattr(config, "workerinput"):
-        return True
-    return not _collect_only(config) and not getattr(config.option, "numprocesses", 0)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Tests that will ask were collected: get the run ready while the rest starts up.
+    config = session.config
+    if config.option.collectonly or _SETTINGS not in config.stash:
+        return
+    if any(EDGE_FIXTURES.intersection(getattr(i, "fixturenames", ())) for i in session.items):
+        _lifecycle(config).warm_up()
+
+
+def _lifecycle(config: pytest.Config) -> RunLifecycle:
+    """This process's part of the run, made when a test first asks (or, for the controller,
+    when a worker's test did: to report and remove what it made)."""
+    lifecycle = config.stash.get(_LIFECYCLE, None)
+    if lifecycle is None:
+        from .lifecycle import CONTROLLER_KEY, RunLifecycle
+
+        workerinput = getattr(config, "workerinput", None)
+        lifecycle = RunLifecycle(
+            config,
+            config.stash[_SETTINGS],
+            is_controller=workerinput is None,
+            worker_key=workerinput["workerid"] if workerinput else CONTROLLER_KEY,
+        )
+        config.stash[_LIFECYCLE] = lifecycle
+    return lifecycle
+
+
+def _used(config: pytest.Config) -> RunLifecycle | None:
+    """The lifecycle of a run that made its folder, in this process or (for the controller)
+    in a worker: only then is there something to report, sweep and remove."""
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is None or not os.path.isdir(settings.run_dir):
+        return None
+    return _lifecycle(config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -278,29 +246,30 @@ def pytest_runtest_makereport(
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    lifecycle = session.config.stash.get(_LIFECYCLE, None)
+    lifecycle = _used(session.config)
     if lifecycle is not None and lifecycle.is_controller:
         lifecycle.sweep_again()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    lifecycle = config.stash.get(_LIFECYCLE, None)
-    if lifecycle is not None and lifecycle.is_controller:
-        for line in lifecycle.summary_lines():
-            terminalreporter.write_line(line)
+    lifecycle = _used(config)
+    if lifecycle is None or not lifecycle.is_controller:
+        return
+    lines, notable = lifecycle.summary()
+    if config.get_verbosity() < 0 and not notable:
+        return  # -q: nothing worth a line
+    terminalreporter.write_sep("=", "edgeprofiles")
+    for line in lines:
+        terminalreporter.write_line(line)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    lifecycle = config.stash.get(_LIFECYCLE, None)
+    lifecycle = config.stash.get(_LIFECYCLE, None) or _used(config)
     if lifecycle is not None:
         lifecycle.finish()
 
 
 # -- fixtures ---------------------------------------------------------------------------------
-
-
-def _lifecycle_of(config: pytest.Config) -> RunLifecycle:
-    return config.stash[_LIFECYCLE]
 
 
 def _failed(item: pytest.Item) -> bool:
@@ -315,7 +284,7 @@ def _failed(item: pytest.Item) -> bool:
 @pytest.fixture(scope="session")
 def edge_profile_manager(pytestconfig: pytest.Config) -> Generator[ProfileManager, None, None]:
     """This worker's ProfileManager, configured from the edgeprofiles options."""
-    lifecycle = _lifecycle_of(pytestconfig)
+    lifecycle = _lifecycle(pytestconfig)
     manager = lifecycle.manager_or_fail()
     yield manager
     lifecycle.close_manager(manager)
@@ -326,10 +295,12 @@ def edge_profile(
     request: pytest.FixtureRequest, edge_profile_manager: ProfileManager
 ) -> Generator[Path, None, None]:
     """A fresh profile (user data dir) for this test, as an absolute path."""
-    lifecycle = _lifecycle_of(request.config)
+    lifecycle = _lifecycle(request.config)
     key = lifecycle.worker_key
     path = lifecycle.take_profile(edge_profile_manager, key)
-    if lifecycle.settings.clone_source and request.node.stash.get(_NEXT_WANTS_PROFILE, False):
+    if edge_profile_manager.base_profile_path and request.node.stash.get(
+        _NEXT_WANTS_PROFILE, False
+    ):
         # The copy for the next test runs while this one does, off its critical path. (An
         # empty profile costs half a millisecond: less than handing it to a thread.)
         edge_profile_manager.prepare_profile(key)
@@ -344,7 +315,7 @@ def edge_session_profile(
     request: pytest.FixtureRequest, edge_profile_manager: ProfileManager
 ) -> Generator[Path, None, None]:
     """One profile for all tests of this worker that ask for it; holds a slot all along."""
-    lifecycle = _lifecycle_of(request.config)
+    lifecycle = _lifecycle(request.config)
     key = f"{lifecycle.worker_key}.session"
     path = lifecycle.take_profile(edge_profile_manager, key)
     yield path
@@ -359,14 +330,16 @@ def edge_session_profile(
 def edge_browser(pytestconfig: pytest.Config) -> Browser:
     """The browser profiles are launched with: Edge, else Chrome, else Chromium.
 
-    Without one the test is skipped, or fails when EDGEPROFILES_REQUIRE_BROWSER=1 (for CI).
+    Without one the test is skipped, or fails with ``--edge-require-browser`` (for CI).
     """
-    browser = _lifecycle_of(pytestconfig).settings.rebuild_found_browser()
+    lifecycle = _lifecycle(pytestconfig)
+    browser = lifecycle.browser()
     if browser is None:
         flag = option("browser").flag
         message = f"edgeprofiles: no Edge, Chrome or Chromium found; name one with {flag}"
-        if os.environ.get(REQUIRE_BROWSER_ENV) == "1":
-            pytest.fail(f"{message} ({REQUIRE_BROWSER_ENV}=1)", pytrace=False)
+        if lifecycle.settings.require_browser:
+            required = option("require_browser")
+            pytest.fail(f"{message} ({required.flag}, {required.env})", pytrace=False)
         pytest.skip(message)
     return browser
 
@@ -376,7 +349,9 @@ def edge_launch_args(
     pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser
 ) -> list[str]:
     """Command-line flags that start ``edge_browser`` on ``edge_profile``."""
-    headless = not _lifecycle_of(pytestconfig).settings.headed
+    from . import launch
+
+    headless = not pytestconfig.stash[_SETTINGS].headed
     return launch.browser_args(
         edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
     )
@@ -387,8 +362,10 @@ def edge_selenium_options(
     pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser
 ) -> Any:
     """Selenium options for ``edge_browser`` on ``edge_profile`` (needs the selenium extra)."""
+    from . import launch
+
     _require("selenium")
-    headless = not _lifecycle_of(pytestconfig).settings.headed
+    headless = not pytestconfig.stash[_SETTINGS].headed
     return launch.selenium_options(
         edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
     )
@@ -400,6 +377,8 @@ def edge_driver(
 ) -> Generator[Any, None, None]:
     """A Selenium WebDriver on this test's profile, quit after the test."""
     from selenium import webdriver
+
+    from . import launch
 
     service = launch.selenium_service(edge_browser, edge_profile)
     if edge_browser.is_edge:
@@ -415,7 +394,7 @@ def edge_download_dir(
     pytestconfig: pytest.Config, edge_profile: Path, edge_profile_manager: ProfileManager
 ) -> Path:
     """The download folder of ``edge_profile``: its own, never shared with another test."""
-    folder = edge_profile_manager.get_download_dir(_lifecycle_of(pytestconfig).worker_key)
+    folder = edge_profile_manager.get_download_dir(_lifecycle(pytestconfig).worker_key)
     assert folder is not None, "every profile gets a download folder"
     return Path(folder)
 
@@ -428,10 +407,12 @@ def edge_playwright_kwargs(
     edge_download_dir: Path,
 ) -> dict[str, Any]:
     """Keyword arguments for Playwright's ``launch_persistent_context`` on ``edge_profile``."""
+    from . import launch
+
     return launch.playwright_kwargs(
         edge_profile,
         edge_browser,
-        headless=not _lifecycle_of(pytestconfig).settings.headed,
+        headless=not pytestconfig.stash[_SETTINGS].headed,
         downloads=edge_download_dir,
         extra=launch.QUIET_FLAGS,
     )

@@ -19,6 +19,7 @@ from . import chromium, files, processes
 from .chromium import DEFAULT_SKIP_RULES, SkipRules
 from .clone import MB, Cloner, check_base_profile
 from .errors import (
+    MAX_PROFILES_RANGE,
     ProfileCleanupError,
     ProfileCreationError,
     ProfileLimitError,
@@ -41,7 +42,6 @@ __all__ = [
     "check_worker_id",
 ]
 
-MAX_PROFILES_RANGE = (1, 16)
 #: How long a computed size is trusted: a browser writes behind our back.
 SIZE_TTL = 2.0
 _WORKER_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")

@@ -101,10 +101,16 @@ class ProfileRecord:
         return processes.process_alive(self.pid, self.create_time)
 
 
-def new_record(*, worker_id: str, path: str, **rest: Any) -> ProfileRecord:
-    """A record of a profile at ``path`` owned by this process, its whole identity filled
-    in (pid, start time, host, pid namespace, boot); ``rest`` sets the other fields."""
-    pid, create_time = processes.own_identity()
+def new_record(
+    *, worker_id: str, path: str, owner: int | None = None, **rest: Any
+) -> ProfileRecord:
+    """A record of a profile at ``path`` owned by this process (or by ``owner``, a live
+    process of this host and pid namespace: a parent), its whole identity filled in (pid,
+    start time, host, pid namespace, boot); ``rest`` sets the other fields."""
+    if owner is None:
+        pid, create_time = processes.own_identity()
+    else:
+        pid, create_time = owner, processes.start_time(owner)
     return ProfileRecord(
         worker_id=worker_id,
         path=path,

@@ -2,9 +2,10 @@
 
 ``<root>/.runs/<run id>/`` holds ``registry.json`` (the run's one cap), ``events.jsonl``
 (kept profiles, cleanup failures, sweeps), so the summary survives a worker that dies, and
-``clone-source/``, the run's sanitised copy of the base profile. The
-folder has an owner record like a profile, naming the process that made it, so a run killed
-outright is swept by the next one.
+``clone-source/``, the run's sanitised copy of the base profile. It is made only when a test
+of the run first needs a profile, by whichever process that is. The folder has an owner
+record like a profile, naming the run's controller, so a run killed outright is swept by the
+next one.
 """
 
 from __future__ import annotations
@@ -46,15 +47,36 @@ class RunFolder:
         return self.path / "events.jsonl"
 
     @classmethod
-    def create(cls, root: Path, run_id: str) -> RunFolder:
+    def create(cls, root: Path, run_id: str, owner: int | None = None) -> RunFolder:
+        """Make the run's folder under ``root``, its owner record first: this process's,
+        or ``owner``'s (the run's controller, when a worker makes it)."""
         prepare_root(root)  # refuses a planted one
         runs = root / RUNS
         # In a shared root, another user could make it first and swap the run's folder.
         make_private_dir(runs)
         path = runs / run_id
-        write_record(new_record(worker_id="run", path=str(path), run=run_id))
+        write_record(new_record(worker_id="run", path=str(path), run=run_id, owner=owner))
         path.mkdir(mode=0o700)
         return cls(path)
+
+    @classmethod
+    def open(cls, root: Path, run_id: str, owner: int) -> tuple[RunFolder, int]:
+        """The run's folder, made by whichever process of the run needs it first, which
+        first sweeps what dead runs left; with how many leftovers it swept (0 but for it).
+
+        Processes racing here may all sweep (harmless: a removal tolerates what vanished)
+        and all write the same owner record; the one whose ``mkdir`` wins made the folder.
+        """
+        path = root / RUNS / run_id
+        if path.is_dir():
+            return cls(path), 0
+        swept = sweep_leftovers(root) if root.is_dir() else None
+        try:
+            return cls.create(root, run_id, owner), len(swept.removed) if swept else 0
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+            return cls(path), 0
 
     @property
     def clone_source(self) -> Path:

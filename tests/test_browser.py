@@ -362,11 +362,22 @@ def test_a_clone_of_a_base_in_use_starts(
         stop_browser(running)
 
 
-def test_the_report_header_names_the_browser(pytester: pytest.Pytester, browser: Browser) -> None:
+def test_the_summary_names_the_browser_once_a_test_used_it(
+    pytester: pytest.Pytester, browser: Browser
+) -> None:
+    # The header starts no process to ask the version: the summary says what was used.
+    pytester.makepyfile("def test_x(edge_browser): pass")
     result = pytester.runpytest_subprocess(
         "-p", "no:xdist", f"--edge-profile-root={pytester.path / 'p'}"
     )
-    result.stdout.fnmatch_lines([f"edgeprofiles: browser * {browser.version} at {browser.path}"])
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "edgeprofiles: browser Edge, else Chrome, else Chromium, found when a test needs one",
+            "*= edgeprofiles =*",
+            f"browser: * {browser.version} at {browser.path}",
+        ]
+    )
 
 
 def test_a_base_from_a_newer_browser_is_warned_about(
@@ -375,13 +386,14 @@ def test_a_base_from_a_newer_browser_is_warned_about(
     base = pytester.mkdir("base")
     (base / "Local State").write_text("{}")
     (base / "Last Version").write_text("999.0.0.0")
-    pytester.makepyfile("def test_x(): pass")
+    pytester.makepyfile("def test_x(edge_browser, edge_profile): pass")
     result = pytester.runpytest_subprocess(
         "-p",
         "no:xdist",
         f"--edge-profile-root={pytester.path / 'p'}",
         f"--edge-base-profile={base}",
     )
+    result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(
         ["*base profile * was last opened by version 999.0.0.0, newer than*"]
     )

@@ -226,21 +226,24 @@ def test_a_root_on_a_read_only_file_system_is_a_usage_error(pytester: pytest.Pyt
     ) in err
 
 
-def test_a_default_root_that_cannot_be_made_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    # No option names the root, and no check foresees it: the temp dir's disk is full (three
-    # inodes: Python's own probe of the temp dir and the root itself fit, the run's do not).
-    pytester.makepyfile("def test_x(edge_profile): pass")
-    err = _usage_error(
-        run_in_a_mount(
-            pytester, "size=1m,nr_inodes=3", "-p", "no:cacheprovider", "-p", "no:xdist",
-            env={"TMPDIR": "{mnt}"},
-        )
+def test_a_default_root_that_cannot_be_made_fails_the_test_naming_why(
+    pytester: pytest.Pytester,
+) -> None:
+    # No option names the root, and no check at start-up foresees it: the temp dir's disk is
+    # full (three inodes: Python's own probe of the temp dir and the root fit, the run's do
+    # not). Found when the first test asks for a profile: that test fails, saying why.
+    pytester.makepyfile("def test_x(edge_profile): pass\ndef test_plain(): pass")
+    result = run_in_a_mount(
+        pytester, "size=1m,nr_inodes=3", "-p", "no:cacheprovider", "-p", "no:xdist",
+        env={"TMPDIR": "{mnt}"},
     )  # fmt: skip
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
+    assert "INTERNALERROR" not in result.stdout + result.stderr
+    assert "1 passed, 1 error" in result.stdout
     assert (
-        f"ERROR: --edge-profile-root: cannot make the run folder under "
-        f"{pytester.path}/mnt/edgeprofiles-of-"
-    ) in err
-    assert "No space left on device" in err
+        f"edgeprofiles: cannot make the run folder under {pytester.path}/mnt/edgeprofiles-of-"
+    ) in result.stdout
+    assert "(--edge-profile-root): [Errno 28] No space left on device" in result.stdout
 
 
 def test_a_root_in_a_folder_we_may_not_write_is_a_usage_error(
