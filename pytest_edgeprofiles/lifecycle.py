@@ -247,10 +247,13 @@ class RunLifecycle:
             pytest.fail.Exception: No slot came free in time, or no valid profile was made.
         """
         for _ in range(2):
+            full: ProfileLimitError | None = None
             try:
                 path = manager.create_profile(key, timeout=self.settings.profile_wait)
             except ProfileLimitError as exc:
-                pytest.fail(self._limit_message(exc), pytrace=False)
+                full = exc
+            if full is not None:  # failed outside the except: no chained traceback
+                pytest.fail(self._limit_message(full), pytrace=False)
             if manager.validate_profile(key):
                 return Path(path)
             log.warning("profile %s of %s is not valid; recreating it", path, key)

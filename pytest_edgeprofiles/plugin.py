@@ -187,8 +187,10 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    # Tests that will ask were collected: get the run ready while the rest starts up.
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    # Tests are about to run (never for --collect-only, --fixtures or --markers), and some
+    # will ask: get the run ready in a thread while the first ones start.
     config = session.config
     if config.option.collectonly or _SETTINGS not in config.stash:
         return

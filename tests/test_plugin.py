@@ -610,3 +610,209 @@ def test_a_snapshot_that_does_not_fit_under_the_root_goes_to_the_fallback_root(
     assert "cannot copy the base profile" not in result.stdout
     spare_runs = list(sandbox_tempdir.glob("edgeprofiles-of-*/.runs/*"))
     assert spare_runs == [], "the fallback root's run folder went with the run"
+
+
+# -- pay only when used -------------------------------------------------------------------
+
+#: A stand-in browser that notes every run of it: nothing may start it unasked.
+FAKE_BROWSER = """#!/bin/sh
+echo "$@" >> "$(dirname "$0")/browser-runs.log"
+echo "Microsoft Edge 131.0.2903.70"
+"""
+#: Writes, at the end of each process, which heavy modules it imported.
+MODULES_CONFTEST = """
+import json, os, sys
+def pytest_sessionfinish(session):
+    heavy = ("psutil", "filelock", "sqlite3", "pytest_edgeprofiles.profile_manager")
+    with open(os.path.join(os.path.dirname(__file__), f"modules-{os.getpid()}.json"), "w") as f:
+        json.dump([m for m in heavy if m in sys.modules], f)
+"""
+#: A base-profile hook that notes each call in a file, then makes a base or fails.
+BASE_HOOK_CONFTEST = """
+import os
+from pathlib import Path
+def pytest_edgeprofiles_base_profile(config, browser, folder):
+    with open(Path(__file__).parent / "hook-calls.log", "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    if os.environ.get("HOOK_FAILS"):
+        raise RuntimeError("cannot log in")
+    (folder / "Default").mkdir()
+    (folder / "Local State").write_text("{}")
+    (folder / "Default" / "Cookies").write_text("logged in")
+    return folder
+"""
+
+
+def _fake_browser(pytester: pytest.Pytester) -> Path:
+    script = pytester.path / "fake-edge"
+    script.write_text(FAKE_BROWSER)
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize("workers", [["-p", "no:xdist"], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_a_run_without_edge_fixtures_makes_nothing_and_starts_nothing(
+    pytester: pytest.Pytester, root: Path, sandbox_tempdir: Path, workers: list[str]
+) -> None:
+    browser = _fake_browser(pytester)
+    pytester.makeconftest(MODULES_CONFTEST)
+    pytester.makepyfile(test_plain="def test_a(): pass\ndef test_b(): pass")
+    result = pytester.runpytest_subprocess(
+        *workers, f"--edge-profile-root={root}", f"--edge-browser={browser}"
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"edgeprofiles: max 8 profiles, root {root}, *"])
+    assert "= edgeprofiles =" not in result.stdout.str(), "nothing to report"
+    assert not root.exists(), "no root, run folder, registry or owner record"
+    assert list(sandbox_tempdir.glob("edgeprofiles-*")) == [], "nor a default root"
+    assert not (pytester.path / "browser-runs.log").exists(), "the browser was never started"
+    reports = list(pytester.path.glob("modules-*.json"))
+    assert len(reports) == (3 if workers[0] == "-n" else 1)
+    assert all(json.loads(r.read_text()) == [] for r in reports), "no import it can defer"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--collect-only", "-n", "2"], ["--collect-only", "-p", "no:xdist"], ["--fixtures"],
+     ["--markers"]],
+    ids=["collect-only-n2", "collect-only", "fixtures", "markers"],
+)  # fmt: skip
+def test_listing_the_tests_never_calls_the_base_hook_nor_makes_anything(
+    pytester: pytest.Pytester, root: Path, args: list[str]
+) -> None:
+    browser = _fake_browser(pytester)
+    pytester.makeconftest(BASE_HOOK_CONFTEST)
+    pytester.makepyfile(test_inner="def test_x(edge_profile, edge_browser): pass")
+    result = pytester.runpytest_subprocess(
+        *args, f"--edge-profile-root={root}", f"--edge-browser={browser}"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    assert not (pytester.path / "hook-calls.log").exists(), "the base hook was called"
+    assert not (pytester.path / "browser-runs.log").exists(), "the browser was started"
+    assert not root.exists()
+
+
+def test_the_base_hook_runs_once_for_the_whole_run(pytester: pytest.Pytester, root: Path) -> None:
+    pytester.makeconftest(BASE_HOOK_CONFTEST)
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+        @pytest.mark.parametrize("n", range(6))
+        def test_logged_in(edge_profile, n):
+            assert (edge_profile / "Default" / "Cookies").read_text() == "logged in"
+        def test_plain(): pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2", f"--edge-profile-root={root}")
+    result.assert_outcomes(passed=7)
+    calls = (pytester.path / "hook-calls.log").read_text().split()
+    assert len(calls) == 1, f"called in {calls}"
+
+
+def test_a_failing_base_hook_fails_each_test_that_needs_the_base_and_is_called_once(
+    pytester: pytest.Pytester, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_FAILS", "1")
+    pytester.makeconftest(BASE_HOOK_CONFTEST)
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+        @pytest.mark.parametrize("n", range(4))
+        def test_needs_base(edge_profile, n): pass
+        def test_plain(): pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2", f"--edge-profile-root={root}")
+    result.assert_outcomes(passed=1, errors=4)
+    assert len((pytester.path / "hook-calls.log").read_text().split()) == 1
+    message = (
+        "edgeprofiles: the pytest_edgeprofiles_base_profile hook failed (RuntimeError: cannot "
+        "log in); every test that needs a profile fails with it"
+    )
+    result.stdout.fnmatch_lines([message] * 4)
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_native_toml_config_takes_typed_values(pytester: pytest.Pytester, root: Path) -> None:
+    if int(pytest.__version__.split(".")[0]) < 9:
+        pytest.skip("[tool.pytest] is pytest 9's native TOML configuration")
+    pytester.makepyprojecttoml(
+        f"""
+        [tool.pytest]
+        edge_max_profiles = 1
+        edge_profile_wait = 1.5
+        edge_headed = true
+        edge_profile_retention_count = 0
+        edge_profile_root = "{root}"
+        """
+    )
+    pytester.makepyfile(
+        test_inner="""
+        def test_waits(edge_session_profile, request):
+            request.getfixturevalue("edge_profile")  # a second slot, at a cap of 1
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:xdist")
+    result.assert_outcomes(failed=1)
+    assert "During handling" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            f"edgeprofiles: max 1 profiles, root {root}, *",
+            "*no free profile slot after waiting 1.5 s*",
+        ]
+    )
+
+
+def test_native_toml_config_of_the_wrong_type_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    if int(pytest.__version__.split(".")[0]) < 9:
+        pytest.skip("[tool.pytest] is pytest 9's native TOML configuration")
+    pytester.makepyprojecttoml('[tool.pytest]\nedge_max_profiles = "lots"\n')
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:xdist")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: edge_max_profiles: invalid value in *pyproject.toml: *"])
+
+
+def test_quiet_runs_say_nothing_unless_something_is_worth_saying(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    pytester.makepyfile(test_ok="def test_ok(edge_profile): pass")
+    quiet = pytester.runpytest_subprocess("-q", "-p", "no:xdist", f"--edge-profile-root={root}")
+    quiet.assert_outcomes(passed=1)
+    assert "edgeprofiles" not in quiet.stdout.str()
+    loud = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
+    loud.stdout.fnmatch_lines(
+        [
+            "*= edgeprofiles =*",
+            "1 profile created, at most 1 alive at once (cap 8), 0 leftovers swept",
+        ]
+    )
+    pytester.makepyfile(test_ok="def test_ok(edge_profile): assert False")
+    kept = pytester.runpytest_subprocess("-q", "-p", "no:xdist", f"--edge-profile-root={root}")
+    kept.stdout.fnmatch_lines(["*= edgeprofiles =*", "kept * (test_ok.py::test_ok)"])
+
+
+@pytest.mark.parametrize(
+    ("how", "outcome"),
+    [([], "skipped"), (["--edge-require-browser"], "errors"), (["-o", "edge_require_browser=true"], "errors")],
+    ids=["skip", "option", "ini"],
+)  # fmt: skip
+def test_a_missing_browser_skips_unless_one_is_required(
+    pytester: pytest.Pytester,
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    how: list[str],
+    outcome: str,
+) -> None:
+    monkeypatch.delenv("EDGEPROFILES_REQUIRE_BROWSER", raising=False)
+    empty = pytester.mkdir("empty-path")
+    monkeypatch.setenv("PATH", f"{empty}{os.pathsep}{Path(sys.executable).parent}")
+    pytester.makepyfile("def test_x(edge_browser): pass")
+    result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}", *how)
+    result.assert_outcomes(**{outcome: 1})
+    if outcome == "errors":
+        result.stdout.fnmatch_lines(
+            [
+                "*no Edge, Chrome or Chromium found*(--edge-require-browser, EDGEPROFILES_REQUIRE_BROWSER)"
+            ]
+        )
