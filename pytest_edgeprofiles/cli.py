@@ -27,6 +27,7 @@ from .cli_common import (
     Subcommands,
     UsageError,
     add_command,
+    count,
     error_text,
     human_size,
     output,
@@ -63,10 +64,6 @@ def _age(seconds: float) -> str:
         if seconds >= _UNITS[unit]:
             return f"{int(seconds // _UNITS[unit])}{unit}"
     return f"{max(int(seconds), 0)}s"
-
-
-def _count(n: int, thing: str) -> str:
-    return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
 def _root(args: argparse.Namespace) -> Path:
@@ -196,7 +193,8 @@ def _print_list(doc: dict[str, Any]) -> None:
         )
     dead = sum(p["owner"] == "dead" for p in profiles)
     total = sum(p["size_bytes"] for p in profiles)
-    print(f"{len(profiles)} entries, {human_size(total)}; {dead} with a dead owner")
+    entries = count(len(profiles), "entry", "entries")
+    print(f"{entries}, {human_size(total)}; {dead} with a dead owner")
 
 
 # -- clean ------------------------------------------------------------------------------------
@@ -281,7 +279,7 @@ def _what(paths: list[str]) -> str:
         else "profile"
         for p in map(Path, paths)
     ]  # fmt: skip
-    named = [_count(kinds.count(k), k) for k in ("profile", "run folder", "garbage folder")]
+    named = [count(kinds.count(k), k) for k in ("profile", "run folder", "garbage folder")]
     return ", ".join(n for n in named if not n.startswith("0 ")) or "nothing"
 
 

@@ -1,5 +1,5 @@
 """What every subcommand of the ``edgeprofiles`` command line shares: exit codes, the usage
-error, how a subcommand is declared, JSON or text output, progress bars and human units."""
+error, how a subcommand is declared, JSON or text output, progress bars, human units and counts."""
 
 from __future__ import annotations
 
@@ -84,13 +84,28 @@ def progress(
 
 
 def human_size(n: int) -> str:
-    """``512 B``, ``1.5 KB``, ... up to GB."""
+    """``512 B``, ``1.5 KiB``, ... up to TiB: powers of 1024, named as such (a ``KB`` is
+    1000 bytes)."""
     value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
             return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """``1 entry``, ``2 entries``, ``0 profiles``: a count that agrees in number.
+
+    Args:
+        n: How many.
+        singular: The noun for one.
+        plural: The noun for any other number; ``singular`` + ``s`` when None.
+
+    Returns:
+        The number and the noun.
+    """
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
 
 
 def error_text(exc: Exception) -> str:

@@ -3,7 +3,8 @@
 Kept apart from the manager so that the manager's finalizer can remove everything without
 holding on to the manager itself. A profile comes back in one of three ways: removed now
 (``remove``), moved aside and deleted in the background (``move_aside``), or kept on disk
-(``keep``); each gives its slot back and forgets it.
+(``keep``); each gives its slot back and forgets it. It also remembers the last size measured
+of each profile, for listings that may not walk every tree.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import functools
 import threading
 from concurrent.futures import Future
 from pathlib import Path
+from time import monotonic
 
-from . import processes, removal
+from . import files, processes, removal
 from .background import Background
 from .errors import ProfileCleanupError
 from .logs import log
@@ -32,6 +34,8 @@ class Handouts:
         #: Keys whose profile is being made: a second ``create_profile`` must not race it.
         self.pending: set[str] = set()
         self.prepared: dict[str, Future[Made]] = {}
+        #: The last size measured (or known from a copy) of a profile handed out, by path,
+        #: with when (``monotonic``): what a listing may reuse instead of a walk.
         self.sizes: dict[str, tuple[int, float]] = {}
         self.background = Background()
         #: Paths whose background removal failed, with the error: left to the sweep.
@@ -42,6 +46,36 @@ class Handouts:
             return None  # never a profile of ours
         with self.lock:
             return self.profiles.get(key)
+
+    def note_size(self, path: str, size: int, at: float | None = None) -> None:
+        """Remember ``size`` as the size of the profile at ``path`` at ``at`` (now if None).
+
+        An older figure never replaces a newer one (a walk may end after a copy that started
+        later), and a profile no longer handed out is not remembered.
+        """
+        at = monotonic() if at is None else at
+        with self.lock:
+            known = self.sizes.get(path)
+            handed_out = any(record.path == path for record in self.profiles.values())
+            if handed_out and (known is None or known[1] <= at):
+                self.sizes[path] = (size, at)
+
+    def measure(self, path: str) -> int:
+        """Walk the profile at ``path`` now: its size, remembered for listings."""
+        # Stamped with the start: the walk may miss what is written while it runs.
+        start = monotonic()
+        size = files.tree_size(Path(path))
+        self.note_size(path, size, start)
+        return size
+
+    def recent_size(self, path: str, max_age: float) -> int:
+        """The size remembered for ``path`` if measured at most ``max_age`` seconds ago,
+        else measured now."""
+        with self.lock:
+            known = self.sizes.get(path)
+        if known is not None and monotonic() - known[1] <= max_age:
+            return known[0]
+        return self.measure(path)
 
     def give_back(self, key: str, record: ProfileRecord) -> None:
         """Forget ``record`` and give its slot back; a newer profile of the key stays."""

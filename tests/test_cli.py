@@ -100,7 +100,50 @@ def test_list_shows_a_killed_runs_leftovers(leftovers: SimpleNamespace) -> None:
     assert " alive " in lines[leftovers.live.name]
     assert " dead " in lines[".runs/deadrun00001"]
     assert "deadrun00001" in lines[leftovers.dead[0].name]
-    assert result.stdout.splitlines()[-1].endswith("4 with a dead owner")
+    total = sum(files.tree_size(p) for p in [*leftovers.dead, leftovers.kept, leftovers.live])
+    total += files.tree_size(leftovers.run)
+    last = result.stdout.splitlines()[-1]
+    assert last == f"5 entries, {cli_common.human_size(total)}; 4 with a dead owner"
+
+
+def test_list_of_one_profile_says_1_entry(
+    manager: Any, tmp_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = Path(manager(root=tmp_root).create_profile("gw0"))
+    Path(path, "History").write_bytes(b"h" * 3 * 1024 * 1024)
+    assert cli.main(["list", "--root", str(tmp_root)]) == 0
+    size = files.tree_size(path)
+    assert 3 * 1024 * 1024 < size < 3.05 * 1024 * 1024
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == "1 entry, 3.0 MiB; 0 with a dead owner"
+
+
+@pytest.mark.parametrize(
+    ("n", "counted"),
+    [(0, "0 entries"), (1, "1 entry"), (2, "2 entries")],
+)
+def test_counts_agree_in_number(n: int, counted: str) -> None:
+    assert cli_common.count(n, "entry", "entries") == counted
+    assert cli_common.count(n, "profile") == counted.replace("entry", "profile").replace(
+        "entries", "profiles"
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "shown"),
+    [
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1024, "1.0 KiB"),
+        (1536, "1.5 KiB"),
+        (1000 * 1000, "976.6 KiB"),
+        (5 * 1024**2, "5.0 MiB"),
+        (3 * 1024**3 + 1024**3 // 2, "3.5 GiB"),
+        (2 * 1024**4, "2.0 TiB"),
+    ],
+)
+def test_sizes_are_labelled_as_powers_of_1024(n: int, shown: str) -> None:
+    assert cli_common.human_size(n) == shown
 
 
 def test_list_json(leftovers: SimpleNamespace, capsys: pytest.CaptureFixture[str]) -> None:
@@ -365,11 +408,13 @@ def test_doctor_text(base: Path, fake_browser: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert f"browser: Chromium 120.0.6099.71 at {fake_browser}\n" in out
-    assert "  size: 6.2 KB; a clone copies 214 B and skips 6.0 KB (caches and lock state)\n" in out
+    assert (
+        "  size: 6.2 KiB; a clone copies 214 B and skips 6.0 KiB (caches and lock state)\n" in out
+    )
     assert "SingletonLock: held by another host, otherhost (pid 123)" in out
     assert "Last Version: 131.0.2903.112 (newer than 120.0.6099.71)" in out
     assert "  Default/Preferences: ok\n" in out
-    assert "    Default/Code Cache  2.0 KB\n" in out
+    assert "    Default/Code Cache  2.0 KiB\n" in out
     assert "problem: the base profile was last opened by version 131.0.2903.112" in out
 
 

@@ -26,6 +26,7 @@ from pytest_edgeprofiles import (
     ProfileLimitError,
     ProfileManager,
     files,
+    handouts,
     profile_manager,
     roots,
     sweep,
@@ -709,18 +710,17 @@ def test_a_walked_size_counts_regular_files_only(tmp_path, monkeypatch, stat_at)
     assert files.tree_size(tmp_path / "missing") == 0
 
 
-def test_get_profile_size_sees_new_data_once_the_cache_expires(manager, monkeypatch):
-    monkeypatch.setattr(profile_manager, "SIZE_TTL", 0.0)
-    m = manager()
+def test_get_profile_size_after_writes_is_the_size_on_disk_now(manager, make_base):
+    # Measured right after the clone (whose size the copy knew) and after each write.
+    m = manager(str(make_base()))
     path = m.create_profile("gw0")
-    before = m.get_profile_size("gw0")
-    assert before == regular_file_bytes(path)
-    Path(path, "History").write_bytes(b"h" * 1000)
-    assert m.get_profile_size("gw0") == before + 1000
+    Path(path, "Default", "History").write_bytes(b"h" * 100_000)
+    assert m.get_profile_size("gw0") == regular_file_bytes(path)
+    Path(path, "Default", "History").write_bytes(b"h" * 300_000)
+    assert m.get_profile_size("gw0") == regular_file_bytes(path)
 
 
-def test_get_profile_size_zero_when_removed_by_someone_else(manager, monkeypatch):
-    monkeypatch.setattr(profile_manager, "SIZE_TTL", 0.0)
+def test_get_profile_size_zero_when_removed_by_someone_else(manager):
     m = manager()
     path = m.create_profile("gw0")
     shutil.rmtree(path)
@@ -749,6 +749,35 @@ def test_list_profiles_shape(manager, make_base):
     # File system clocks tick coarser than time.time(): allow a second.
     assert info["last_accessed"] >= info["created_at"] - timedelta(seconds=1)
     assert info["is_valid"] is True
+
+
+def listed_bytes(m: ProfileManager, worker_id: str) -> int:
+    return round(m.list_profiles()[worker_id]["size_mb"] * MB)
+
+
+def test_a_listed_size_is_at_most_listed_size_max_age_old(manager, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(handouts, "monotonic", lambda: clock[0])
+    m = manager()
+    path = m.create_profile("gw0")
+    made = regular_file_bytes(path)
+    Path(path, "History").write_bytes(b"h" * 100_000)
+    clock[0] += profile_manager.LISTED_SIZE_MAX_AGE
+    # Within the bound the size known from the copy may be listed: a listing need not walk.
+    assert listed_bytes(m, "gw0") == made
+    clock[0] += 0.01
+    assert listed_bytes(m, "gw0") == made + 100_000
+    Path(path, "History").write_bytes(b"h" * 200_000)
+    clock[0] += profile_manager.LISTED_SIZE_MAX_AGE + 0.01
+    assert listed_bytes(m, "gw0") == made + 200_000
+
+
+def test_a_listing_shows_the_size_just_measured(manager):
+    m = manager()
+    path = m.create_profile("gw0")
+    Path(path, "History").write_bytes(b"h" * 100_000)
+    measured = m.get_profile_size("gw0")
+    assert listed_bytes(m, "gw0") == measured == regular_file_bytes(path)
 
 
 def test_list_profiles_tracks_state(manager):

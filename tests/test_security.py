@@ -26,7 +26,7 @@ import psutil
 import pytest
 from browser_support import start_browser, start_process, stop_browser, wait_for
 
-from pytest_edgeprofiles import ProfileManager, profile_manager, roots, sweep
+from pytest_edgeprofiles import ProfileManager, roots, sweep
 from pytest_edgeprofiles.chromium import Browser
 from pytest_edgeprofiles.records import ProfileRecord, write_record
 from pytest_edgeprofiles.registry import Registry
@@ -478,10 +478,7 @@ def test_a_profile_swapped_for_a_symlink_is_never_followed(
     make_base: Callable[..., Path],
     outside: Path,
     tmp_root: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Sizes are cached for a moment (the clone's is known from the copy): look afresh.
-    monkeypatch.setattr(profile_manager, "SIZE_TTL", 0.0)
     m = manager(str(make_base()))
     before = snapshot(outside)
 
