@@ -36,8 +36,7 @@ from .cli_common import (
 from .cli_doctor import add_doctor
 from .options import env_of
 from .records import ProfileRecord, iter_records, profile_of
-from .roots import default_root, refuse_planted_root
-from .runs import RUNS
+from .roots import RUNS, default_root, refuse_planted_root
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -11,7 +11,6 @@ import contextlib
 import errno
 import os
 import shutil
-import sqlite3
 from pathlib import Path
 
 from . import chromium, files
@@ -83,6 +82,8 @@ def _is_sqlite(path: str) -> bool:
 def _backup_database(source: Path, copy: Path) -> None:
     """Replace ``copy`` by a consistent backup of ``source``; keep the plain copy (with a
     warning) when the source cannot be read that way, e.g. locked exclusively."""
+    import sqlite3  # only a snapshot needs it: checking a base's path must stay light
+
     partial = copy.with_name(copy.name + ".backup")
     try:
         src = sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True, timeout=1.0)

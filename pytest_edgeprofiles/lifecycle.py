@@ -9,9 +9,7 @@ others wait for it; each process finds the browser when a test first needs one.
 
 from __future__ import annotations
 
-import json
 import threading
-import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,8 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
-from . import clone
-from .browsers import Browser, compare_versions, find_browser, kind_of
+from . import clone, files
+from .browsers import Browser, browser_version, compare_versions, find_browser, kind_of
 from .chromium import last_version
 from .errors import MAX_PROFILES_RANGE, ProfileLimitError
 from .logs import log
@@ -64,18 +62,21 @@ class RunLifecycle:
         self.session_profile_failed = False
         self._lock = threading.RLock()
         self._run: RunFolder | None = None
-        self._source: tuple[str | None] | None = None
-        self._browser: tuple[Browser | None] | None = None
+        self._settled: dict[str, Any] | None = None
+        self._found = False
+        self._browser: Browser | None = None
         self._manager: ProfileManager | None = None
         self._warm_up: threading.Thread | None = None
-        #: What settling the base found worth a warning, given by the next fixture: pytest
-        #: reports a warning only from its own thread, and the warm-up thread may settle it.
-        self._warnings: list[str] = []
+
+    @property
+    def run_folder(self) -> RunFolder:
+        """The run folder, whether made yet or not (see :meth:`run`)."""
+        return RunFolder(Path(self.settings.run_dir))
 
     # -- made on first use ----------------------------------------------------------------
 
     def run(self) -> RunFolder:
-        """The run folder, made (after a sweep of dead runs' leftovers) if no process has."""
+        """The run folder, made (and dead runs' leftovers swept) if no process has yet."""
         with self._lock:
             if self._run is None:
                 s = self.settings
@@ -88,32 +89,33 @@ class RunLifecycle:
     def browser(self) -> Browser | None:
         """The browser, found (and asked its version) once per process, when first needed."""
         with self._lock:
-            if self._browser is None:
+            if not self._found:
                 override = self.settings.browser
-                found = (
-                    Browser(override, kind_of(override), _version(override))
+                self._browser = (
+                    Browser(override, kind_of(override), browser_version(override))
                     if override
                     else find_browser()
                 )
-                self._browser = (found,)
-                if found is not None:
-                    self.run().add_event("browser", text=found.describe())
-                    self._warn_if_newer(found)
-            return self._browser[0]
+                self._found = True
+                if self._browser is not None:
+                    self._tell("browser", self._browser.describe())
+                    self._check_versions()
+            return self._browser
 
     def manager(self) -> ProfileManager:
         """This process's manager, made on first use (after the run's base is settled).
 
         Raises:
             BaseUnusable: The run has no usable base.
-            OSError: The run folder or the base's snapshot could not be made.
+            OSError: The run folder could not be made.
         """
         with self._lock:
             if self._manager is None:
                 s = self.settings
                 run = self.run()
+                source = self._clone_source()
                 self._manager = ProfileManager(
-                    self._clone_source(),
+                    source,
                     max_profiles=s.max_profiles,
                     profile_size_limit_mb=s.profile_size_limit_mb,
                     root=s.profile_root,
@@ -126,7 +128,7 @@ class RunLifecycle:
     def manager_or_fail(self) -> ProfileManager:
         """:meth:`manager`, failing the test that asked when the run cannot have one."""
         try:
-            manager = self.manager()
+            return self.manager()
         except BaseUnusable as exc:
             failure = str(exc)
         except UnsafeDirectoryError as exc:
@@ -134,20 +136,15 @@ class RunLifecycle:
         except OSError as exc:  # what no check at start-up could foresee (a full disk)
             root, flag = self.settings.profile_root, option("profile_root").flag
             failure = f"edgeprofiles: cannot make the run folder under {root} ({flag}): {exc}"
-        else:
-            with self._lock:
-                given, self._warnings = self._warnings, []
-            for message in given:
-                warnings.warn(pytest.PytestWarning(message), stacklevel=2)
-            return manager
         pytest.fail(failure, pytrace=False)  # outside the except: no chained traceback
 
     def warm_up(self) -> None:
-        """Tests that need profiles were collected: make the run folder, and with a
-        configured base its snapshot and this process's first clone, in a thread, while the
-        rest of the start-up goes on. Failures are met again, and reported, by the fixture.
-        A base made by the conftest hook waits for the first fixture: the hook is the
-        user's code, which runs on pytest's own thread."""
+        """The next test needs a profile: make the run folder, and with a configured base
+        its snapshot and this process's first clone, in a thread, while this test runs.
+        Failures are met again, and reported, by the fixture. A base made by the conftest
+        hook waits for the fixture: the hook is the user's code, for pytest's own thread."""
+        if self._warm_up is not None:
+            return
 
         def work() -> None:
             try:
@@ -161,76 +158,106 @@ class RunLifecycle:
         self._warm_up = threading.Thread(target=work, name="edgeprofiles-warm-up", daemon=True)
         self._warm_up.start()
 
+    def _tell(self, kind: str, text: str) -> None:
+        """An event for the controller's summary; best effort, never a test's failure."""
+        try:
+            self.run().add_event(kind, text=text)
+        except OSError as exc:  # UnsafeDirectoryError included: the fixture says it again
+            log.warning("edgeprofiles: could not note %s %r: %s", kind, text, exc)
+
     # -- the base, settled once per run ---------------------------------------------------
 
     def _clone_source(self) -> str | None:
-        """What every clone of the run is made from: the run's snapshot of its base."""
-        if self._source is None:
-            run = self.run()
-            with FileLock(f"{run.path / 'base.json'}.lock", mode=0o600, thread_local=False):
-                settled = _read_json(run.path / "base.json")
-                if settled is None:
+        """What every clone of the run is made from: the run's snapshot of its base, settled
+        by the first process that needs it; the others wait for it, and share its failure."""
+        if self._settled is None:
+            if self.settings.base_profile is None and not self._hook().get_hookimpls():
+                self._settled = {"source": None, "base": None, "error": None}
+            else:
+                self._settled = self._read_or_settle(self.run())
+        if self._settled["error"]:
+            raise BaseUnusable(self._settled["error"])
+        source: str | None = self._settled["source"]
+        return source
+
+    def _read_or_settle(self, run: RunFolder) -> dict[str, Any]:
+        marker = run.path / "base.json"
+        try:
+            with FileLock(f"{marker}.lock", mode=0o600, thread_local=False):
+                try:
+                    settled: dict[str, Any] = files.read_json(marker)
+                except FileNotFoundError:
                     settled = self._settle_base(run)
-                    (run.path / "base.json").write_text(json.dumps(settled), encoding="utf-8")
-                    self._warnings += settled["warnings"]
-            if settled["error"]:
-                raise BaseUnusable(settled["error"])
-            self._source = (settled["source"],)
-        return self._source[0]
+                    files.write_json_atomic(marker, settled)
+        except (OSError, ValueError) as exc:
+            raise BaseUnusable(
+                f"edgeprofiles: cannot settle the run's base profile ({marker}): {exc}"
+            ) from None
+        return settled
 
     def _settle_base(self, run: RunFolder) -> dict[str, Any]:
-        """Decide the run's base: this process is the first to need it. Its warnings are
-        given here only, once for the run; its failure is written for every process."""
-        settled: dict[str, Any] = {"source": None, "error": None, "warnings": []}
+        """Decide the run's base: this process is the first to need it. What it finds worth
+        a warning goes to the summary, once; its failure is written for every process."""
+        settled: dict[str, Any] = {"source": None, "base": None, "error": None}
         base = self.settings.base_profile
         try:
             base = base or self._made_base(run)
             if base is not None:
+                settled["base"] = base
                 _check_clone_size(Path(base), self.settings.profile_size_limit_mb)
-                settled["warnings"] = _live_browser_on(Path(base))
-                settled["source"] = str(run.make_clone_source(Path(base)))
+                for warning in _live_browser_on(Path(base)):
+                    self._tell("warning", warning)
+                settled["source"] = str(
+                    run.make_clone_source(Path(base), self.settings.controller_pid)
+                )
         except BaseUnusable as exc:
             settled["error"] = str(exc)
         except OSError as exc:
             settled["error"] = f"edgeprofiles: cannot copy the base profile {base}: {exc}"
+        self._settled = settled
+        self._check_versions()
         return settled
 
+    def _hook(self) -> Any:
+        return self.config.hook.pytest_edgeprofiles_base_profile
+
     def _made_base(self, run: RunFolder) -> str | None:
-        """The conftest hook's base, if a conftest implements the hook."""
-        hook = self.config.hook.pytest_edgeprofiles_base_profile
-        if not hook.get_hookimpls():
-            return None  # nothing to ask: the browser need not be found for it
+        """The conftest hook's base, made in an empty folder (a process killed while making
+        it may have left a half-made one)."""
         folder = run.path / "base"
         folder.mkdir(mode=0o700, exist_ok=True)
+        files.clear_dir(folder)
         try:
-            made = hook(config=self.config, browser=self.browser(), folder=folder)
-        except Exception as exc:
+            made = self._hook()(config=self.config, browser=self.browser(), folder=folder)
+        except (Exception, pytest.fail.Exception, pytest.skip.Exception) as exc:
             log.error("pytest_edgeprofiles_base_profile failed", exc_info=True)
             raise BaseUnusable(
                 f"edgeprofiles: the pytest_edgeprofiles_base_profile hook failed "
                 f"({type(exc).__name__}: {exc}); every test that needs a profile fails with it"
-            ) from exc
+            ) from None
         if made is None:
             return None
         try:
             return str(clone.check_base_profile(made))
         except (OSError, ValueError) as exc:
             raise BaseUnusable(
-                f"pytest_edgeprofiles_base_profile returned {str(made)!r}, not a usable base: {exc}"
+                f"edgeprofiles: pytest_edgeprofiles_base_profile returned {str(made)!r}, not a "
+                f"usable base: {exc}"
             ) from None
 
-    def _warn_if_newer(self, browser: Browser) -> None:
-        base = self.settings.base_profile
-        base_version = last_version(Path(base)) if base else None
+    def _check_versions(self) -> None:
+        """Once both are known in this process: a base last opened by a newer browser."""
+        base = self._settled and self._settled.get("base")
+        browser = self._browser
+        if not base or browser is None:
+            return
+        base_version = last_version(Path(base))
         if compare_versions(base_version, browser.version) == "newer":
-            warnings.warn(
-                pytest.PytestWarning(
-                    f"edgeprofiles: the base profile {base} was last opened by version "
-                    f"{base_version}, newer than {browser.describe()}; the browser may refuse "
-                    f"its databases ('Your profile can not be used because it is from a newer "
-                    f"version')"
-                ),
-                stacklevel=2,
+            self._tell(
+                "warning",
+                f"the base profile {base} was last opened by version {base_version}, newer "
+                f"than {browser.describe()}; the browser may refuse its databases ('Your "
+                f"profile can not be used because it is from a newer version')",
             )
 
     # -- handing profiles out and taking them back ------------------------------------------
@@ -302,20 +329,26 @@ class RunLifecycle:
         for path, error in manager.background_failures:
             self.run().add_event("cleanup_failed", path=path, error=error)
 
-    # -- the end of the run ---------------------------------------------------------------
+    # -- the end of the run: the controller, and only for a run that made its folder -------
 
     def sweep_again(self) -> None:
-        """At the end of a run that used profiles: what dead runs (and this run's dead
-        workers) left."""
-        swept = len(sweep_leftovers(Path(self.settings.profile_root)).removed)
-        if swept:
-            RunFolder(Path(self.settings.run_dir)).add_event("swept", count=swept)
+        """What dead runs (and this run's dead workers) left, swept at the end too."""
+        try:
+            swept = len(sweep_leftovers(Path(self.settings.profile_root)).removed)
+            if swept:
+                self.run_folder.add_event("swept", count=swept)
+        except OSError as exc:  # a planted or lost root at the end: the run is over anyway
+            log.warning("edgeprofiles: could not sweep %s: %s", self.settings.profile_root, exc)
 
     def summary(self) -> tuple[list[str], bool]:
         """The lines of the terminal summary, and whether any is worth saying under ``-q``
-        (a kept profile, a leftover, a failure). Only for a run that made its folder."""
-        run = RunFolder(Path(self.settings.run_dir))
-        stats = Registry(run.registry_path).stats() if run.registry_path.exists() else {}
+        (a warning, a kept profile, a leftover swept, a failed removal)."""
+        run = self.run_folder
+        try:
+            stats = Registry(run.registry_path).stats() if run.registry_path.exists() else {}
+        except OSError as exc:
+            log.warning("edgeprofiles: could not read the registry: %s", exc)
+            stats = {}
         events = run.events()
         created = stats.get("created", 0)
         swept = sum(e.get("count", 0) for e in events if e["kind"] == "swept")
@@ -323,8 +356,9 @@ class RunLifecycle:
             f"{_count(created, 'profile')} created, at most {stats.get('peak', 0)} alive at "
             f"once (cap {self.settings.max_profiles}), {_count(swept, 'leftover')} swept"
         ]
-        lines += sorted({f"browser: {e['text']}" for e in events if e["kind"] == "browser"})
-        notable = bool(swept)
+        for kind in ("browser", "warning"):
+            lines += [f"{kind}: {text}" for text in _texts(events, kind)]
+        notable = bool(swept) or any(e["kind"] == "warning" for e in events)
         for event in events:
             if event["kind"] == "kept":
                 lines.append(f"kept {event['path']} ({event['test']})")
@@ -341,12 +375,12 @@ class RunLifecycle:
         if self._manager is not None:
             # A clone prepared for tests that never ran here (their fixture never set up).
             self._manager.cleanup_all_profiles()
-        run = RunFolder(Path(self.settings.run_dir))
+        run = self.run_folder
         if not self.is_controller or not run.path.is_dir():
             return  # a run that used no profile made nothing, and prunes nothing
-        # Older runs' kept profiles go now, this run's stay as the summary said.
-        prune_kept(Path(self.settings.profile_root), self.settings.profile_retention_count)
         try:
+            # Older runs' kept profiles go now, this run's stay as the summary said.
+            prune_kept(Path(self.settings.profile_root), self.settings.profile_retention_count)
             run.remove()
         except OSError as exc:
             log.warning("could not remove the run folder %s: %s", self.settings.run_dir, exc)
@@ -356,17 +390,9 @@ def _count(n: int, thing: str) -> str:
     return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
-def _version(path: str) -> str | None:
-    from .browsers import browser_version
-
-    return browser_version(path)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
+def _texts(events: list[dict[str, Any]], kind: str) -> list[str]:
+    """The texts of one kind of event, each once (every worker may say the same)."""
+    return list(dict.fromkeys(e["text"] for e in events if e["kind"] == kind))
 
 
 def _check_clone_size(base: Path, limit_mb: int) -> None:
@@ -388,7 +414,7 @@ def _live_browser_on(base: Path) -> list[str]:
     if state != "live" or owner is None:
         return []
     return [
-        f"edgeprofiles: a browser (pid {owner.pid}) is running on the base profile {base}; "
-        f"its files may change while the run copies them (databases are copied through "
-        f"SQLite's backup); close it for a faithful copy"
+        f"a browser (pid {owner.pid}) is running on the base profile {base}; its files may "
+        f"change while the run copies them (databases are copied through SQLite's backup); "
+        f"close it for a faithful copy"
     ]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .options import OPTIONS, OptionError, Settings, option, resolve_all
-from .roots import UnsafeDirectoryError, default_root, refuse_foreign, refuse_planted_root
+from .roots import RUNS, UnsafeDirectoryError, default_root, refuse_foreign, refuse_planted_root
 
 if TYPE_CHECKING:
     from .browsers import Browser
@@ -27,14 +27,13 @@ if TYPE_CHECKING:
     from .profile_manager import ProfileManager
 
 _WORKERINPUT_KEY = "edgeprofiles"
-_RUNS = ".runs"  # as runs.RUNS, which imports what a run that needs no profile must not
 
 _SETTINGS = pytest.StashKey[Settings]()
 _LIFECYCLE = pytest.StashKey["RunLifecycle"]()
 #: Where profiles and their downloads go: never collected as tests.
 _PRIVATE = pytest.StashKey[frozenset[Path]]()
-#: Per test: its reports by phase (setup, call, teardown), read by the retention policy.
-_PHASE_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+#: Per test on ``edge_profile``: whether each phase (setup, call) failed, for its retention.
+_PHASE_FAILED = pytest.StashKey[dict[str, bool]]()
 #: Per test: whether the next test on this worker wants a profile too.
 _NEXT_WANTS_PROFILE = pytest.StashKey[bool]()
 
@@ -111,7 +110,7 @@ def _plan_run(config: pytest.Config) -> Settings:
     root = Path(values["profile_root"]) if values["profile_root"] else default_root()
     try:
         refuse_planted_root(root)
-        refuse_foreign(root / _RUNS)  # in a shared root, another user could make it first
+        refuse_foreign(root / RUNS)  # in a shared root, another user could make it first
     except UnsafeDirectoryError as exc:
         raise pytest.UsageError(f"edgeprofiles: {exc} (another user may have planted it)") from None
     run_id = uuid.uuid4().hex[:12]
@@ -120,7 +119,7 @@ def _plan_run(config: pytest.Config) -> Settings:
         "headed": bool(values["headed"]),
         "require_browser": bool(values["require_browser"]),
         "run_id": run_id,
-        "run_dir": str(root / _RUNS / run_id),
+        "run_dir": str(root / RUNS / run_id),
         "controller_pid": os.getpid(),
     }
     return Settings(**{**values, **derived})
@@ -187,17 +186,6 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtestloop(session: pytest.Session) -> None:
-    # Tests are about to run (never for --collect-only, --fixtures or --markers), and some
-    # will ask: get the run ready in a thread while the first ones start.
-    config = session.config
-    if config.option.collectonly or _SETTINGS not in config.stash:
-        return
-    if any(EDGE_FIXTURES.intersection(getattr(i, "fixturenames", ())) for i in session.items):
-        _lifecycle(config).warm_up()
-
-
 def _lifecycle(config: pytest.Config) -> RunLifecycle:
     """This process's part of the run, made when a test first asks (or, for the controller,
     when a worker's test did: to report and remove what it made)."""
@@ -217,20 +205,24 @@ def _lifecycle(config: pytest.Config) -> RunLifecycle:
 
 
 def _used(config: pytest.Config) -> RunLifecycle | None:
-    """The lifecycle of a run that made its folder, in this process or (for the controller)
-    in a worker: only then is there something to report, sweep and remove."""
+    """The controller's lifecycle, when the run made its folder (in this process or in a
+    worker): only then is there something to report, sweep and remove."""
     settings = config.stash.get(_SETTINGS, None)
-    if settings is None or not os.path.isdir(settings.run_dir):
+    if settings is None or hasattr(config, "workerinput") or not os.path.isdir(settings.run_dir):
         return None
     return _lifecycle(config)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    # Then the next test's profile is prepared in advance, while this one runs.
-    item.stash[_NEXT_WANTS_PROFILE] = nextitem is not None and "edge_profile" in getattr(
-        nextitem, "fixturenames", ()
-    )
+    # This process's tests run (never with --collect-only, --fixtures or --markers). When the
+    # next one will ask for a profile or a browser, the run is readied while this one runs.
+    wanted = EDGE_FIXTURES.intersection(getattr(nextitem, "fixturenames", ()))
+    item.stash[_NEXT_WANTS_PROFILE] = "edge_profile" in wanted
+    if wanted and nextitem is not None and nextitem.get_closest_marker("skip") is None:
+        settings = item.config.stash.get(_SETTINGS, None)
+        if settings is not None and not os.path.isdir(settings.run_dir):
+            _lifecycle(item.config).warm_up()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -238,8 +230,10 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    item.stash.setdefault(_PHASE_REPORTS, {})[report.when] = report
-    if report.failed and "edge_session_profile" in getattr(item, "fixturenames", ()):
+    uses = getattr(item, "fixturenames", ())
+    if "edge_profile" in uses:  # its retention policy reads whether each phase failed
+        item.stash.setdefault(_PHASE_FAILED, {})[report.when] = report.failed
+    if report.failed and "edge_session_profile" in uses:
         lifecycle = item.config.stash.get(_LIFECYCLE, None)
         if lifecycle is not None:
             lifecycle.session_profile_failed = True
@@ -249,13 +243,13 @@ def pytest_runtest_makereport(
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     lifecycle = _used(session.config)
-    if lifecycle is not None and lifecycle.is_controller:
+    if lifecycle is not None:
         lifecycle.sweep_again()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     lifecycle = _used(config)
-    if lifecycle is None or not lifecycle.is_controller:
+    if lifecycle is None:
         return
     lines, notable = lifecycle.summary()
     if config.get_verbosity() < 0 and not notable:
@@ -276,11 +270,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _failed(item: pytest.Item) -> bool:
     # A test without a call report erred in setup: counted as failed, as pytest-playwright does.
-    reports = item.stash.get(_PHASE_REPORTS, {})
-    setup, call = reports.get("setup"), reports.get("call")
-    if call is None:
-        return setup is None or setup.failed
-    return call.failed
+    failed = item.stash.get(_PHASE_FAILED, {})
+    if "call" not in failed:
+        return failed.get("setup", True)
+    return failed["call"]
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from . import files
 
+#: The folder of a root that holds the run folders (``<root>/.runs/<run id>``).
+RUNS = ".runs"
+
 
 class UnsafeDirectoryError(PermissionError):
     """A folder we were about to trust is a symlink or belongs to someone else."""

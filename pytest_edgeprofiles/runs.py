@@ -22,6 +22,7 @@ from . import clone, files
 from .logs import log
 from .records import new_record, record_path, write_record
 from .roots import (
+    RUNS,
     UnsafeDirectoryError,
     fallback_root,
     make_private_dir,
@@ -30,8 +31,6 @@ from .roots import (
     refuse_planted_root,
 )
 from .sweep import SweepResult, sweep
-
-RUNS = ".runs"
 
 
 @dataclass(frozen=True)
@@ -56,41 +55,49 @@ class RunFolder:
         make_private_dir(runs)
         path = runs / run_id
         write_record(new_record(worker_id="run", path=str(path), run=run_id, owner=owner))
-        path.mkdir(mode=0o700)
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            raise  # another process of the run made it: the record is as much its own
+        except BaseException:
+            files.remove_tree(record_path(path))  # no record without its folder either
+            raise
         return cls(path)
 
     @classmethod
     def open(cls, root: Path, run_id: str, owner: int) -> tuple[RunFolder, int]:
-        """The run's folder, made by whichever process of the run needs it first, which
-        first sweeps what dead runs left; with how many leftovers it swept (0 but for it).
+        """The run's folder, made by whichever process of the run needs it first, which then
+        sweeps what dead runs left; with how many leftovers it swept (0 but for it).
 
-        Processes racing here may all sweep (harmless: a removal tolerates what vanished)
-        and all write the same owner record; the one whose ``mkdir`` wins made the folder.
+        Processes racing here all write the same owner record; the one whose ``mkdir`` wins
+        made the folder, and only it sweeps (the run's own record names a live owner, the
+        controller, so the sweep leaves the new folder alone).
         """
         path = root / RUNS / run_id
         if path.is_dir():
             return cls(path), 0
-        swept = sweep_leftovers(root) if root.is_dir() else None
         try:
-            return cls.create(root, run_id, owner), len(swept.removed) if swept else 0
+            run = cls.create(root, run_id, owner)
         except FileExistsError:
             if not path.is_dir():
                 raise
             return cls(path), 0
+        return run, len(sweep_leftovers(root).removed)
 
     @property
     def clone_source(self) -> Path:
         """The run's sanitised snapshot of the base, which every clone is made from."""
         return self.path / "clone-source"
 
-    def make_clone_source(self, base: Path) -> Path:
+    def make_clone_source(self, base: Path, owner: int | None = None) -> Path:
         """Copy ``base`` once per run, without caches and locks, as ``clone_source``: clones
         then read a small, hot, unchanging tree instead of the user's live one. Returns
         where it is: when the root's disk cannot hold it, this run's folder under the
         fallback root holds it, as for clones.
 
         Every process of the run may ask; the first copies (into a temp folder, renamed when
-        complete), the others wait for it on a lock in the run folder.
+        complete), the others wait for it on a lock in the run folder. A folder made under
+        the fallback root is ``owner``'s (the run's controller): a worker ends before the run.
         """
         spare = self._spare()
         with FileLock(f"{self.clone_source}.lock", mode=0o600, thread_local=False):
@@ -104,7 +111,7 @@ class RunFolder:
                     raise
                 log.warning("the base's snapshot does not fit under %s (%s)", self.path, exc)
             if not spare.path.is_dir():
-                spare = RunFolder.create(spare.path.parent.parent, self.path.name)
+                spare = RunFolder.create(spare.path.parent.parent, self.path.name, owner)
             return spare._snapshot(base)
 
     def _snapshot(self, base: Path) -> Path:

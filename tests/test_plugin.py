@@ -494,10 +494,10 @@ def test_the_base_is_copied_only_when_tests_run(
 
         real = runs.RunFolder.make_clone_source
 
-        def spy(self, base):
+        def spy(self, base, *args):
             with open({str(copies)!r}, "a") as log:
                 log.write(str(base) + "\\n")
-            return real(self, base)
+            return real(self, base, *args)
 
         runs.RunFolder.make_clone_source = spy
         """
@@ -586,9 +586,12 @@ def test_a_browser_running_on_the_base_is_named_at_start(
     finally:
         sleeper.kill()
         sleeper.wait()
-    result.assert_outcomes(passed=1, warnings=1)
+    result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        [f"*edgeprofiles: a browser (pid {sleeper.pid}) is running on the base profile {base};*"]
+        [
+            "*= edgeprofiles =*",
+            f"warning: a browser (pid {sleeper.pid}) is running on the base profile {base};*",
+        ]
     )
 
 
@@ -816,3 +819,19 @@ def test_a_missing_browser_skips_unless_one_is_required(
                 "*no Edge, Chrome or Chromium found*(--edge-require-browser, EDGEPROFILES_REQUIRE_BROWSER)"
             ]
         )
+
+
+def test_skipped_tests_on_edge_fixtures_make_nothing(pytester: pytest.Pytester, root: Path) -> None:
+    # They ask for a profile, but never run: nothing is readied for them either.
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+        def test_plain(): pass
+        @pytest.mark.skip(reason="not on this platform")
+        def test_edge(edge_profile): pass
+        def test_plain_again(): pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
+    result.assert_outcomes(passed=2, skipped=1)
+    assert not root.exists()
