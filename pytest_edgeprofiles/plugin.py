@@ -156,9 +156,14 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if settings is None:
         return None
     browser = settings.browser or "Edge, else Chrome, else Chromium, found when a test needs one"
+    base = settings.base_profile or (
+        "from the pytest_edgeprofiles_base_profile hook, when a test needs one"
+        if config.hook.pytest_edgeprofiles_base_profile.get_hookimpls()
+        else "none"
+    )
     lines = [
         f"edgeprofiles: max {settings.max_profiles} profiles, root {settings.profile_root}, "
-        f"base profile {settings.base_profile or 'none'}, retention {settings.profile_retention}",
+        f"base profile {base}, retention {settings.profile_retention}",
         f"edgeprofiles: browser {browser}",
     ]
     from .chromium import SOCKET_PATH_MAX, socket_path_too_long

@@ -708,6 +708,9 @@ def test_the_base_hook_runs_once_for_the_whole_run(pytester: pytest.Pytester, ro
     )
     result = pytester.runpytest_subprocess("-n", "2", f"--edge-profile-root={root}")
     result.assert_outcomes(passed=7)
+    result.stdout.fnmatch_lines(
+        ["edgeprofiles: * base profile from the pytest_edgeprofiles_base_profile hook, *"]
+    )
     calls = (pytester.path / "hook-calls.log").read_text().split()
     assert len(calls) == 1, f"called in {calls}"
 
