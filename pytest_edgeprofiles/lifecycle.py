@@ -43,7 +43,8 @@ class RunLifecycle:
     """The per-process state of a run, made on first use, ended at ``pytest_unconfigure``.
 
     Thread-safe: a thread may warm it up (make the run folder and the first clone) while the
-    tests are collected, and the first fixture then waits for it rather than racing it.
+    test before the first that asks runs, and that test's fixture then waits for it rather
+    than racing it.
 
     Attributes:
         settings: The resolved options and what the controller derived from them.
