@@ -84,15 +84,27 @@ def selenium_options(
 ) -> Any:
     """Selenium options (Edge options for Edge, Chrome options otherwise) with the binary and
     the profile set."""
-    if browser.is_edge:
-        from selenium.webdriver.edge.options import Options
-    else:
-        from selenium.webdriver.chrome.options import Options  # type: ignore[assignment]
-    options = Options()
+    options = _options_class(browser)()
     options.binary_location = browser.path
     for arg in browser_args(profile, browser, headless=headless, extra=extra):
         options.add_argument(arg)
     return options
+
+
+def selenium_attach_options(browser: Browser, debugger_address: str) -> Any:
+    """Selenium options that attach to a browser already running at ``debugger_address``
+    (``127.0.0.1:<port>``). Such a session ignores arguments: the browser has its flags."""
+    options = _options_class(browser)()
+    options.debugger_address = debugger_address
+    return options
+
+
+def _options_class(browser: Browser) -> Any:
+    if browser.is_edge:
+        from selenium.webdriver.edge.options import Options
+    else:
+        from selenium.webdriver.chrome.options import Options  # type: ignore[assignment]
+    return Options
 
 
 def selenium_service(browser: Browser, profile: str | os.PathLike[str] | None = None) -> Any:

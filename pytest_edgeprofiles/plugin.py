@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from .lifecycle import RunLifecycle
     from .profile_manager import ProfileManager
 
+#: The fixtures that start a browser (edge_driver, edge_context, edge_page): a plugin of their own.
+pytest_plugins = ["pytest_edgeprofiles.session_fixtures"]
+
 _WORKERINPUT_KEY = "edgeprofiles"
 
 _SETTINGS = pytest.StashKey[Settings]()
@@ -47,6 +50,10 @@ EDGE_FIXTURES = frozenset(
         "edge_launch_args",
         "edge_selenium_options",
         "edge_driver",
+        "edge_browser_session",
+        "edge_context",
+        "edge_page",
+        "edge_playwright",
         "edge_download_dir",
         "edge_playwright_kwargs",
     }
@@ -364,24 +371,6 @@ def edge_selenium_options(
     return launch.selenium_options(
         edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
     )
-
-
-@pytest.fixture
-def edge_driver(
-    edge_selenium_options: Any, edge_browser: Browser, edge_profile: Path
-) -> Generator[Any, None, None]:
-    """A Selenium WebDriver on this test's profile, quit after the test."""
-    from selenium import webdriver
-
-    from . import launch
-
-    service = launch.selenium_service(edge_browser, edge_profile)
-    if edge_browser.is_edge:
-        driver: Any = webdriver.Edge(options=edge_selenium_options, service=service)
-    else:
-        driver = webdriver.Chrome(options=edge_selenium_options, service=service)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture
