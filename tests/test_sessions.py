@@ -256,3 +256,35 @@ def test_a_stale_port_file_is_not_mistaken_for_the_new_browser(
         assert session.stop() == 0, "the browser stops cleanly on SIGHUP"
     assert not browsers_under(tmp_path)
     assert not os.path.lexists(tmp_path / "SingletonLock"), "the browser tidied its lock"
+
+
+def test_a_driver_the_test_starts_from_edge_launch_args_survives_a_deep_tmpdir(
+    pytester: pytest.Pytester, inner: Path, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a pytest-selenium user writes: our flags into their options, their own Service.
+    deep = pytester.path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setenv("TMPDIR", str(deep))
+    pytester.makepyfile(
+        test_inner="""
+        import os, shutil
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+
+        def test_own_driver(edge_launch_args, edge_browser, edge_profile):
+            options = Options()
+            options.binary_location = edge_browser.path
+            for arg in edge_launch_args:
+                options.add_argument(arg)
+            driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+            try:
+                driver.get(os.environ["SITE"])
+                assert driver.find_element("id", "greeting").text == "hello from the site"
+            finally:
+                driver.quit()
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:playwright", f"--edge-profile-root={inner}")
+    result.assert_outcomes(passed=1)
+    assert not browsers_under(inner)
