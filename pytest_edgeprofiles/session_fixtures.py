@@ -7,7 +7,8 @@ own; like it, this module imports nothing heavy until a test asks.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import threading
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,22 +74,59 @@ def edge_browser_session(
 
 @pytest.fixture
 def edge_driver(
-    edge_browser_session: BrowserSession, edge_browser: Browser, edge_profile: Path
+    request: pytest.FixtureRequest, edge_browser: Browser, edge_profile: Path
 ) -> Generator[Any, None, None]:
-    """A Selenium WebDriver attached to this test's browser, on its own profile."""
+    """A Selenium WebDriver attached to this test's browser, on its own profile.
+
+    The driver is quit after the test; the browser is stopped by ``edge_browser_session``.
+    """
     _require("selenium")
     from selenium import webdriver
 
     from . import launch
 
-    options = launch.selenium_attach_options(edge_browser, edge_browser_session.debugger_address)
     service = launch.selenium_service(edge_browser, edge_profile)
-    if edge_browser.is_edge:
-        driver: Any = webdriver.Edge(options=options, service=service)
-    else:
-        driver = webdriver.Chrome(options=options, service=service)
+    # The driver starts while the browser does: ~0.1 s, mostly Selenium waiting for its port.
+    started = _in_background(service.start)
+    try:
+        try:
+            session: BrowserSession = request.getfixturevalue("edge_browser_session")
+        finally:
+            started()  # joined first: whatever failed, the driver is up or gone when we stop it
+        # Started already: the driver's constructor must not start a second one.
+        service.start = lambda: None
+        options = launch.selenium_attach_options(edge_browser, session.debugger_address)
+        if edge_browser.is_edge:
+            driver: Any = webdriver.Edge(options=options, service=service)
+        else:
+            driver = webdriver.Chrome(options=options, service=service)
+    except BaseException:
+        if getattr(service, "process", None) is not None:  # None when it never started
+            service.stop()
+        raise
     yield driver
-    driver.quit()  # ends the session; the browser is stopped by edge_browser_session
+    driver.quit()  # ends the session and the driver; an attached browser stays up
+
+
+def _in_background(work: Callable[[], object]) -> Callable[[], None]:
+    """Run ``work`` in a thread; the returned function waits for it and raises its error."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="edgeprofiles-driver-start", daemon=True)
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    return wait
 
 
 @pytest.fixture(scope="session")

@@ -288,3 +288,19 @@ def test_a_driver_the_test_starts_from_edge_launch_args_survives_a_deep_tmpdir(
     result = pytester.runpytest_subprocess("-p", "no:playwright", f"--edge-profile-root={inner}")
     result.assert_outcomes(passed=1)
     assert not browsers_under(inner)
+
+
+def test_a_browser_that_cannot_start_fails_the_test_clearly_and_leaves_no_driver(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    script = pytester.path / "broken-browser"
+    script.write_text("#!/bin/sh\necho 'Missing X server or $DISPLAY' >&2\nexit 1\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    pytester.makepyfile(test_inner="def test_x(edge_driver): pass")
+    result = pytester.runpytest_subprocess(
+        f"--edge-browser={script}", f"--edge-profile-root={inner}"
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*BrowserStartError: the browser exited while starting*"])
+    result.stdout.fnmatch_lines(["*Missing X server*"])
+    assert not browsers_under(inner), "the driver started beside the browser is stopped"
