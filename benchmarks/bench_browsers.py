@@ -80,7 +80,10 @@ class _BenchSite(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(BROWSER_SITE)))
         self.end_headers()
-        self.wfile.write(BROWSER_SITE)
+        try:
+            self.wfile.write(BROWSER_SITE)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a browser that gave up on a connection it opened ahead (a preconnect)
 
     def log_message(self, *args: object) -> None:
         pass
