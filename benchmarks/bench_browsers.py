@@ -5,6 +5,7 @@ Run through bench.py, which prints them with the others.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import textwrap
@@ -80,10 +81,9 @@ class _BenchSite(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(BROWSER_SITE)))
         self.end_headers()
-        try:
+        # A browser may give up on a connection it opened ahead (a preconnect).
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(BROWSER_SITE)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # a browser that gave up on a connection it opened ahead (a preconnect)
 
     def log_message(self, *args: object) -> None:
         pass
