@@ -416,6 +416,8 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="small data, one round: a smoke test")
     args = parser.parse_args()
+    import bench_browsers  # the browser figures, beside this script (it imports this one)
+
     rounds = 1 if args.quick else 5
     scale = 10 if args.quick else 1
     with tempfile.TemporaryDirectory(prefix="edgeprofiles-bench-") as tmp:
@@ -434,6 +436,7 @@ def main() -> None:
             *bench_registry(work, 1.0 if args.quick else 5.0),
             *bench_unused(work, 1 if args.quick else 15),
             *bench_suites(work, suite_base, 1 if args.quick else 5, args.quick),
+            *bench_browsers.bench_browsers(work, 1 if args.quick else 3, args.quick),
         ]
     print("| figure | anchor | ours (ratio) | goal | met |")
     print("|---|---|---|---|---|")

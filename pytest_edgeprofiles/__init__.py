@@ -4,6 +4,7 @@ Module map, in the order data flows through them (each module one concern):
 
     options          the plugin's options: table, parsers, resolution, Settings
     plugin           pytest hooks and fixtures, nothing else
+    session_fixtures the fixtures that hand out a browser: edge_driver, edge_context, edge_page
     lifecycle        one process's part of a test run: its manager, summary, end of run
     runs             a run's shared folder: registry, events, snapshot of the base
     profile_manager  the facade: ProfileManager, as the contract gives it
@@ -19,6 +20,7 @@ Module map, in the order data flows through them (each module one concern):
     chromium         the user data dir: skip rules, locks, preferences
     browsers         finding an installed browser and its version
     launch           flags, environment, Selenium and Playwright settings
+    sessions         a browser we started on a profile, ready to attach; stopping it
     files            filesystem mechanics: copy, size, robust removal, atomic JSON
     background       background lanes: preparing the next clone, deleting the last one
     errors, logs     the contract's exceptions; the one logger

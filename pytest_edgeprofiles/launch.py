@@ -84,15 +84,27 @@ def selenium_options(
 ) -> Any:
     """Selenium options (Edge options for Edge, Chrome options otherwise) with the binary and
     the profile set."""
-    if browser.is_edge:
-        from selenium.webdriver.edge.options import Options
-    else:
-        from selenium.webdriver.chrome.options import Options  # type: ignore[assignment]
-    options = Options()
+    options = _options_class(browser)()
     options.binary_location = browser.path
     for arg in browser_args(profile, browser, headless=headless, extra=extra):
         options.add_argument(arg)
     return options
+
+
+def selenium_attach_options(browser: Browser, debugger_address: str) -> Any:
+    """Selenium options that attach to a browser already running at ``debugger_address``
+    (``127.0.0.1:<port>``). Such a session ignores arguments: the browser has its flags."""
+    options = _options_class(browser)()
+    options.debugger_address = debugger_address
+    return options
+
+
+def _options_class(browser: Browser) -> Any:
+    if browser.is_edge:
+        from selenium.webdriver.edge.options import Options
+    else:
+        from selenium.webdriver.chrome.options import Options  # type: ignore[assignment]
+    return Options
 
 
 def selenium_service(browser: Browser, profile: str | os.PathLike[str] | None = None) -> Any:
@@ -100,7 +112,9 @@ def selenium_service(browser: Browser, profile: str | os.PathLike[str] | None = 
     the browser's environment; Selenium Manager is asked only when none is on PATH.
 
     With ``profile``, the driver's command line names it (a flag the driver ignores), so
-    that removing the profile stops a driver whose test process was killed.
+    that removing the profile stops a driver whose test process was killed. Its ``start``
+    does nothing while its driver runs, so the driver may be started ahead (``edge_driver``
+    starts it while the browser starts) of the WebDriver, whose constructor starts it too.
     """
     if browser.is_edge:
         from selenium.webdriver.edge.service import Service
@@ -110,8 +124,15 @@ def selenium_service(browser: Browser, profile: str | os.PathLike[str] | None = 
         from selenium.webdriver.chrome.service import Service  # type: ignore[assignment]
 
         driver = shutil.which("chromedriver")
+
+    class StartedOnce(Service):
+        def start(self) -> None:
+            process = getattr(self, "process", None)
+            if process is None or process.poll() is not None:
+                super().start()
+
     args = [] if profile is None else [f"{PROFILE_FLAGS[1]}={os.fspath(profile)}"]
-    return Service(executable_path=driver, service_args=args, env=browser_env())
+    return StartedOnce(executable_path=driver, service_args=args, env=browser_env())
 
 
 def playwright_kwargs(

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from .lifecycle import RunLifecycle
     from .profile_manager import ProfileManager
 
+#: The fixtures that start a browser (edge_driver, edge_context, edge_page): a plugin of their own.
+pytest_plugins = ["pytest_edgeprofiles.session_fixtures"]
+
 _WORKERINPUT_KEY = "edgeprofiles"
 
 _SETTINGS = pytest.StashKey[Settings]()
@@ -47,6 +50,10 @@ EDGE_FIXTURES = frozenset(
         "edge_launch_args",
         "edge_selenium_options",
         "edge_driver",
+        "edge_browser_session",
+        "edge_context",
+        "edge_page",
+        "edge_playwright",
         "edge_download_dir",
         "edge_playwright_kwargs",
     }
@@ -344,12 +351,33 @@ def edge_browser(pytestconfig: pytest.Config) -> Browser:
     return browser
 
 
+def _short_tmpdir_for_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Flags cannot carry the environment, and a driver the test starts itself (pytest-selenium's,
+    # or a user's Service without env) inherits this process's: under a TMPDIR too deep for
+    # the browser's socket, point it at a short one for this test. (``tempfile`` caches its
+    # folder, so the test's own temporary files stay where they were.)
+    from . import launch
+
+    env = launch.browser_env()
+    if env is not None:
+        monkeypatch.setenv("TMPDIR", env["TMPDIR"])
+
+
 @pytest.fixture
 def edge_launch_args(
-    pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser
+    pytestconfig: pytest.Config,
+    edge_profile: Path,
+    edge_browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> list[str]:
-    """Command-line flags that start ``edge_browser`` on ``edge_profile``."""
+    """Command-line flags that start ``edge_browser`` on ``edge_profile``.
+
+    Under a ``TMPDIR`` too deep for the browser's socket, the test runs with a short one, so
+    that a browser started with these flags from the test inherits it.
+    """
     from . import launch
+
+    _short_tmpdir_for_children(monkeypatch)
 
     headless = not pytestconfig.stash[_SETTINGS].headed
     return launch.browser_args(
@@ -359,34 +387,24 @@ def edge_launch_args(
 
 @pytest.fixture
 def edge_selenium_options(
-    pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser
+    pytestconfig: pytest.Config,
+    edge_profile: Path,
+    edge_browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Any:
-    """Selenium options for ``edge_browser`` on ``edge_profile`` (needs the selenium extra)."""
+    """Selenium options for ``edge_browser`` on ``edge_profile`` (needs the selenium extra).
+
+    Like ``edge_launch_args``, gives the test a short ``TMPDIR`` where the current one is too
+    deep, for a driver service built without ``launch.selenium_service``.
+    """
     from . import launch
 
     _require("selenium")
+    _short_tmpdir_for_children(monkeypatch)
     headless = not pytestconfig.stash[_SETTINGS].headed
     return launch.selenium_options(
         edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
     )
-
-
-@pytest.fixture
-def edge_driver(
-    edge_selenium_options: Any, edge_browser: Browser, edge_profile: Path
-) -> Generator[Any, None, None]:
-    """A Selenium WebDriver on this test's profile, quit after the test."""
-    from selenium import webdriver
-
-    from . import launch
-
-    service = launch.selenium_service(edge_browser, edge_profile)
-    if edge_browser.is_edge:
-        driver: Any = webdriver.Edge(options=edge_selenium_options, service=service)
-    else:
-        driver = webdriver.Chrome(options=edge_selenium_options, service=service)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture

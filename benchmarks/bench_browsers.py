@@ -1,0 +1,140 @@
+"""The browser figures of bench.py: whole suites on a real browser, ours against the usual way.
+
+Run through bench.py, which prints them with the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import textwrap
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from bench import Figure, _pytest, _suite, alternate
+
+from pytest_edgeprofiles import launch
+
+BROWSER_SITE = b'<!doctype html><title>bench</title><p id="greeting">hello</p>'
+
+BROWSER_TESTS = {
+    "test_driver.py": """
+        import os, pytest
+
+        @pytest.mark.parametrize("i", range({n}))
+        def test_x(edge_driver, i):
+            edge_driver.get(os.environ["BENCH_SITE"])
+            assert edge_driver.find_element("id", "greeting").text == "hello"
+    """,
+    # What a Selenium user writes without our session fixtures: a cold chromedriver launch.
+    "test_by_hand.py": """
+        import os, shutil, pytest
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+        from pytest_edgeprofiles import launch
+
+        @pytest.mark.parametrize("i", range({n}))
+        def test_x(edge_profile, edge_browser, i):
+            options = Options()
+            options.binary_location = edge_browser.path
+            for arg in launch.browser_args(edge_profile, edge_browser, extra=launch.QUIET_FLAGS):
+                options.add_argument(arg)
+            service = Service(shutil.which("chromedriver"), env=launch.browser_env())
+            driver = webdriver.Chrome(options=options, service=service)
+            try:
+                driver.get(os.environ["BENCH_SITE"])
+                assert driver.find_element("id", "greeting").text == "hello"
+            finally:
+                driver.quit()
+    """,
+    "test_page.py": """
+        import os, pytest
+
+        @pytest.mark.parametrize("i", range({n}))
+        def test_x(edge_page, i):
+            edge_page.goto(os.environ["BENCH_SITE"])
+            assert edge_page.inner_text("#greeting") == "hello"
+    """,
+    # pytest-playwright's page: a new context per test in one browser per worker, no profile.
+    "test_their_page.py": """
+        import os, pytest
+
+        @pytest.fixture(scope="session")
+        def browser_type_launch_args():
+            return {{"executable_path": os.environ["BENCH_BROWSER"], "args": ["--no-sandbox"]}}
+
+        @pytest.mark.parametrize("i", range({n}))
+        def test_x(page, i):
+            page.goto(os.environ["BENCH_SITE"])
+            assert page.inner_text("#greeting") == "hello"
+    """,
+}
+
+
+class _BenchSite(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(BROWSER_SITE)))
+        self.end_headers()
+        # A browser may give up on a connection it opened ahead (a preconnect).
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(BROWSER_SITE)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def bench_browsers(work: Path, rounds: int, quick: bool) -> list[Figure]:
+    """24 tests that open a local page and read one element, under -n 2, on a real browser."""
+    from pytest_edgeprofiles.browsers import find_browser
+
+    browser = find_browser()
+    if browser is None:
+        print("no Edge, Chrome or Chromium found: the browser figures are left out")
+        return []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BenchSite)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    folder = work / "browsers"
+    folder.mkdir()
+    n = 4 if quick else 24
+    for name, text in BROWSER_TESTS.items():
+        (folder / name).write_text(textwrap.dedent(text.format(n=n)))
+    env = {
+        **os.environ,
+        "BENCH_SITE": f"http://127.0.0.1:{server.server_port}/",
+        "BENCH_BROWSER": browser.path,
+        "EDGEPROFILES_ROOT": str(folder / "root"),
+    }
+    env.update(launch.browser_env(env) or {})  # the pages' sockets, under a deep TMPDIR
+
+    def suite(test_file: str) -> Callable[[], float]:
+        return _suite(_pytest(folder, "-n", "2", test_file), folder, env)
+
+    pairs = [  # ours, anchor, name, anchor's name, goal
+        ("test_driver.py", "test_by_hand.py", "`edge_driver`", "`webdriver.Chrome` by hand", 0.5)
+    ]
+    if importlib.util.find_spec("pytest_playwright") is not None:
+        pairs.append(
+            ("test_page.py", "test_their_page.py", "`edge_page`", "pytest-playwright's `page`", 1.6)
+        )
+    else:
+        print("pytest-playwright is not installed: the edge_page figure is left out")
+    figures = []
+    for ours, anchor, name, anchor_name, limit in pairs:
+        result = alternate(suite(ours), suite(anchor), rounds)
+        figures.append(
+            Figure(
+                f"{n} tests on {name} opening a local page, -n 2, {os.cpu_count()} cores",
+                *result,
+                f"the same on {anchor_name}",
+                f"<= {limit}x",
+                result[0] / result[1] <= limit,
+            )
+        )
+    server.shutdown()
+    return figures

@@ -1,0 +1,231 @@
+"""A browser process we started on a profile, ready for Selenium or Playwright to attach.
+
+Letting chromedriver launch the browser costs a stall on the first navigation in about 4 of
+10 starts (1.2 s or 5.2 s: "Waiting for pending navigations"). A browser we start ourselves
+and attach to once its first page exists does not show it, so every browser a fixture hands
+out is started here, with ``--remote-debugging-port=0``, and stopped here.
+
+The DevTools endpoint listens on 127.0.0.1 only; any local process may drive the browser
+through it, as through the port chromedriver opens for every session. An endpoint serves one
+test: the browser behind it is stopped when the test ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from . import launch, processes
+from .chromium import Browser
+from .logs import log
+
+#: The switches chromedriver adds when it launches a browser (read from the browser's command
+#: line under chromedriver 156; upstream: chrome/test/chromedriver/chrome_launcher.cc,
+#: ``kDesiredSwitches`` and its additions). An attached session ignores the options' flags, so
+#: a browser we start passes them itself, for tests to see the browser they would under
+#: Selenium. Left out: ``--enable-logging=stderr --log-level=0`` (chromedriver's log capture)
+#: and ``--remote-debugging-port=0`` (added by ``start_session``).
+CHROMEDRIVER_SWITCHES = (
+    "--allow-pre-commit-input",
+    "--disable-background-networking",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-client-side-phishing-detection",
+    "--disable-default-apps",
+    "--disable-features=IgnoreDuplicateNavs,Prewarm",
+    "--disable-hang-monitor",
+    "--disable-popup-blocking",
+    "--disable-prompt-on-repost",
+    "--disable-sync",
+    "--enable-automation",
+    "--no-service-autorun",
+    "--password-store=basic",
+    "--test-type=webdriver",
+    "--use-mock-keychain",
+)
+
+#: Where the browser writes its DevTools port (first line) and browser target (second line).
+PORT_FILE = "DevToolsActivePort"
+#: How long a browser may take to be ready: a cold start is ~0.5 s, a loaded CI machine slower.
+START_TIMEOUT = 30.0
+_POLL = 0.01  # the browser signals nothing we can wait on: poll, with a deadline
+_STDERR_TAIL = 2000
+
+
+class BrowserStartError(RuntimeError):
+    """The browser exited, or was not ready in time; it has been stopped."""
+
+
+@dataclass
+class BrowserSession:
+    """A browser we started on ``profile``, listening for DevTools on 127.0.0.1:``port``."""
+
+    browser: Browser
+    profile: Path
+    process: subprocess.Popen[bytes]
+    port: int
+    browser_target: str
+    _stderr: IO[bytes] = field(repr=False)
+
+    @property
+    def debugger_address(self) -> str:
+        """``host:port`` for Selenium's ``debugger_address`` option."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def cdp_url(self) -> str:
+        """The HTTP endpoint for Playwright's ``connect_over_cdp``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        """Stop the browser and whatever it left on the profile; its exit status.
+
+        SIGHUP (not SIGTERM) lets headless Chromium remove its ``Singleton*`` links; Windows
+        has no such signal. Only the main process is waited for: its helpers follow it, and
+        ``stop_browser_on`` catches any that do not.
+        """
+        try:
+            if self.process.poll() is None:
+                if sys.platform == "win32":
+                    self.process.terminate()
+                else:
+                    self.process.send_signal(signal.SIGHUP)
+                try:
+                    self.process.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    log.warning("browser %s did not stop in %s s", self.process.pid, grace)
+                    self.process.kill()
+                    self.process.wait()
+            processes.stop_browser_on(self.profile)
+        finally:
+            self._stderr.close()
+        return self.process.returncode
+
+
+def session_args(
+    profile: str | os.PathLike[str],
+    browser: Browser,
+    *,
+    headless: bool = True,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The flags a browser for an attached session starts with: the run's flags, the switches
+    chromedriver would add, a DevTools port of the browser's choosing, then ``extra``."""
+    switches = [s for s in CHROMEDRIVER_SWITCHES if s not in launch.QUIET_FLAGS]
+    return launch.browser_args(
+        profile,
+        browser,
+        headless=headless,
+        extra=[*launch.QUIET_FLAGS, *switches, "--remote-debugging-port=0", *extra],
+    )
+
+
+def start_session(
+    profile: str | os.PathLike[str],
+    browser: Browser,
+    *,
+    headless: bool = True,
+    extra: Sequence[str] = (),
+    timeout: float = START_TIMEOUT,
+) -> BrowserSession:
+    """Start ``browser`` on ``profile`` and return it once a client can attach.
+
+    Ready means ``DevToolsActivePort`` holds both its lines and the browser has a page target
+    (attaching before the first tab exists costs a further 0.19 s).
+
+    Raises:
+        BrowserStartError: the browser exited, or was not ready within ``timeout`` seconds;
+            the message names the browser, the profile, its exit status and its last output.
+    """
+    profile = Path(profile)
+    # Left by an earlier browser on this profile: it would name a port nobody listens on.
+    (profile / PORT_FILE).unlink(missing_ok=True)
+    args = session_args(profile, browser, headless=headless, extra=extra)
+    # Outlives this function: the session closes it when the browser stops.
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115
+    proc = subprocess.Popen(
+        [browser.path, *args, "about:blank"],
+        env=launch.browser_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    try:
+        port, target = _wait_ready(proc, profile, time.monotonic() + timeout)
+    except BaseException as exc:
+        _kill(proc, profile)
+        if isinstance(exc, BrowserStartError):
+            raise BrowserStartError(f"{exc}{_describe(browser, profile, proc, stderr)}") from None
+        stderr.close()
+        raise
+    return BrowserSession(browser, profile, proc, port, target, stderr)
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], profile: Path, deadline: float) -> tuple[int, str]:
+    endpoint: tuple[int, str] | None = None
+    while True:
+        if proc.poll() is not None:
+            raise BrowserStartError("the browser exited while starting")
+        if endpoint is None:
+            endpoint = read_port_file(profile / PORT_FILE)
+        if endpoint is not None and has_page(endpoint[0]):
+            return endpoint
+        if time.monotonic() > deadline:
+            raise BrowserStartError("the browser was not ready in time")
+        time.sleep(_POLL)
+
+
+def read_port_file(path: Path) -> tuple[int, str] | None:
+    """The port and browser target in a ``DevToolsActivePort`` file; None until both lines
+    are there (the browser writes the file in pieces)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    if len(lines) < 2 or not lines[0].strip().isdigit() or not lines[1].startswith("/"):
+        return None
+    return int(lines[0]), lines[1].strip()
+
+
+def has_page(port: int) -> bool:
+    """Whether the browser on ``port`` lists a page target."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as reply:
+            targets = json.load(reply)
+    except (OSError, ValueError):  # not listening yet, or a reply cut short
+        return False
+    return any(t.get("type") == "page" for t in targets if isinstance(t, dict))
+
+
+def _kill(proc: subprocess.Popen[bytes], profile: Path) -> None:
+    # A browser that is not ready is of no use: stop it hard, and whatever it started.
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    processes.stop_browser_on(profile)
+
+
+def _describe(
+    browser: Browser, profile: Path, proc: subprocess.Popen[bytes], stderr: IO[bytes]
+) -> str:
+    try:
+        stderr.seek(0, os.SEEK_END)
+        stderr.seek(max(0, stderr.tell() - _STDERR_TAIL))
+        tail = stderr.read().decode("utf-8", "replace").strip()
+    finally:
+        stderr.close()
+    return (
+        f": {browser.describe()} on profile {profile}, exit status {proc.returncode}; "
+        f"its last output:\n{tail or '(none)'}"
+    )

@@ -1,0 +1,314 @@
+"""Browsers we start and attach to: edge_driver, edge_context, edge_page (real headless Chromium).
+
+Without a browser these tests skip, unless EDGEPROFILES_REQUIRE_BROWSER=1 (as in CI) turns
+that into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pytest_edgeprofiles import sessions
+from pytest_edgeprofiles.chromium import Browser
+
+pytest_plugins = ["pytester"]
+# pytester points HOME at its own folder, which confuses Chromium: inner runs get the real one.
+REAL_HOME = os.environ.get("HOME", "")
+
+PAGE = b'<!doctype html><title>greeting</title><p id="greeting">hello from the site</p>'
+
+
+class _Site(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(PAGE)))
+        self.end_headers()
+        self.wfile.write(PAGE)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: str) -> Path:
+    """An inner run's environment; its profile root, under which no browser may be left."""
+    monkeypatch.setenv("HOME", REAL_HOME)
+    monkeypatch.setenv("SITE", site)
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+    return pytester.path / "profiles"
+
+
+def browsers_under(root: Path) -> list[int]:
+    """Processes whose command line names a folder under ``root``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            names = any(str(root) in arg for arg in proc.info["cmdline"] or [])
+            if names and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def read_log(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_each_session_runs_on_its_own_profile_under_xdist(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    log = pytester.path / "log.jsonl"
+    pytester.makepyfile(
+        test_inner=f"""
+        import json, os
+        import pytest
+
+        def record(profile, shown, greeting, drivers=None):
+            with open({str(log)!r}, "a") as fh:
+                fh.write(json.dumps(dict(
+                    profile=str(profile), shown=shown, greeting=greeting,
+                    worker=os.environ["PYTEST_XDIST_WORKER"], drivers=drivers,
+                )) + "\\n")
+
+        def drivers_of(profile):
+            import psutil
+            mark = f"--edgeprofiles-user-data-dir={{profile}}"
+            return sum(mark in (p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"]))
+
+        @pytest.mark.parametrize("i", range(3))
+        def test_driver(edge_driver, edge_profile, i):
+            edge_driver.get(os.environ["SITE"])
+            greeting = edge_driver.find_element("id", "greeting").text
+            edge_driver.get("chrome://version")
+            shown = edge_driver.find_element("id", "profile_path").text
+            record(edge_profile, shown, greeting, drivers_of(edge_profile))
+
+        @pytest.mark.parametrize("i", range(3))
+        def test_page(edge_page, edge_profile, i):
+            edge_page.goto(os.environ["SITE"])
+            greeting = edge_page.inner_text("#greeting")
+            edge_page.goto("chrome://version")
+            record(edge_profile, edge_page.inner_text("#profile_path"), greeting)
+        """
+    )
+    # Our own Playwright here; pytest-playwright's is the next test's.
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "-p", "no:playwright", "--strict-markers", f"--edge-profile-root={inner}"
+    )
+    result.assert_outcomes(passed=6)
+    runs = read_log(log)
+    assert len(runs) == 6
+    assert {r["greeting"] for r in runs} == {"hello from the site"}
+    assert len({r["profile"] for r in runs}) == 6, "no two sessions share a profile"
+    for r in runs:  # the browser really ran on the test's profile
+        assert Path(r["shown"]).parent == Path(r["profile"]), r
+    assert {r["worker"] for r in runs} == {"gw0", "gw1"}
+    started_ahead = [r["drivers"] for r in runs if r["drivers"] is not None]
+    assert started_ahead == [1, 1, 1], "the driver started ahead is the only one"
+    assert not browsers_under(inner), "every browser stopped with its test"
+
+
+def test_flags_of_the_marker_and_the_ini_reach_the_browser(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        edge_browser_args =
+            --user-agent=FromIni/1.0
+            --lang=de
+        """
+    )
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+
+        def test_ini(edge_page):
+            assert edge_page.evaluate("navigator.userAgent") == "FromIni/1.0"
+
+        @pytest.mark.edge_browser_args("--user-agent=Marked/2.0")
+        def test_marker(edge_driver):
+            assert edge_driver.execute_script("return navigator.userAgent") == "Marked/2.0"
+
+        @pytest.mark.edge_browser_args("--user-agent=Outer/3.0")
+        class TestClass:
+            @pytest.mark.edge_browser_args("--user-agent=Inner/4.0")
+            def test_closest_wins(self, edge_page):
+                assert edge_page.evaluate("navigator.userAgent") == "Inner/4.0"
+        """
+    )
+    result = pytester.runpytest_subprocess("--strict-markers", f"--edge-profile-root={inner}")
+    result.assert_outcomes(passed=3)
+    assert not browsers_under(inner)
+
+
+def test_a_browser_killed_mid_test_does_not_break_the_next_test(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    pytester.makepyfile(
+        test_inner="""
+        import os
+
+        def test_killed(edge_driver, edge_browser_session):
+            edge_driver.get(os.environ["SITE"])
+            edge_browser_session.process.kill()  # as a crash or the OOM killer would
+            edge_browser_session.process.wait()
+
+        def test_next_driver(edge_driver):
+            edge_driver.get(os.environ["SITE"])
+            assert edge_driver.find_element("id", "greeting").text == "hello from the site"
+
+        def test_killed_page(edge_page, edge_browser_session):
+            edge_browser_session.process.kill()
+            edge_browser_session.process.wait()
+
+        def test_next_page(edge_page):
+            edge_page.goto(os.environ["SITE"])
+            assert edge_page.inner_text("#greeting") == "hello from the site"
+        """
+    )
+    # One slot: the next test gets it only if the killed browser's profile was given back.
+    result = pytester.runpytest_subprocess(
+        "-p", "no:playwright", f"--edge-profile-root={inner}", "--edge-max-profiles=1"
+    )
+    result.assert_outcomes(passed=4)
+    assert not browsers_under(inner)
+
+
+def test_pytest_playwright_page_and_edge_page_in_one_worker(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_edgeprofiles import launch
+
+        @pytest.fixture(scope="session")
+        def browser_type_launch_args(edge_browser):
+            # pytest-playwright's own browser cannot be downloaded here: the one we found,
+            # with a TMPDIR short enough for its socket (pytester's is too deep).
+            env = launch.browser_env()
+            args = {"executable_path": edge_browser.path, "args": ["--no-sandbox"]}
+            return args if env is None else {**args, "env": env}
+        """
+    )
+    pytester.makepyfile(
+        test_inner="""
+        import os
+
+        def test_theirs_first(page):
+            page.goto(os.environ["SITE"])
+            assert page.inner_text("#greeting") == "hello from the site"
+
+        def test_ours(edge_page, edge_profile):
+            edge_page.goto("chrome://version")
+            assert os.path.dirname(edge_page.inner_text("#profile_path")) == str(edge_profile)
+
+        def test_theirs_again(page):
+            page.goto(os.environ["SITE"])
+            assert page.inner_text("#greeting") == "hello from the site"
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "1", f"--edge-profile-root={inner}")
+    result.assert_outcomes(passed=3)
+    assert not browsers_under(inner)
+
+
+def test_a_browser_that_exits_at_start_is_named_with_its_status_and_output(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "broken-browser"
+    script.write_text("#!/bin/sh\necho 'cannot open display' >&2\nexit 3\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    with pytest.raises(sessions.BrowserStartError) as caught:
+        sessions.start_session(profile, Browser(path=str(script), kind="chromium"))
+    message = str(caught.value)
+    assert "exited while starting" in message
+    assert str(profile) in message
+    assert "exit status 3" in message
+    assert "cannot open display" in message
+
+
+def test_a_stale_port_file_is_not_mistaken_for_the_new_browser(
+    tmp_path: Path, browser: Browser
+) -> None:
+    (tmp_path / sessions.PORT_FILE).write_text("1\n/devtools/browser/stale\n")
+    session = sessions.start_session(tmp_path, browser)
+    try:
+        assert session.port != 1
+        assert sessions.has_page(session.port)
+    finally:
+        assert session.stop() == 0, "the browser stops cleanly on SIGHUP"
+    assert not browsers_under(tmp_path)
+    assert not os.path.lexists(tmp_path / "SingletonLock"), "the browser tidied its lock"
+
+
+def test_a_driver_the_test_starts_from_edge_launch_args_survives_a_deep_tmpdir(
+    pytester: pytest.Pytester, inner: Path, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a pytest-selenium user writes: our flags into their options, their own Service.
+    deep = pytester.path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setenv("TMPDIR", str(deep))
+    pytester.makepyfile(
+        test_inner="""
+        import os, shutil
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+
+        def test_own_driver(edge_launch_args, edge_browser, edge_profile):
+            options = Options()
+            options.binary_location = edge_browser.path
+            for arg in edge_launch_args:
+                options.add_argument(arg)
+            driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+            try:
+                driver.get(os.environ["SITE"])
+                assert driver.find_element("id", "greeting").text == "hello from the site"
+            finally:
+                driver.quit()
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:playwright", f"--edge-profile-root={inner}")
+    result.assert_outcomes(passed=1)
+    assert not browsers_under(inner)
+
+
+def test_a_browser_that_cannot_start_fails_the_test_clearly_and_leaves_no_driver(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    script = pytester.path / "broken-browser"
+    script.write_text("#!/bin/sh\necho 'Missing X server or $DISPLAY' >&2\nexit 1\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    pytester.makepyfile(test_inner="def test_x(edge_driver): pass")
+    result = pytester.runpytest_subprocess(
+        f"--edge-browser={script}", f"--edge-profile-root={inner}"
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*BrowserStartError: the browser exited while starting*"])
+    result.stdout.fnmatch_lines(["*Missing X server*"])
+    assert not browsers_under(inner), "the driver started beside the browser is stopped"
