@@ -96,6 +96,8 @@ def selenium_attach_options(browser: Browser, debugger_address: str) -> Any:
     (``127.0.0.1:<port>``). Such a session ignores arguments: the browser has its flags."""
     options = _options_class(browser)()
     options.debugger_address = debugger_address
+    # Ignored by the attached session, but Selenium Manager picks the driver by it.
+    options.binary_location = browser.path
     return options
 
 

@@ -62,14 +62,20 @@ def edge_browser_session(
     """
     from . import sessions
 
-    session = sessions.start_session(
-        edge_profile,
-        edge_browser,
-        headless=not _headed(request.config),
-        extra=browser_extra_args(request.node, request.config),
-    )
-    yield session
-    session.stop()
+    try:
+        session = sessions.start_session(
+            edge_profile,
+            edge_browser,
+            headless=not _headed(request.config),
+            extra=browser_extra_args(request.node, request.config),
+        )
+    except ValueError as exc:
+        failure = f"edgeprofiles: {ARGS_NAME} (marker or ini): {exc}"
+    else:
+        yield session
+        session.stop()
+        return
+    pytest.fail(failure, pytrace=False)  # outside the except: no chained traceback
 
 
 @pytest.fixture
@@ -87,7 +93,8 @@ def edge_driver(
 
     service = launch.selenium_service(edge_browser, edge_profile)
     # The driver starts while the browser does: ~0.1 s, mostly Selenium waiting for its port.
-    started = _in_background(service.start)
+    # Not on PATH: the WebDriver's constructor finds one (Selenium Manager) when it starts it.
+    started = _in_background(service.start) if service.path else (lambda: None)
     try:
         try:
             session: BrowserSession = request.getfixturevalue("edge_browser_session")

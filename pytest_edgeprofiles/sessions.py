@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -61,6 +62,11 @@ PORT_FILE = "DevToolsActivePort"
 START_TIMEOUT = 30.0
 _POLL = 0.01  # the browser signals nothing we can wait on: poll, with a deadline
 _STDERR_TAIL = 2000
+_BROWSER_TARGET = re.compile(r"/devtools/browser/[0-9a-f-]{36}")
+#: Flags of the marker or ini that would take the session from under the fixture: another
+#: user data dir, or a fixed or public DevTools endpoint.
+RESERVED_FLAGS = ("--user-data-dir", "--remote-debugging-port", "--remote-debugging-address",
+                  "--remote-debugging-pipe")  # fmt: skip
 
 
 class BrowserStartError(RuntimeError):
@@ -85,8 +91,9 @@ class BrowserSession:
 
     @property
     def cdp_url(self) -> str:
-        """The HTTP endpoint for Playwright's ``connect_over_cdp``."""
-        return f"http://127.0.0.1:{self.port}"
+        """The browser's own WebSocket endpoint, for Playwright's ``connect_over_cdp``: no
+        discovery over HTTP first, which could be sent through a proxy."""
+        return f"ws://127.0.0.1:{self.port}{self.browser_target}"
 
     def stop(self, grace: float = 10.0) -> int | None:
         """Stop the browser and whatever it left on the profile; its exit status.
@@ -142,25 +149,37 @@ def start_session(
     """Start ``browser`` on ``profile`` and return it once a client can attach.
 
     Ready means ``DevToolsActivePort`` holds both its lines and the browser has a page target
-    (attaching before the first tab exists costs a further 0.19 s).
+    (attaching before the first tab exists costs a further 0.19 s). ``extra`` may not name
+    another user data dir or DevTools endpoint (``RESERVED_FLAGS``): ``ValueError``.
 
     Raises:
         BrowserStartError: the browser exited, or was not ready within ``timeout`` seconds;
             the message names the browser, the profile, its exit status and its last output.
     """
     profile = Path(profile)
+    reserved = [a for a in extra if a.split("=", 1)[0] in RESERVED_FLAGS]
+    if reserved:
+        raise ValueError(
+            f"browser flags {reserved} would take the session from under the fixture: its "
+            f"profile and its DevTools endpoint (127.0.0.1, a port of the browser's choosing) "
+            f"are the fixture's to set"
+        )
     # Left by an earlier browser on this profile: it would name a port nobody listens on.
     (profile / PORT_FILE).unlink(missing_ok=True)
     args = session_args(profile, browser, headless=headless, extra=extra)
     # Outlives this function: the session closes it when the browser stops.
     stderr = tempfile.TemporaryFile()  # noqa: SIM115
-    proc = subprocess.Popen(
-        [browser.path, *args, "about:blank"],
-        env=launch.browser_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-    )
+    try:
+        proc = subprocess.Popen(
+            [browser.path, *args, "about:blank"],
+            env=launch.browser_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    except OSError as exc:  # not there, or not a program
+        stderr.close()
+        raise BrowserStartError(f"cannot start {browser.describe()}: {exc}") from None
     try:
         port, target = _wait_ready(proc, profile, time.monotonic() + timeout)
     except BaseException as exc:
@@ -193,15 +212,22 @@ def read_port_file(path: Path) -> tuple[int, str] | None:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
         return None
-    if len(lines) < 2 or not lines[0].strip().isdigit() or not lines[1].startswith("/"):
+    if len(lines) < 2 or not lines[0].strip().isdigit():
         return None
+    if not _BROWSER_TARGET.fullmatch(lines[1].strip()):
+        return None  # still being written
     return int(lines[0]), lines[1].strip()
+
+
+#: Asks the browser on this machine directly: urllib sends 127.0.0.1 through ``http_proxy``
+#: unless ``no_proxy`` names it, and behind a proxy every start would time out.
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def has_page(port: int) -> bool:
     """Whether the browser on ``port`` lists a page target."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as reply:
+        with _LOCAL.open(f"http://127.0.0.1:{port}/json/list", timeout=2) as reply:
             targets = json.load(reply)
     except (OSError, ValueError):  # not listening yet, or a reply cut short
         return False

@@ -312,3 +312,51 @@ def test_a_browser_that_cannot_start_fails_the_test_clearly_and_leaves_no_driver
     result.stdout.fnmatch_lines(["*BrowserStartError: the browser exited while starting*"])
     result.stdout.fnmatch_lines(["*Missing X server*"])
     assert not browsers_under(inner), "the driver started beside the browser is stopped"
+
+
+def test_a_proxy_in_the_environment_is_not_asked_for_the_local_endpoint(
+    tmp_path: Path, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Corporate CI runners set http_proxy; 127.0.0.1 is not in no_proxy by default.
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    session = sessions.start_session(tmp_path / "profile", browser, timeout=15)
+    try:
+        assert session.cdp_url.startswith(f"ws://127.0.0.1:{session.port}/devtools/browser/")
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            connected = playwright.chromium.connect_over_cdp(session.cdp_url)
+            assert connected.contexts[0].pages, "attached to the browser's own first page"
+            connected.close()
+    finally:
+        session.stop()
+
+
+@pytest.mark.parametrize(
+    "flag",
+    ["--remote-debugging-port=9222", "--remote-debugging-address=0.0.0.0", "--user-data-dir=/x"],
+)
+def test_flags_that_would_take_the_session_away_are_refused(
+    tmp_path: Path, browser: Browser, flag: str
+) -> None:
+    with pytest.raises(ValueError, match=r"would take the session from under the fixture"):
+        sessions.start_session(tmp_path, browser, extra=["--lang=de", flag])
+    assert not browsers_under(tmp_path), "no browser was started"
+
+
+def test_a_browser_that_is_no_program_is_a_start_error(tmp_path: Path) -> None:
+    missing = Browser(str(tmp_path / "no-such-browser"), "chromium", None)
+    with pytest.raises(sessions.BrowserStartError, match="cannot start Chromium"):
+        sessions.start_session(tmp_path / "profile", missing)
+
+
+def test_a_port_file_is_read_only_once_the_browser_target_is_whole(tmp_path: Path) -> None:
+    port_file = tmp_path / sessions.PORT_FILE
+    port_file.write_text("45678\n/devtools/brow")
+    assert sessions.read_port_file(port_file) is None
+    target = "/devtools/browser/0b5f3c1e-2a3b-4c5d-8e9f-0a1b2c3d4e5f"
+    port_file.write_text(f"45678\n{target}\n")
+    assert sessions.read_port_file(port_file) == (45678, target)
