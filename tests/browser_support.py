@@ -1,12 +1,15 @@
-"""Starting a real browser from tests: shared by the browser and security suites."""
+"""Starting a real browser, and a site for it, from tests: shared by the browser suites."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,19 @@ import psutil
 
 from pytest_edgeprofiles import launch
 from pytest_edgeprofiles.chromium import Browser
+
+
+@contextlib.contextmanager
+def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A local site answered by ``handler`` on 127.0.0.1; its address, without a slash."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def wait_for(predicate: Callable[[], bool], what: str, seconds: float = 20) -> None:

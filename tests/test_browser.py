@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import psutil
 import pytest
-from browser_support import start_browser, stop_browser
+from browser_support import serve, start_browser, stop_browser
 
 from pytest_edgeprofiles import ProfileManager, launch
 from pytest_edgeprofiles.chromium import Browser
@@ -86,11 +85,8 @@ class _Site(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serve(_Site) as address:
+        yield address
 
 
 def _driver(profile: Path, browser: Browser, prefs: dict[str, str] | None = None) -> object:
