@@ -56,9 +56,10 @@ class ProfileMaker:
         self.download_root = download_root
         self._private_roots = roots.private_roots()  # asked once: not on every profile
 
-    def make(self, key: str, timeout: float, prepared: bool = False) -> Made:
+    def make(self, key: str, timeout: float, prepared: bool = False, spare: bool = False) -> Made:
         """A new, filled profile for ``key``, with its size. ``prepared``: made ahead of
-        need, it takes no slot until ``take_slot``; else a slot is waited for ``timeout`` s.
+        need, it takes no slot until ``take_slot``; else a slot is waited for ``timeout`` s
+        (``spare``: see ``Registry.take``).
 
         Raises:
             ProfileLimitError: If no slot became free in time
@@ -73,7 +74,7 @@ class ProfileMaker:
                 )
                 self.registry.add_rebuild_root(root)
             try:
-                record = self._claim(root, key, timeout, prepared)
+                record = self._claim(root, key, timeout, prepared, spare)
             except roots.UnsafeDirectoryError:
                 raise
             except OSError as exc:  # the root's fault: worth one try elsewhere
@@ -94,7 +95,9 @@ class ProfileMaker:
             return Made(record, size)
         raise failures[1] from failures[0]  # both roots failed
 
-    def _claim(self, root: Path, key: str, timeout: float, prepared: bool) -> ProfileRecord:
+    def _claim(
+        self, root: Path, key: str, timeout: float, prepared: bool, spare: bool
+    ) -> ProfileRecord:
         """The record (and, unless prepared, the slot) and an empty folder, with room for
         a clone; any ``OSError`` here is the root's."""
         roots.prepare_root(root, self._private_roots)
@@ -103,7 +106,7 @@ class ProfileMaker:
             write_record(record)  # holds no slot: no browser can be using it yet
         else:
             try:
-                self.take_slot(record, timeout)
+                self.take_slot(record, timeout, spare)
             except ProfileLimitError:
                 raise  # no record was written
             except BaseException:
@@ -131,7 +134,7 @@ class ProfileMaker:
             prepared=prepared,
         )
 
-    def take_slot(self, record: ProfileRecord, timeout: float) -> None:
+    def take_slot(self, record: ProfileRecord, timeout: float, spare: bool = False) -> None:
         """Take a slot and write ``record`` while the registry is locked: a registry rebuilt
         from owner records (after it was deleted or damaged) must not miss a slot just taken.
 
@@ -141,7 +144,7 @@ class ProfileMaker:
         """
         try:
             dead = self.registry.take(
-                record, self.max_profiles, timeout, on_take=lambda: write_record(record)
+                record, self.max_profiles, timeout, lambda: write_record(record), spare=spare
             )
         except RegistryFull as full:
             self._remove_reclaimed(full.reaped)

@@ -157,12 +157,14 @@ class ProfileManager:
 
     # -- handing profiles out ---------------------------------------------------------------
 
-    def create_profile(self, worker_id: str, *, timeout: float = 0.0) -> str:
+    def create_profile(self, worker_id: str, *, timeout: float = 0.0, spare: bool = False) -> str:
         """Create temporary browser profile for worker.
 
         Args:
             worker_id: Unique identifier for the worker
             timeout: Seconds to wait for a free slot when the cap is reached (extension)
+            spare: A profile wanted ahead of need (extension): it takes a slot only if one
+                is free that no other ``create_profile`` is waiting for, and never waits
 
         Returns:
             str: Absolute path to created profile directory
@@ -184,7 +186,9 @@ class ProfileManager:
                 raise ValueError(f"worker {worker_id!r} already has a profile{where}")
             handouts.pending.add(worker_id)
         try:
-            made = self._take_prepared(worker_id, timeout) or self._maker.make(worker_id, timeout)
+            made = self._take_prepared(worker_id, timeout, spare) or self._maker.make(
+                worker_id, timeout, spare=spare
+            )
             with handouts.lock:
                 handouts.profiles[worker_id] = made.record
                 # Nothing wrote into it since the copy counted its bytes (no browser had it).
@@ -220,7 +224,7 @@ class ProfileManager:
                 f"(pid {os.getpid()}) must make a ProfileManager of its own",
             )
 
-    def _take_prepared(self, worker_id: str, timeout: float) -> Made | None:
+    def _take_prepared(self, worker_id: str, timeout: float, spare: bool) -> Made | None:
         """The worker's prepared profile with a slot taken for it, or None if it has none."""
         handouts = self._handouts
         with handouts.lock:
@@ -238,7 +242,7 @@ class ProfileManager:
                 handouts.prepared.setdefault(worker_id, future)
             raise
         try:
-            self._maker.take_slot(record, timeout)  # writes the activated record
+            self._maker.take_slot(record, timeout, spare)  # writes the activated record
         except ProfileLimitError:
             with handouts.lock:
                 handouts.prepared[worker_id] = future  # still good for the next try

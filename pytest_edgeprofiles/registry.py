@@ -14,6 +14,7 @@ the owner records like any corrupt registry. The cap is never lifted by it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -80,6 +81,8 @@ class Registry:
         max_profiles: int,
         timeout: float = 0.0,
         on_take: Callable[[], None] | None = None,
+        *,
+        spare: bool = False,
     ) -> list[ProfileRecord]:
         """Take a slot for ``record``, waiting up to ``timeout`` s; ``RegistryFull`` if none.
 
@@ -89,30 +92,62 @@ class Registry:
         ``on_take`` runs once a slot is free, before it is taken and while the registry is
         still locked; if it raises, no slot is taken. The manager writes the owner record
         there: a registry rebuilt from owner records in between must not lose the slot.
+
+        A taker that has to wait is listed as waiting until it is done. ``spare``: a slot
+        for something wanted later (a browser started ahead): taken at once or not at all,
+        and never one that a waiting taker could have, so that work started ahead never
+        keeps another process's test waiting.
         """
         deadline = time.monotonic() + timeout
         pause = SLOT_POLL[0]
         reaped: list[ProfileRecord] = []
-        while True:
-            with self._state() as state:
-                entries = state["entries"]
-                if len(entries) >= max_profiles:
-                    reaped += self._reap(entries)
-                if len(entries) < max_profiles:
-                    if on_take is not None:
-                        on_take()
-                    entries[record.path] = record.to_dict()
-                    stats = state["stats"]
-                    stats["created"] += 1
-                    stats["peak"] = max(stats["peak"], len(entries))
-                    return reaped
-                holders = [ProfileRecord.from_dict(e) for e in entries.values()]
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RegistryFull(holders, max_profiles, reaped)
-            # Polling with a deadline: a slot freed in another process sends us no event.
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, SLOT_POLL[1])
+        waiting = False
+        try:
+            while True:
+                with self._state() as state:
+                    entries = state["entries"]
+                    if len(entries) >= max_profiles:
+                        reaped += self._reap(entries)
+                    if self._has_room(state, max_profiles, spare, record.path):
+                        if on_take is not None:
+                            on_take()
+                        entries[record.path] = record.to_dict()
+                        state.get("waiting", {}).pop(record.path, None)
+                        waiting = False
+                        stats = state["stats"]
+                        stats["created"] += 1
+                        stats["peak"] = max(stats["peak"], len(entries))
+                        return reaped
+                    holders = [ProfileRecord.from_dict(e) for e in entries.values()]
+                    remaining = deadline - time.monotonic()
+                    if remaining > 0 and not spare:
+                        # Again on every look: a registry rebuilt meanwhile forgot us.
+                        state.setdefault("waiting", {})[record.path] = record.to_dict()
+                        waiting = True
+                if remaining <= 0 or spare:
+                    raise RegistryFull(holders, max_profiles, reaped)
+                # Polling with a deadline: a slot freed in another process sends us no event.
+                time.sleep(min(pause, remaining))
+                pause = min(pause * 2, SLOT_POLL[1])
+        finally:
+            if waiting:  # timed out or interrupted: nobody waits under this name any more
+                with contextlib.suppress(OSError), self._state() as state:
+                    state.get("waiting", {}).pop(record.path, None)
+
+    @staticmethod
+    def _has_room(state: dict[str, Any], max_profiles: int, spare: bool, path: str) -> bool:
+        free = max_profiles - len(state["entries"])
+        if not spare:
+            return free > 0
+        waiters = state.get("waiting", {})
+        for key, entry in list(waiters.items()):
+            try:
+                alive = key != path and ProfileRecord.from_dict(entry).owner_alive()
+            except ValueError:
+                alive = False
+            if not alive:  # a waiter killed while it waited waits no more
+                del waiters[key]
+        return free > len(waiters)
 
     def give_back(self, path: str) -> None:
         """Give back the slot of the profile at ``path`` (nothing if it holds none)."""

@@ -127,6 +127,81 @@ def test_create_gives_up_when_the_timeout_expires(manager, registry_path):
         second.create_profile("gw1", timeout=0.2)
     assert time.monotonic() - start >= 0.2
     assert second.list_profiles() == {}
+    assert not waiters_of(registry_path), "it gave up: it waits no more"
+
+
+def waiters_of(registry_path: Path) -> dict:
+    return json.loads(registry_path.read_text()).get("waiting", {})
+
+
+def test_a_spare_slot_is_never_one_a_waiting_taker_could_have(manager, registry_path, monkeypatch):
+    ours = manager(max_profiles=2, registry_path=registry_path)
+    theirs = manager(max_profiles=2, registry_path=registry_path)
+    ours.create_profile("gw0")
+    ours.create_profile("gw0.1")
+    # Hold the other manager between its looks for a slot, listed as waiting.
+    waiting, go_on = threading.Event(), threading.Event()
+    real_sleep = time.sleep
+
+    def pause(seconds: float) -> None:
+        if threading.current_thread() is not threading.main_thread() and not go_on.is_set():
+            waiting.set()
+            go_on.wait(timeout=10)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(registry, "time", SimpleNamespace(monotonic=time.monotonic, sleep=pause))
+    taken: list[str] = []
+    waiter = threading.Thread(target=lambda: taken.append(theirs.create_profile("gw1", timeout=10)))
+    waiter.start()
+    try:
+        assert waiting.wait(timeout=10)
+        assert len(waiters_of(registry_path)) == 1
+        ours.cleanup_profile("gw0.1")  # a slot is free, and the other manager waits for it
+        with pytest.raises(ProfileLimitError):
+            ours.create_profile("gw0.2", spare=True)
+        assert "gw0.2" not in ours.list_profiles()
+    finally:
+        go_on.set()
+        waiter.join(timeout=10)
+    assert len(taken) == 1 and os.path.isdir(taken[0])
+    assert not waiters_of(registry_path)
+    theirs.cleanup_profile("gw1")
+    assert os.path.isdir(ours.create_profile("gw0.2", spare=True)), "nobody waits now"
+
+
+def test_a_spare_slot_is_taken_at_once_or_not_at_all(manager, registry_path):
+    m = manager(max_profiles=1, registry_path=registry_path)
+    m.create_profile("gw0")
+    start = time.monotonic()
+    with pytest.raises(ProfileLimitError):
+        m.create_profile("gw0.1", spare=True, timeout=30)
+    assert time.monotonic() - start < 5, "a spare take never waits"
+    assert not waiters_of(registry_path), "nor is it listed as waiting"
+
+
+def test_a_waiter_killed_while_it_waits_holds_no_slot_off(manager, registry_path, tmp_root):
+    m = manager(max_profiles=1, registry_path=registry_path)
+    m.create_profile("gw0")
+    script = textwrap.dedent(
+        """
+        import sys
+        from pytest_edgeprofiles import ProfileManager
+        m = ProfileManager(root=sys.argv[1], registry_path=sys.argv[2], max_profiles=1)
+        m.create_profile("child", timeout=120)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, str(tmp_root), str(registry_path)])
+    try:
+        deadline = time.monotonic() + 30
+        while not waiters_of(registry_path):  # a poll with a deadline: the child says nothing
+            assert child.poll() is None and time.monotonic() < deadline, "the child never waited"
+            time.sleep(0.01)
+    finally:
+        child.kill()
+        child.wait()
+    m.cleanup_profile("gw0")
+    assert os.path.isdir(m.create_profile("gw0.1", spare=True))
+    assert not waiters_of(registry_path)
 
 
 def _start_child(tmp_root: Path, registry_path: Path) -> tuple[subprocess.Popen[str], str]:
