@@ -3,8 +3,10 @@
 Module map, in the order data flows through them (each module one concern):
 
     options          the plugin's options: table, parsers, resolution, Settings
-    plugin           pytest hooks and fixtures, nothing else
+    plugin           pytest hooks and the profile fixtures, nothing else
+    launch_fixtures  the fixtures to launch a browser yourself: flags, options, the browser
     session_fixtures the fixtures that hand out a browser: edge_driver, edge_context, edge_page
+    prelaunch        browsers started ahead, while the test before runs
     lifecycle        one process's part of a test run: its manager, summary, end of run
     runs             a run's shared folder: registry, events, snapshot of the base
     profile_manager  the facade: ProfileManager, as the contract gives it

@@ -10,9 +10,10 @@ others wait for it; each process finds the browser when a test first needs one.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from filelock import FileLock
@@ -29,6 +30,9 @@ from .registry import Registry
 from .roots import UnsafeDirectoryError
 from .runs import RunFolder, sweep_leftovers
 from .sweep import prune_kept
+
+if TYPE_CHECKING:
+    from .prelaunch import Prelauncher
 
 #: The profile key of a process without xdist workers, as pytest-xdist names it.
 CONTROLLER_KEY = "master"
@@ -51,6 +55,8 @@ class RunLifecycle:
         is_controller: Whether this process is the run's controller (or its only process).
         worker_key: ``gw0``, ``gw1``, ... or ``master``: the key of this process's profiles.
         session_profile_failed: A test using the session profile failed: it is kept.
+        prelauncher: This process's browsers started ahead, set when a test first asks for
+            a browser session (``session_fixtures``).
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class RunLifecycle:
         self._browser: Browser | None = None
         self._manager: ProfileManager | None = None
         self._warm_up: threading.Thread | None = None
+        self.prelauncher: Prelauncher | None = None
 
     @property
     def run_folder(self) -> RunFolder:
@@ -277,7 +284,7 @@ class RunLifecycle:
         for _ in range(2):
             full: ProfileLimitError | None = None
             try:
-                path = manager.create_profile(key, timeout=self.settings.profile_wait)
+                path = self._create(manager, key)
             except ProfileLimitError as exc:
                 full = exc
             if full is not None:  # failed outside the except: no chained traceback
@@ -287,6 +294,15 @@ class RunLifecycle:
             log.warning("profile %s of %s is not valid; recreating it", path, key)
             manager.cleanup_profile(key)
         pytest.fail(f"edgeprofiles: could not make a valid profile for {key}", pytrace=False)
+
+    def _create(self, manager: ProfileManager, key: str) -> str:
+        pool = self.prelauncher
+        if pool is not None and pool.holding:
+            try:
+                return manager.create_profile(key)
+            except ProfileLimitError:
+                pool.empty()  # this process's browsers started ahead must not keep it waiting
+        return manager.create_profile(key, timeout=self.settings.profile_wait)
 
     def _limit_message(self, exc: ProfileLimitError) -> str:
         holders = ", ".join(
@@ -326,9 +342,18 @@ class RunLifecycle:
 
     def close_manager(self, manager: ProfileManager) -> None:
         """Remove what ``manager`` still holds, recording what failed in the background."""
+        self.close_prelauncher()
         manager.cleanup_all_profiles()
         for path, error in manager.background_failures:
             self.run().add_event("cleanup_failed", path=path, error=error)
+
+    def close_prelauncher(self) -> None:
+        """Stop the browsers started ahead, and note for the summary how the tests'
+        browsers were started; once."""
+        pool, self.prelauncher = self.prelauncher, None
+        if pool is not None:
+            pool.close()
+            self.run().add_event("starts", **{k: pool.counts[k] for k in STARTS})
 
     # -- the end of the run: the controller, and only for a run that made its folder -------
 
@@ -357,6 +382,12 @@ class RunLifecycle:
             f"{_count(created, 'profile')} created, at most {stats.get('peak', 0)} alive at "
             f"once (cap {self.settings.max_profiles}), {_count(swept, 'leftover')} swept"
         ]
+        starts = Counter[str]()
+        for event in events:
+            if event["kind"] == "starts":
+                starts.update({k: event.get(k, 0) for k in STARTS})
+        if starts["warm"] or starts["cold"]:
+            lines.append(_starts_line(starts))
         for kind in ("browser", "warning"):
             lines += [f"{kind}: {text}" for text in _texts(events, kind)]
         notable = bool(swept) or any(e["kind"] == "warning" for e in events)
@@ -373,6 +404,7 @@ class RunLifecycle:
         """The end of this process's part: after the summary, which names kept profiles."""
         if self._warm_up is not None:
             self._warm_up.join()  # it writes into the run folder removed below
+        self.close_prelauncher()  # before the manager: they run on its profiles
         if self._manager is not None:
             # A clone prepared for tests that never ran here (their fixture never set up).
             self._manager.cleanup_all_profiles()
@@ -385,6 +417,16 @@ class RunLifecycle:
             run.remove()
         except OSError as exc:
             log.warning("could not remove the run folder %s: %s", self.settings.run_dir, exc)
+
+
+#: How a test's browser was started: ahead of its test, by its test; or started ahead unused.
+STARTS = ("warm", "cold", "unused")
+
+
+def _starts_line(starts: Counter[str]) -> str:
+    warm, cold, unused = (starts[k] for k in STARTS)
+    line = f"{_count(warm + cold, 'browser')} for tests: {warm} started ahead, {cold} by their test"
+    return line + (f"; {unused} started ahead went unused" if unused else "")
 
 
 def _count(n: int, thing: str) -> str:

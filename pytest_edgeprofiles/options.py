@@ -243,6 +243,16 @@ OPTIONS = (
         ini_type="bool",
     ),
     Option(
+        "prelaunch",
+        "--edge-prelaunch",
+        "EDGEPROFILES_PRELAUNCH",
+        "browsers each worker starts ahead, while a test runs, for its next tests that ask "
+        "for edge_driver, edge_context or edge_page; 0 turns it off (default: 1)",
+        "1",
+        _int_in(0, 16),
+        ini_type="int",
+    ),
+    Option(
         "profile_retention_count",
         None,
         None,
@@ -372,6 +382,8 @@ class Settings:
     browser: str | None
     headed: bool
     require_browser: bool
+    #: Browsers started ahead per process (each holds a slot of the cap).
+    prelaunch: int
     profile_retention_count: int
     run_id: str
     #: ``<profile_root>/.runs/<run_id>``: made by the first process that needs it.

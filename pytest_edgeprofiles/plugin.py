@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .options import OPTIONS, OptionError, Settings, option, resolve_all
+from .options import OPTIONS, OptionError, Settings, resolve_all
 from .roots import RUNS, UnsafeDirectoryError, default_root, refuse_foreign, refuse_planted_root
 
 if TYPE_CHECKING:
-    from .browsers import Browser
     from .lifecycle import RunLifecycle
+    from .prelaunch import Warm, Wish
     from .profile_manager import ProfileManager
 
-#: The fixtures that start a browser (edge_driver, edge_context, edge_page): a plugin of their own.
-pytest_plugins = ["pytest_edgeprofiles.session_fixtures"]
+#: Fixtures to launch a browser yourself, and fixtures that start one: plugins of their own.
+pytest_plugins = ["pytest_edgeprofiles.launch_fixtures", "pytest_edgeprofiles.session_fixtures"]
 
 _WORKERINPUT_KEY = "edgeprofiles"
 
@@ -39,6 +39,12 @@ _PRIVATE = pytest.StashKey[frozenset[Path]]()
 _PHASE_FAILED = pytest.StashKey[dict[str, bool]]()
 #: Per test: whether the next test on this worker wants a profile too.
 _NEXT_WANTS_PROFILE = pytest.StashKey[bool]()
+#: Per test that asks for a browser session: what it asks of its browser (set by
+#: ``session_fixtures``), and the browser started ahead it got with its profile, if any.
+BROWSER_WISH: pytest.StashKey[Wish] = pytest.StashKey()
+WARM_BROWSER: pytest.StashKey[Warm] = pytest.StashKey()
+#: Per test on ``edge_profile``: the key of its profile in the manager.
+_PROFILE_KEY = pytest.StashKey[str]()
 
 #: The fixtures that set the run up when a test asks for one of them.
 EDGE_FIXTURES = frozenset(
@@ -301,17 +307,29 @@ def edge_profile_manager(pytestconfig: pytest.Config) -> Generator[ProfileManage
 def edge_profile(
     request: pytest.FixtureRequest, edge_profile_manager: ProfileManager
 ) -> Generator[Path, None, None]:
-    """A fresh profile (user data dir) for this test, as an absolute path."""
+    """A fresh profile (user data dir) for this test, as an absolute path.
+
+    A test that asks for a browser too gets the profile of a browser started ahead for it,
+    when there is one (see ``prelaunch``).
+    """
     lifecycle = _lifecycle(request.config)
-    key = lifecycle.worker_key
-    path = lifecycle.take_profile(edge_profile_manager, key)
-    if edge_profile_manager.base_profile_path and request.node.stash.get(
-        _NEXT_WANTS_PROFILE, False
-    ):
-        # The copy for the next test runs while this one does, off its critical path. (An
-        # empty profile costs half a millisecond: less than handing it to a thread.)
-        edge_profile_manager.prepare_profile(key)
+    node = request.node
+    pool, wish = lifecycle.prelauncher, node.stash.get(BROWSER_WISH, None)
+    warm = pool.take(wish, edge_profile_manager) if pool and wish else None
+    if warm is not None:
+        key, path = warm.key, warm.path
+        node.stash[WARM_BROWSER] = warm
+    else:
+        key = lifecycle.worker_key
+        path = lifecycle.take_profile(edge_profile_manager, key)
+        if edge_profile_manager.base_profile_path and node.stash.get(_NEXT_WANTS_PROFILE, False):
+            # The copy for the next test runs while this one does, off its critical path.
+            # (An empty profile costs half a millisecond: less than handing it to a thread.)
+            edge_profile_manager.prepare_profile(key)
+    node.stash[_PROFILE_KEY] = key
     yield path
+    if warm is not None:
+        warm.session.stop()  # done already, unless the session fixture never set up
     keep = lifecycle.keeps(failed=_failed(request.node))
     # Removed in the background (a rename now): the next test need not wait for it.
     lifecycle.retire_profile(edge_profile_manager, key, keep, request.node.nodeid, background=True)
@@ -330,118 +348,12 @@ def edge_session_profile(
     lifecycle.retire_profile(edge_profile_manager, key, keep, f"session of {lifecycle.worker_key}")
 
 
-# -- launching a browser on the test's profile --------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def edge_browser(pytestconfig: pytest.Config) -> Browser:
-    """The browser profiles are launched with: Edge, else Chrome, else Chromium.
-
-    Without one the test is skipped, or fails with ``--edge-require-browser`` (for CI).
-    """
-    lifecycle = _lifecycle(pytestconfig)
-    browser = lifecycle.browser()
-    if browser is None:
-        flag = option("browser").flag
-        message = f"edgeprofiles: no Edge, Chrome or Chromium found; name one with {flag}"
-        if lifecycle.settings.require_browser:
-            required = option("require_browser")
-            pytest.fail(f"{message} ({required.flag}, {required.env})", pytrace=False)
-        pytest.skip(message)
-    return browser
-
-
-def _short_tmpdir_for_children(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Flags cannot carry the environment, and a driver the test starts itself (pytest-selenium's,
-    # or a user's Service without env) inherits this process's: under a TMPDIR too deep for
-    # the browser's socket, point it at a short one for this test. (``tempfile`` caches its
-    # folder, so the test's own temporary files stay where they were.)
-    from . import launch
-
-    env = launch.browser_env()
-    if env is not None:
-        monkeypatch.setenv("TMPDIR", env["TMPDIR"])
-
-
-@pytest.fixture
-def edge_launch_args(
-    pytestconfig: pytest.Config,
-    edge_profile: Path,
-    edge_browser: Browser,
-    monkeypatch: pytest.MonkeyPatch,
-) -> list[str]:
-    """Command-line flags that start ``edge_browser`` on ``edge_profile``.
-
-    Under a ``TMPDIR`` too deep for the browser's socket, the test runs with a short one, so
-    that a browser started with these flags from the test inherits it.
-    """
-    from . import launch
-
-    _short_tmpdir_for_children(monkeypatch)
-
-    headless = not pytestconfig.stash[_SETTINGS].headed
-    return launch.browser_args(
-        edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
-    )
-
-
-@pytest.fixture
-def edge_selenium_options(
-    pytestconfig: pytest.Config,
-    edge_profile: Path,
-    edge_browser: Browser,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Any:
-    """Selenium options for ``edge_browser`` on ``edge_profile`` (needs the selenium extra).
-
-    Like ``edge_launch_args``, gives the test a short ``TMPDIR`` where the current one is too
-    deep, for a driver service built without ``launch.selenium_service``.
-    """
-    from . import launch
-
-    _require("selenium")
-    _short_tmpdir_for_children(monkeypatch)
-    headless = not pytestconfig.stash[_SETTINGS].headed
-    return launch.selenium_options(
-        edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
-    )
-
-
 @pytest.fixture
 def edge_download_dir(
-    pytestconfig: pytest.Config, edge_profile: Path, edge_profile_manager: ProfileManager
+    request: pytest.FixtureRequest, edge_profile: Path, edge_profile_manager: ProfileManager
 ) -> Path:
     """The download folder of ``edge_profile``: its own, never shared with another test."""
-    folder = edge_profile_manager.get_download_dir(_lifecycle(pytestconfig).worker_key)
+    key = request.node.stash.get(_PROFILE_KEY, _lifecycle(request.config).worker_key)
+    folder = edge_profile_manager.get_download_dir(key)
     assert folder is not None, "every profile gets a download folder"
     return Path(folder)
-
-
-@pytest.fixture
-def edge_playwright_kwargs(
-    pytestconfig: pytest.Config,
-    edge_profile: Path,
-    edge_browser: Browser,
-    edge_download_dir: Path,
-) -> dict[str, Any]:
-    """Keyword arguments for Playwright's ``launch_persistent_context`` on ``edge_profile``."""
-    from . import launch
-
-    return launch.playwright_kwargs(
-        edge_profile,
-        edge_browser,
-        headless=not pytestconfig.stash[_SETTINGS].headed,
-        downloads=edge_download_dir,
-        extra=launch.QUIET_FLAGS,
-    )
-
-
-def _require(module: str) -> None:
-    try:
-        __import__(module)
-    except ImportError:
-        pytest.fail(
-            f"edgeprofiles: this fixture needs {module}: pip install {module} "
-            f"(or install pytest-edgeprofiles with its [{module}] extra)",
-            pytrace=False,
-        )

@@ -1,8 +1,10 @@
 """pytest fixtures that hand a test a browser on its own profile: Selenium or Playwright.
 
 Each browser is started by us (``sessions``) and the client attaches to it; the browser is
-stopped after the test, before its profile is retired. Loaded by ``plugin`` as a plugin of its
-own; like it, this module imports nothing heavy until a test asks.
+stopped after the test, before its profile is retired. While a test runs, the next test's
+browser is started ahead (``prelaunch``) when that test asks for one with the run's flags.
+Loaded by ``plugin`` as a plugin of its own; like it, this module imports nothing heavy until
+a test asks.
 """
 
 from __future__ import annotations
@@ -14,14 +16,21 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .plugin import _SETTINGS, _require
+from .launch_fixtures import require
+from .plugin import _LIFECYCLE, _SETTINGS, BROWSER_WISH, WARM_BROWSER, _lifecycle
 
 if TYPE_CHECKING:
     from .browsers import Browser
+    from .prelaunch import Wish
+    from .profile_manager import ProfileManager
     from .sessions import BrowserSession
 
 #: Marker and ini value: flags added to the browser's command line.
 ARGS_NAME = "edge_browser_args"
+#: The fixtures that start a browser (edge_driver asks for the session when it runs).
+SESSION_FIXTURES = frozenset({"edge_browser_session", "edge_driver", "edge_context", "edge_page"})
+#: Per test: what the next test on this worker asks of its browser, if it asks for one.
+_NEXT_WISH: pytest.StashKey[Wish | None] = pytest.StashKey()
 _ARGS_HELP = "flags added to every browser the edge fixtures start, one a line"
 
 
@@ -46,6 +55,48 @@ def browser_extra_args(node: pytest.Item, config: pytest.Config) -> list[str]:
     return args
 
 
+def _wish(item: pytest.Item | None, config: pytest.Config) -> Wish | None:
+    if item is None or not SESSION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return None
+    from .prelaunch import Wish
+
+    return Wish(not _headed(config), tuple(browser_extra_args(item, config)))
+
+
+def _run_wish(config: pytest.Config) -> Wish:
+    from .prelaunch import Wish
+
+    return Wish(not _headed(config), tuple(str(a) for a in config.getini(ARGS_NAME)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    wish = _wish(item, item.config)
+    if wish is not None:
+        item.stash[BROWSER_WISH] = wish
+    skipped = nextitem is not None and nextitem.get_closest_marker("skip") is not None
+    item.stash[_NEXT_WISH] = None if skipped else _wish(nextitem, item.config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    # This test has its browser: the next test's starts now, beside it, if it asks for one
+    # with the run's flags (a marker's flags get a browser of their own, started cold).
+    wish = item.stash.get(_NEXT_WISH, None)
+    lifecycle = item.config.stash.get(_LIFECYCLE, None)
+    pool = lifecycle.prelauncher if lifecycle is not None else None
+    if wish is not None and pool is not None and wish == pool.wish:
+        pool.fill()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Before an xdist worker reports its end: the summary counts its browsers' starts.
+    lifecycle = session.config.stash.get(_LIFECYCLE, None)
+    if lifecycle is not None:
+        lifecycle.close_prelauncher()
+
+
 def _headed(config: pytest.Config) -> bool:
     # pytest-playwright's --headed asks to see the browsers: ours too.
     theirs = config.pluginmanager.hasplugin("playwright") and bool(config.getoption("headed"))
@@ -54,14 +105,34 @@ def _headed(config: pytest.Config) -> bool:
 
 @pytest.fixture
 def edge_browser_session(
-    request: pytest.FixtureRequest, edge_profile: Path, edge_browser: Browser
+    request: pytest.FixtureRequest,
+    edge_profile: Path,
+    edge_browser: Browser,
+    edge_profile_manager: ProfileManager,
 ) -> Generator[BrowserSession, None, None]:
-    """A browser started on ``edge_profile`` and ready to attach to; stopped after the test.
-
-    Its DevTools endpoint (``debugger_address``, ``cdp_url``) serves this test only.
+    """A browser on ``edge_profile``, started ahead or now, ready to attach to; stopped
+    after the test. Its DevTools endpoint (``debugger_address``, ``cdp_url``) serves this
+    test only.
     """
     from . import sessions
 
+    lifecycle = _lifecycle(request.config)
+    if lifecycle.prelauncher is None:  # made here, on the tests' thread, once
+        from .prelaunch import Prelauncher
+
+        lifecycle.prelauncher = Prelauncher(
+            edge_profile_manager,
+            edge_browser,
+            _run_wish(request.config),
+            worker_key=lifecycle.worker_key,
+            ahead=lifecycle.settings.prelaunch,
+        )
+    warm = request.node.stash.get(WARM_BROWSER, None)
+    if warm is not None and warm.path == edge_profile:
+        yield warm.session
+        warm.session.stop()
+        return
+    lifecycle.prelauncher.counts["cold"] += 1
     try:
         session = sessions.start_session(
             edge_profile,
@@ -86,7 +157,7 @@ def edge_driver(
 
     The driver is quit after the test; the browser is stopped by ``edge_browser_session``.
     """
-    _require("selenium")
+    require("selenium")
     from selenium import webdriver
 
     from . import launch
@@ -141,7 +212,7 @@ def edge_playwright(request: pytest.FixtureRequest) -> Generator[Any, None, None
     if request.config.pluginmanager.hasplugin("playwright"):
         yield request.getfixturevalue("playwright")
         return
-    _require("playwright")
+    require("playwright")
     from playwright.sync_api import sync_playwright
 
     playwright = sync_playwright().start()

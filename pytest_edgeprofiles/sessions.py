@@ -100,8 +100,10 @@ class BrowserSession:
 
         SIGHUP (not SIGTERM) lets headless Chromium remove its ``Singleton*`` links; Windows
         has no such signal. Only the main process is waited for: its helpers follow it, and
-        ``stop_browser_on`` catches any that do not.
+        ``stop_browser_on`` catches any that do not. Once stopped, a second call does nothing.
         """
+        if self._stderr.closed:
+            return self.process.returncode
         try:
             if self.process.poll() is None:
                 if sys.platform == "win32":

@@ -199,9 +199,8 @@ def test_downloads_of_parallel_workers_land_in_separate_folders(
         import pytest
 
         @pytest.mark.parametrize("i", range(4))
-        def test_download(edge_driver, edge_profile_manager, i):
-            worker = os.environ.get("PYTEST_XDIST_WORKER")
-            folder = Path(edge_profile_manager.get_download_dir(worker))
+        def test_download(edge_driver, edge_download_dir, i):
+            folder = edge_download_dir
             edge_driver.get(os.environ["SITE"] + "/download")
             edge_driver.find_element("id", "dl").click()
             deadline = time.monotonic() + 20

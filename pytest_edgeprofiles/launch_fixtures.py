@@ -1,0 +1,122 @@
+"""pytest fixtures that give the flags and options to launch a browser yourself on the test's
+profile: ``edge_browser``, ``edge_launch_args``, ``edge_selenium_options``,
+``edge_playwright_kwargs``. Loaded by ``plugin`` as a plugin of its own; like it, this module
+imports nothing heavy until a test asks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .options import option
+from .plugin import _SETTINGS, _lifecycle
+
+if TYPE_CHECKING:
+    from .browsers import Browser
+
+
+@pytest.fixture(scope="session")
+def edge_browser(pytestconfig: pytest.Config) -> Browser:
+    """The browser profiles are launched with: Edge, else Chrome, else Chromium.
+
+    Without one the test is skipped, or fails with ``--edge-require-browser`` (for CI).
+    """
+    lifecycle = _lifecycle(pytestconfig)
+    browser = lifecycle.browser()
+    if browser is None:
+        flag = option("browser").flag
+        message = f"edgeprofiles: no Edge, Chrome or Chromium found; name one with {flag}"
+        if lifecycle.settings.require_browser:
+            required = option("require_browser")
+            pytest.fail(f"{message} ({required.flag}, {required.env})", pytrace=False)
+        pytest.skip(message)
+    return browser
+
+
+def _short_tmpdir_for_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Flags cannot carry the environment, and a driver the test starts itself (pytest-selenium's,
+    # or a user's Service without env) inherits this process's: under a TMPDIR too deep for
+    # the browser's socket, point it at a short one for this test. (``tempfile`` caches its
+    # folder, so the test's own temporary files stay where they were.)
+    from . import launch
+
+    env = launch.browser_env()
+    if env is not None:
+        monkeypatch.setenv("TMPDIR", env["TMPDIR"])
+
+
+@pytest.fixture
+def edge_launch_args(
+    pytestconfig: pytest.Config,
+    edge_profile: Path,
+    edge_browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> list[str]:
+    """Command-line flags that start ``edge_browser`` on ``edge_profile``.
+
+    Under a ``TMPDIR`` too deep for the browser's socket, the test runs with a short one, so
+    that a browser started with these flags from the test inherits it.
+    """
+    from . import launch
+
+    _short_tmpdir_for_children(monkeypatch)
+
+    headless = not pytestconfig.stash[_SETTINGS].headed
+    return launch.browser_args(
+        edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
+    )
+
+
+@pytest.fixture
+def edge_selenium_options(
+    pytestconfig: pytest.Config,
+    edge_profile: Path,
+    edge_browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Any:
+    """Selenium options for ``edge_browser`` on ``edge_profile`` (needs the selenium extra).
+
+    Like ``edge_launch_args``, gives the test a short ``TMPDIR`` where the current one is too
+    deep, for a driver service built without ``launch.selenium_service``.
+    """
+    from . import launch
+
+    require("selenium")
+    _short_tmpdir_for_children(monkeypatch)
+    headless = not pytestconfig.stash[_SETTINGS].headed
+    return launch.selenium_options(
+        edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
+    )
+
+
+@pytest.fixture
+def edge_playwright_kwargs(
+    pytestconfig: pytest.Config,
+    edge_profile: Path,
+    edge_browser: Browser,
+    edge_download_dir: Path,
+) -> dict[str, Any]:
+    """Keyword arguments for Playwright's ``launch_persistent_context`` on ``edge_profile``."""
+    from . import launch
+
+    return launch.playwright_kwargs(
+        edge_profile,
+        edge_browser,
+        headless=not pytestconfig.stash[_SETTINGS].headed,
+        downloads=edge_download_dir,
+        extra=launch.QUIET_FLAGS,
+    )
+
+
+def require(module: str) -> None:
+    try:
+        __import__(module)
+    except ImportError:
+        pytest.fail(
+            f"edgeprofiles: this fixture needs {module}: pip install {module} "
+            f"(or install pytest-edgeprofiles with its [{module}] extra)",
+            pytrace=False,
+        )

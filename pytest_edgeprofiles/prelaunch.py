@@ -1,0 +1,161 @@
+"""Browsers started ahead: while a test runs, its process starts the next test's browser.
+
+A browser started by its test costs that test 0.3-0.5 s before Selenium or Playwright can
+attach; one started while the test before ran is ready when its test asks. Each runs on a
+profile of its own, which holds a slot of the cap like any other, taken as a spare
+(``create_profile(spare=True)``): at once or not at all, and never one that a waiting test of
+another process could have. A browser started ahead that died while it waited is stopped and
+its profile removed; the test starts its own. Knows nothing of pytest.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, deque
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from . import sessions
+from .chromium import Browser
+from .errors import ProfileLimitError
+from .logs import log
+from .profile_manager import ProfileManager
+from .sessions import BrowserSession
+
+
+class Wish(NamedTuple):
+    """What a test asks of its browser: a window or not, and its flags beyond the run's."""
+
+    headless: bool
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Warm:
+    """A browser started ahead on the profile of ``key`` (its manager's key), ready to attach."""
+
+    key: str
+    session: BrowserSession
+
+    @property
+    def path(self) -> Path:
+        return self.session.profile
+
+    def ready(self) -> bool:
+        """Still running, with a page to attach to (a killed or crashed browser has none)."""
+        return self.session.process.poll() is None and sessions.has_page(self.session.port)
+
+
+class Prelauncher:
+    """The browsers one process starts ahead, all for one ``wish`` (the run's flags).
+
+    Used from the tests' thread; each browser is started in a background thread of its own
+    lane. ``counts`` tells how the tests' browsers were started: ``warm`` (ahead), ``cold``
+    (by their test, counted by the caller) and ``unused`` (started ahead, stopped unused).
+    """
+
+    def __init__(
+        self,
+        manager: ProfileManager,
+        browser: Browser,
+        wish: Wish,
+        *,
+        worker_key: str,
+        ahead: int,
+    ) -> None:
+        self.manager = manager
+        self.browser = browser
+        self.wish = wish
+        self.worker_key = worker_key
+        self.ahead = ahead
+        self.counts: Counter[str] = Counter()
+        self._queue: deque[Future[Warm | None]] = deque()
+        self._executor: ThreadPoolExecutor | None = None
+        self._serial = itertools.count(1)  # one key per profile: never a key still in use
+        self._closed = False
+
+    @property
+    def holding(self) -> bool:
+        """Whether browsers started ahead (or starting) may hold slots."""
+        return bool(self._queue)
+
+    def fill(self) -> None:
+        """Start browsers in the background until ``ahead`` are ready or starting."""
+        if self._closed:
+            return
+        while len(self._queue) < self.ahead:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="edgeprofiles-prelaunch")
+            key = f"{self.worker_key}.{next(self._serial)}"
+            self._queue.append(self._executor.submit(self._start, key))
+
+    def take(self, wish: Wish, manager: ProfileManager) -> Warm | None:
+        """A browser started ahead for ``wish`` on a profile of ``manager``, ready; waits for
+        one still starting. None when there is none: the test starts its own. Those that
+        died while they waited are stopped and their profiles removed on the way."""
+        if wish != self.wish or manager is not self.manager:
+            return None  # left for a later test: they hold slots only while there is room
+        while self._queue:
+            warm = _result(self._queue.popleft())
+            if warm is None:
+                continue
+            if warm.ready():
+                self.counts["warm"] += 1
+                return warm
+            log.info("the browser started ahead on %s is gone; starting another", warm.path)
+            self._discard(warm)
+        return None
+
+    def empty(self) -> None:
+        """Stop every browser started ahead and give their slots back (a test of this process
+        waits for one: its own browsers started ahead must not keep it waiting)."""
+        while self._queue:
+            future = self._queue.popleft()
+            future.cancel()
+            warm = _result(future)
+            if warm is not None:
+                self._discard(warm)
+
+    def close(self) -> None:
+        """The end: stop everything started ahead; nothing is started after this."""
+        self._closed = True
+        self.empty()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    def _discard(self, warm: Warm) -> None:
+        self.counts["unused"] += 1
+        warm.session.stop()
+        self.manager.release_profile(warm.key)
+
+    def _start(self, key: str) -> Warm | None:
+        # In the background: failures are logged, and the next test starts its own browser.
+        try:
+            path = self.manager.create_profile(key, spare=True)
+        except ProfileLimitError:
+            return None  # no spare slot now
+        except Exception as exc:
+            log.warning("edgeprofiles: could not make a profile to start a browser ahead: %s", exc)
+            return None
+        try:
+            if not self.manager.validate_profile(key):
+                raise OSError(f"the profile {path} is not valid")
+            session = sessions.start_session(
+                path, self.browser, headless=self.wish.headless, extra=self.wish.args
+            )
+        except BaseException as exc:
+            self.manager.release_profile(key)
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("edgeprofiles: could not start a browser ahead: %s", exc)
+            return None
+        return Warm(key, session)
+
+
+def _result(future: Future[Warm | None]) -> Warm | None:
+    try:
+        return future.result()
+    except CancelledError:  # never started
+        return None
