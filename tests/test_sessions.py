@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
+import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -357,3 +359,207 @@ def test_a_port_file_is_read_only_once_the_browser_target_is_whole(tmp_path: Pat
     target = "/devtools/browser/0b5f3c1e-2a3b-4c5d-8e9f-0a1b2c3d4e5f"
     port_file.write_text(f"45678\n{target}\n")
     assert sessions.read_port_file(port_file) == (45678, target)
+
+
+# -- browsers started ahead --------------------------------------------------------------------
+
+
+def starts_line(result: pytest.RunResult) -> str:
+    lines = [line for line in result.outlines if "browsers for tests" in line]
+    assert len(lines) == 1, result.stdout.str()
+    return lines[0]
+
+
+class CapWatcher:
+    """Counts, from outside the run, the browsers running at once on profiles under ``root``:
+    main browser processes (their helpers carry ``--type=``), one per user data dir."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = f"--user-data-dir={root}"
+        self.most = 0
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.01):  # a sampler, not a synchronisation
+            profiles = set()
+            for proc in psutil.process_iter(["cmdline"]):
+                args = proc.info["cmdline"] or []
+                if any(a.startswith("--type=") for a in args):
+                    continue
+                profiles.update(a for a in args if a.startswith(self.root))
+            self.seen |= profiles
+            self.most = max(self.most, len(profiles))
+
+    def __enter__(self) -> CapWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+HELD_TESTS = """
+import os, time
+import pytest
+
+@pytest.mark.parametrize("i", range(4))
+def test_driver(edge_driver, i):
+    edge_driver.get(os.environ["SITE"])
+    assert edge_driver.find_element("id", "greeting").text == "hello from the site"
+    time.sleep(0.3)  # a test that works with its browser a while: room to start the next
+
+@pytest.mark.parametrize("i", range(4))
+def test_page(edge_page, i):
+    edge_page.goto(os.environ["SITE"])
+    assert edge_page.inner_text("#greeting") == "hello from the site"
+    time.sleep(0.3)
+"""
+
+
+@pytest.mark.parametrize(
+    ("cap", "workers", "ahead"),
+    [(1, "0", False), (1, "2", False), (2, "0", True), (3, "2", True)],
+    ids=["cap1-one-worker", "cap1-two-workers", "cap2-one-worker", "cap3-two-workers"],
+)
+def test_browsers_started_ahead_keep_to_the_cap_without_deadlock(
+    pytester: pytest.Pytester, inner: Path, browser: Browser, cap: int, workers: str, ahead: bool
+) -> None:
+    pytester.makepyfile(test_inner=HELD_TESTS)
+    with CapWatcher(inner) as watcher:
+        result = pytester.runpytest_subprocess(
+            "-n", workers, "-p", "no:playwright", "-p", "no:randomly",
+            f"--edge-profile-root={inner}", f"--edge-max-profiles={cap}",
+            "--edge-profile-wait=60", timeout=180,
+        )  # fmt: skip
+    result.assert_outcomes(passed=8)
+    assert 1 <= watcher.most <= cap, f"{watcher.most} browsers at once under a cap of {cap}"
+    line = starts_line(result)
+    if ahead:  # room under the cap: browsers were started ahead, and used
+        started_ahead = int(re.search(r"(\d+) started ahead,", line)[1])  # type: ignore[index]
+        assert started_ahead >= 1, line
+        assert len(watcher.seen) == 8, "every test had a browser of its own"
+    else:  # no room: a test's slot is the only one (or the other worker's)
+        assert "0 started ahead, 8 by their test" in line, line
+    assert not browsers_under(inner)
+
+
+def test_ini_flags_reach_browsers_started_ahead_and_a_marked_test_gets_its_own(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        edge_browser_args = --user-agent=FromIni/1.0
+        """
+    )
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+
+        def test_first(edge_driver):
+            assert edge_driver.execute_script("return navigator.userAgent") == "FromIni/1.0"
+
+        def test_started_ahead(edge_page):
+            assert edge_page.evaluate("navigator.userAgent") == "FromIni/1.0"
+
+        @pytest.mark.edge_browser_args("--user-agent=Marked/2.0")
+        def test_marked(edge_driver):
+            assert edge_driver.execute_script("return navigator.userAgent") == "Marked/2.0"
+
+        def test_after_the_marked_one(edge_driver):
+            assert edge_driver.execute_script("return navigator.userAgent") == "FromIni/1.0"
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:playwright", "-p", "no:randomly", f"--edge-profile-root={inner}"
+    )
+    result.assert_outcomes(passed=4)
+    # The first starts cold, and so does the marked one: it asks for other flags.
+    assert "4 browsers for tests: 2 started ahead, 2 by their test" in starts_line(result)
+    assert not browsers_under(inner)
+
+
+def test_a_browser_started_ahead_and_killed_while_it_waits_is_replaced(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    pytester.makepyfile(
+        test_inner="""
+        import os, time
+        import psutil
+        from pathlib import Path
+        from pytest_edgeprofiles import sessions
+
+        def test_kills_the_next_browser(edge_driver, edge_profile):
+            # Started beside this test for the next one: kill it once it is ready.
+            deadline = time.monotonic() + 30
+            while True:
+                others = [p for p in Path(edge_profile).parent.iterdir()
+                          if p.is_dir() and p != Path(edge_profile)
+                          and sessions.read_port_file(p / sessions.PORT_FILE)]
+                if others:
+                    break
+                assert time.monotonic() < deadline, "no browser was started ahead"
+                time.sleep(0.02)  # a poll with a deadline: the browser signals nothing
+            port, _ = sessions.read_port_file(others[0] / sessions.PORT_FILE)
+            while not sessions.has_page(port):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            for proc in psutil.process_iter(["cmdline"]):
+                if f"--user-data-dir={others[0]}" in (proc.info["cmdline"] or []):
+                    proc.kill()
+
+        def test_next(edge_driver):
+            edge_driver.get(os.environ["SITE"])
+            assert edge_driver.find_element("id", "greeting").text == "hello from the site"
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:playwright", "-p", "no:randomly", f"--edge-profile-root={inner}"
+    )
+    result.assert_outcomes(passed=2)
+    assert "0 started ahead, 2 by their test" in starts_line(result)
+    assert not browsers_under(inner)
+
+
+def test_no_browser_outlives_a_run_whose_worker_was_killed(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    pytester.makepyfile(
+        test_inner="""
+        import os, signal, time
+        from pathlib import Path
+        from pytest_edgeprofiles import sessions
+
+        def test_killed_with_a_browser_started_ahead(edge_driver, edge_profile):
+            deadline = time.monotonic() + 30
+            while not any(sessions.read_port_file(p / sessions.PORT_FILE)
+                          for p in Path(edge_profile).parent.iterdir()
+                          if p.is_dir() and p != Path(edge_profile)):
+                assert time.monotonic() < deadline, "no browser was started ahead"
+                time.sleep(0.02)  # a poll with a deadline: the browser signals nothing
+            os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would
+
+        def test_after(edge_driver):
+            edge_driver.get(os.environ["SITE"])
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-n", "1", "-p", "no:playwright", "-p", "no:randomly", f"--edge-profile-root={inner}"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*crashed while running*test_killed_with_a_browser*"])
+    assert not browsers_under(inner), "the dead worker's browsers were stopped by the sweep"
+
+
+def test_prelaunch_zero_starts_no_browser_ahead(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    pytester.makepyfile(test_inner=HELD_TESTS)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:playwright", f"--edge-profile-root={inner}", "--edge-prelaunch=0"
+    )
+    result.assert_outcomes(passed=8)
+    assert "8 browsers for tests: 0 started ahead, 8 by their test" in starts_line(result)
