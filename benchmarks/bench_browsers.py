@@ -8,6 +8,10 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
+import statistics
+import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Callable
@@ -50,6 +54,15 @@ BROWSER_TESTS = {
                 assert driver.find_element("id", "greeting").text == "hello"
             finally:
                 driver.quit()
+    """,
+    # Tests that work with their browser a while: the next one's starts meanwhile.
+    "test_held.py": """
+        import os, time, pytest
+
+        @pytest.mark.parametrize("i", range({n}))
+        def test_x(edge_driver, i):
+            edge_driver.get(os.environ["BENCH_SITE"])
+            time.sleep(1)
     """,
     "test_page.py": """
         import os, pytest
@@ -136,5 +149,35 @@ def bench_browsers(work: Path, rounds: int, quick: bool) -> list[Figure]:
                 result[0] / result[1] <= limit,
             )
         )
+    figures.append(_setup_figure(folder, env, rounds))
     server.shutdown()
     return figures
+
+
+def _median_setup(folder: Path, env: dict[str, str], *args: str) -> float:
+    """The median setup of the tests of ``test_held.py``, as ``--durations`` gives it."""
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+         "--durations=0", "--durations-min=0", f"--basetemp={folder / 'bt'}", *args,
+         "test_held.py"],
+        cwd=folder, env=env, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    setups = [float(m[1]) for m in re.finditer(r"^([\d.]+)s setup ", out, re.MULTILINE)]
+    return statistics.median(setups)
+
+
+def _setup_figure(folder: Path, env: dict[str, str], rounds: int) -> Figure:
+    """With a core to spare: tests that use their browser for 1 s, no xdist."""
+    ours, anchor = alternate(
+        lambda: _median_setup(folder, env),
+        lambda: _median_setup(folder, env, "--edge-prelaunch=0"),
+        rounds,
+    )
+    return Figure(
+        "median setup of `edge_driver` started ahead (`--durations`), tests of 1 s, no xdist",
+        ours,
+        anchor,
+        "the same started by the test (`--edge-prelaunch=0`)",
+        "<= 0.15 s",
+        ours <= 0.15,
+    )
