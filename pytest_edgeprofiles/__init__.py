@@ -7,7 +7,8 @@ Module map, in the order data flows through them (each module one concern):
     launch_fixtures  the fixtures to launch a browser yourself: flags, options, the browser
     session_fixtures the fixtures that hand out a browser: edge_driver, edge_context, edge_page
     prelaunch        browsers started ahead, while the test before runs
-    lifecycle        one process's part of a test run: its manager, summary, end of run
+    lifecycle        one process's part of a test run: its manager, end of run
+    summary          the run's terminal summary, from the run folder
     runs             a run's shared folder: registry, events, snapshot of the base
     profile_manager  the facade: ProfileManager, as the contract gives it
     making           a profile made: owner record and slot, folder, root or fallback root

@@ -10,7 +10,6 @@ others wait for it; each process finds the browser when a test first needs one.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from filelock import FileLock
 
-from . import clone, files
+from . import clone, files, summary
 from .browsers import Browser, browser_version, compare_versions, find_browser, kind_of
 from .chromium import last_version
 from .errors import MAX_PROFILES_RANGE, ProfileLimitError
@@ -26,7 +25,6 @@ from .logs import log
 from .options import Settings, option
 from .processes import lock_state
 from .profile_manager import ProfileManager
-from .registry import Registry
 from .roots import UnsafeDirectoryError
 from .runs import RunFolder, sweep_leftovers
 from .sweep import prune_kept
@@ -353,7 +351,7 @@ class RunLifecycle:
         pool, self.prelauncher = self.prelauncher, None
         if pool is not None:
             pool.close()
-            self.run().add_event("starts", **{k: pool.counts[k] for k in STARTS})
+            self.run().add_event("starts", **{k: pool.counts[k] for k in summary.STARTS})
 
     # -- the end of the run: the controller, and only for a run that made its folder -------
 
@@ -367,38 +365,8 @@ class RunLifecycle:
             log.warning("edgeprofiles: could not sweep %s: %s", self.settings.profile_root, exc)
 
     def summary(self) -> tuple[list[str], bool]:
-        """The lines of the terminal summary, and whether any is worth saying under ``-q``
-        (a warning, a kept profile, a leftover swept, a failed removal)."""
-        run = self.run_folder
-        try:
-            stats = Registry(run.registry_path).stats() if run.registry_path.exists() else {}
-        except OSError as exc:
-            log.warning("edgeprofiles: could not read the registry: %s", exc)
-            stats = {}
-        events = run.events()
-        created = stats.get("created", 0)
-        swept = sum(e.get("count", 0) for e in events if e["kind"] == "swept")
-        lines = [
-            f"{_count(created, 'profile')} created, at most {stats.get('peak', 0)} alive at "
-            f"once (cap {self.settings.max_profiles}), {_count(swept, 'leftover')} swept"
-        ]
-        starts = Counter[str]()
-        for event in events:
-            if event["kind"] == "starts":
-                starts.update({k: event.get(k, 0) for k in STARTS})
-        if starts["warm"] or starts["cold"]:
-            lines.append(_starts_line(starts))
-        for kind in ("browser", "warning"):
-            lines += [f"{kind}: {text}" for text in _texts(events, kind)]
-        notable = bool(swept) or any(e["kind"] == "warning" for e in events)
-        for event in events:
-            if event["kind"] == "kept":
-                lines.append(f"kept {event['path']} ({event['test']})")
-            elif event["kind"] == "cleanup_failed":
-                why = event.get("test") or event.get("error")
-                lines.append(f"could not remove {event['path']} ({why})")
-            notable = notable or event["kind"] in ("kept", "cleanup_failed")
-        return lines, notable
+        """The lines of the terminal summary, and whether any is worth saying under ``-q``."""
+        return summary.summarize(self.run_folder, self.settings.max_profiles)
 
     def finish(self) -> None:
         """The end of this process's part: after the summary, which names kept profiles."""
@@ -417,25 +385,6 @@ class RunLifecycle:
             run.remove()
         except OSError as exc:
             log.warning("could not remove the run folder %s: %s", self.settings.run_dir, exc)
-
-
-#: How a test's browser was started: ahead of its test, by its test; or started ahead unused.
-STARTS = ("warm", "cold", "unused")
-
-
-def _starts_line(starts: Counter[str]) -> str:
-    warm, cold, unused = (starts[k] for k in STARTS)
-    line = f"{_count(warm + cold, 'browser')} for tests: {warm} started ahead, {cold} by their test"
-    return line + (f"; {unused} started ahead went unused" if unused else "")
-
-
-def _count(n: int, thing: str) -> str:
-    return f"{n} {thing}{'' if n == 1 else 's'}"
-
-
-def _texts(events: list[dict[str, Any]], kind: str) -> list[str]:
-    """The texts of one kind of event, each once (every worker may say the same)."""
-    return list(dict.fromkeys(e["text"] for e in events if e["kind"] == kind))
 
 
 def _check_clone_size(base: Path, limit_mb: int) -> None:

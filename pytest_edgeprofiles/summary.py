@@ -1,0 +1,63 @@
+"""The run's terminal summary, read from the run folder: the registry's counts and the events
+every process of the run wrote there."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from .logs import log
+from .registry import Registry
+from .runs import RunFolder
+
+#: How a test's browser was started: ahead of its test, by its test; or started ahead unused.
+STARTS = ("warm", "cold", "unused")
+
+
+def summarize(run: RunFolder, max_profiles: int) -> tuple[list[str], bool]:
+    """The lines of the summary, and whether any is worth saying under ``-q`` (a warning, a
+    kept profile, a leftover swept, a failed removal)."""
+    try:
+        stats = Registry(run.registry_path).stats() if run.registry_path.exists() else {}
+    except OSError as exc:
+        log.warning("edgeprofiles: could not read the registry: %s", exc)
+        stats = {}
+    events = run.events()
+    created = stats.get("created", 0)
+    swept = sum(e.get("count", 0) for e in events if e["kind"] == "swept")
+    lines = [
+        f"{_count(created, 'profile')} created, at most {stats.get('peak', 0)} alive at "
+        f"once (cap {max_profiles}), {_count(swept, 'leftover')} swept"
+    ]
+    starts = Counter[str]()
+    for event in events:
+        if event["kind"] == "starts":
+            starts.update({k: event.get(k, 0) for k in STARTS})
+    if starts["warm"] or starts["cold"]:
+        lines.append(_starts_line(starts))
+    for kind in ("browser", "warning"):
+        lines += [f"{kind}: {text}" for text in _texts(events, kind)]
+    notable = bool(swept) or any(e["kind"] == "warning" for e in events)
+    for event in events:
+        if event["kind"] == "kept":
+            lines.append(f"kept {event['path']} ({event['test']})")
+        elif event["kind"] == "cleanup_failed":
+            why = event.get("test") or event.get("error")
+            lines.append(f"could not remove {event['path']} ({why})")
+        notable = notable or event["kind"] in ("kept", "cleanup_failed")
+    return lines, notable
+
+
+def _starts_line(starts: Counter[str]) -> str:
+    warm, cold, unused = (starts[k] for k in STARTS)
+    line = f"{_count(warm + cold, 'browser')} for tests: {warm} started ahead, {cold} by their test"
+    return line + (f"; {unused} started ahead went unused" if unused else "")
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
+def _texts(events: list[dict[str, Any]], kind: str) -> list[str]:
+    """The texts of one kind of event, each once (every worker may say the same)."""
+    return list(dict.fromkeys(e["text"] for e in events if e["kind"] == kind))
