@@ -120,16 +120,31 @@ def browser_version(path: str) -> str | None:
     return match.group(0) if match else None
 
 
-def find_browser(override: str | None = None) -> Browser | None:
+def kind_of_channel(channel: str) -> str:
+    """The kind of browser a Playwright channel names (``msedge-beta``: Edge)."""
+    for prefix, kind in (("msedge", "edge"), ("chromium", "chromium"), ("chrome", "chrome")):
+        if channel.startswith(prefix):
+            return kind
+    raise ValueError(
+        f"unknown browser channel {channel!r}: expected msedge[-beta|-dev|-canary], "
+        "chrome[-beta|-dev|-canary] or chromium"
+    )
+
+
+def find_browser(override: str | None = None, channel: str | None = None) -> Browser | None:
     """Edge first (stable, beta, dev, canary; install paths, then PATH), then Chrome, then
-    Chromium. ``override`` (a path or a command name) wins when given."""
+    Chromium. ``override`` (a path or a command name) wins when given; a Playwright
+    ``channel`` (pytest-playwright's ``--browser-channel``) limits the search to its kind,
+    that channel's install path first."""
     if override:
         path = shutil.which(override) or (override if os.path.isfile(override) else None)
         if path is None:
             return None
         return Browser(path, kind_of(path), browser_version(path))
-    for kind in ("edge", "chrome", "chromium"):
-        for candidate in _install_paths(kind):
+    kinds = (kind_of_channel(channel),) if channel else ("edge", "chrome", "chromium")
+    for kind in kinds:
+        paths = sorted(_install_paths(kind), key=lambda p: bool(channel) and _channel(p) != channel)
+        for candidate in paths:
             if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
                 return Browser(candidate, kind, browser_version(candidate), _channel(candidate))
         for command in COMMANDS[kind]:

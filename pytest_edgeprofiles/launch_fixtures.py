@@ -25,10 +25,17 @@ def edge_browser(pytestconfig: pytest.Config) -> Browser:
     Without one the test is skipped, or fails with ``--edge-require-browser`` (for CI).
     """
     lifecycle = _lifecycle(pytestconfig)
-    browser = lifecycle.browser()
+    failure: str | None = None
+    try:
+        browser = lifecycle.browser()
+    except ValueError as exc:
+        browser, failure = None, f"edgeprofiles: --browser-channel (pytest-playwright): {exc}"
+    if failure is not None:  # failed outside the except: no chained traceback
+        pytest.fail(failure, pytrace=False)
     if browser is None:
-        flag = option("browser").flag
-        message = f"edgeprofiles: no Edge, Chrome or Chromium found; name one with {flag}"
+        flag, channel = option("browser").flag, lifecycle.playwright_channel()
+        wanted = f"browser of channel {channel}" if channel else "Edge, Chrome or Chromium"
+        message = f"edgeprofiles: no {wanted} found; name one with {flag}"
         if lifecycle.settings.require_browser:
             required = option("require_browser")
             pytest.fail(f"{message} ({required.flag}, {required.env})", pytrace=False)

@@ -93,20 +93,31 @@ class RunLifecycle:
             return self._run
 
     def browser(self) -> Browser | None:
-        """The browser, found (and asked its version) once per process, when first needed."""
+        """The browser, found (and asked its version) once per process, when first needed.
+
+        Raises:
+            ValueError: pytest-playwright's ``--browser-channel`` names no Chromium channel.
+        """
         with self._lock:
             if not self._found:
                 override = self.settings.browser
                 self._browser = (
                     Browser(override, kind_of(override), browser_version(override))
                     if override
-                    else find_browser()
+                    else find_browser(channel=self.playwright_channel())
                 )
                 self._found = True
                 if self._browser is not None:
                     self._tell("browser", self._browser.describe())
                     self._check_versions()
             return self._browser
+
+    def playwright_channel(self) -> str | None:
+        """pytest-playwright's ``--browser-channel`` when that plugin is active: the kind of
+        browser to find, unless ``--edge-browser`` names one."""
+        if not self.config.pluginmanager.hasplugin("playwright"):
+            return None
+        return self.config.getoption("browser_channel", None) or None
 
     def manager(self) -> ProfileManager:
         """This process's manager, made on first use (after the run's base is settled).

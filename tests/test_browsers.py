@@ -59,3 +59,42 @@ def test_on_windows_the_version_comes_from_the_folder_beside_the_browser(
 )  # fmt: skip
 def test_compare_versions(base: str | None, browser: str, verdict: str) -> None:
     assert browsers.compare_versions(base, browser) == verdict
+
+
+@pytest.fixture
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Stand-in browsers at install paths: Edge stable and beta, Chrome; none on PATH."""
+    paths = {
+        "msedge": tmp_path / "opt/microsoft/msedge/msedge",
+        "msedge-beta": tmp_path / "opt/microsoft/msedge-beta/msedge",
+        "chrome": tmp_path / "opt/google/chrome/chrome",
+    }
+    for path in paths.values():
+        path.parent.mkdir(parents=True)
+        path.write_text("#!/bin/sh\necho 'Browser 131.0.2903.70'\n")
+        path.chmod(0o755)
+    by_kind = {
+        "edge": [str(paths["msedge"]), str(paths["msedge-beta"])],
+        "chrome": [str(paths["chrome"])],
+        "chromium": [],
+    }
+    monkeypatch.setattr(browsers, "_install_paths", by_kind.__getitem__)
+    monkeypatch.setattr(browsers.shutil, "which", lambda name: None)
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("channel", "found"),
+    [(None, "msedge"), ("msedge", "msedge"), ("msedge-beta", "msedge-beta"),
+     ("msedge-dev", "msedge"), ("chrome", "chrome"), ("chromium", None)],
+)  # fmt: skip
+def test_a_playwright_channel_limits_the_search_to_its_kind(
+    installed: dict[str, Path], channel: str | None, found: str | None
+) -> None:
+    browser = browsers.find_browser(channel=channel)
+    assert (browser and browser.path) == (found and str(installed[found]))
+
+
+def test_an_unknown_channel_is_named(installed: dict[str, Path]) -> None:
+    with pytest.raises(ValueError, match=r"unknown browser channel 'firefox'"):
+        browsers.find_browser(channel="firefox")

@@ -563,3 +563,32 @@ def test_prelaunch_zero_starts_no_browser_ahead(
     )
     result.assert_outcomes(passed=8)
     assert "8 browsers for tests: 0 started ahead, 8 by their test" in starts_line(result)
+
+
+def test_pytest_playwright_browser_channel_chooses_the_browser_to_find(
+    pytester: pytest.Pytester, inner: Path, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EDGEPROFILES_REQUIRE_BROWSER", raising=False)  # a skip, then
+    pytester.makepyfile(
+        test_inner="""
+        def test_page(edge_page, edge_browser):
+            assert edge_browser.kind == "chromium"
+            edge_page.goto("chrome://version")
+        """
+    )
+    chromium = pytester.runpytest_subprocess(
+        "--browser-channel=chromium", f"--edge-profile-root={inner}"
+    )
+    chromium.assert_outcomes(passed=1)
+    absent = pytester.runpytest_subprocess(
+        "--browser-channel=msedge", f"--edge-profile-root={inner}", "-rs", "-p", "no:randomly"
+    )
+    if browser.kind != "edge":  # Debian's Chromium here: no Edge to find
+        absent.assert_outcomes(skipped=1)
+        absent.stdout.fnmatch_lines(["*no browser of channel msedge found; name one with*"])
+    unknown = pytester.runpytest_subprocess(
+        "--browser-channel=firefox", f"--edge-profile-root={inner}"
+    )
+    unknown.assert_outcomes(errors=1)
+    unknown.stdout.fnmatch_lines(["*--browser-channel (pytest-playwright): unknown browser*"])
+    assert not browsers_under(inner)
