@@ -6,6 +6,7 @@ Neither Selenium nor Playwright is a dependency: the Selenium helpers import it 
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -126,15 +127,21 @@ def selenium_service(browser: Browser, profile: str | os.PathLike[str] | None = 
         from selenium.webdriver.chrome.service import Service  # type: ignore[assignment]
 
         driver = shutil.which("chromedriver")
+    args = [] if profile is None else [f"{PROFILE_FLAGS[1]}={os.fspath(profile)}"]
+    return _started_once(Service)(executable_path=driver, service_args=args, env=browser_env())
 
-    class StartedOnce(Service):
+
+@functools.cache
+def _started_once(service: type[Any]) -> type[Any]:
+    """``service`` whose ``start`` does nothing while its driver runs."""
+
+    class StartedOnce(service):  # type: ignore[misc]
         def start(self) -> None:
             process = getattr(self, "process", None)
             if process is None or process.poll() is not None:
                 super().start()
 
-    args = [] if profile is None else [f"{PROFILE_FLAGS[1]}={os.fspath(profile)}"]
-    return StartedOnce(executable_path=driver, service_args=args, env=browser_env())
+    return StartedOnce
 
 
 def playwright_kwargs(

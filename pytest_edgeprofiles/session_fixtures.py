@@ -9,8 +9,8 @@ a test asks.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Generator
+import functools
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,8 @@ from .launch_fixtures import require
 from .plugin import _LIFECYCLE, _SETTINGS, BROWSER_WISH, WARM_BROWSER, _lifecycle
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from .browsers import Browser
     from .prelaunch import Wish
     from .profile_manager import ProfileManager
@@ -153,7 +155,8 @@ def edge_browser_session(
 def edge_driver(
     request: pytest.FixtureRequest, edge_browser: Browser, edge_profile: Path
 ) -> Generator[Any, None, None]:
-    """A Selenium WebDriver attached to this test's browser, on its own profile.
+    """A Selenium WebDriver attached to this test's browser, on its own profile, with the
+    session capabilities of ``edge_selenium_options``.
 
     The driver is quit after the test; the browser is stopped by ``edge_browser_session``.
     """
@@ -165,18 +168,26 @@ def edge_driver(
     service = launch.selenium_service(edge_browser, edge_profile)
     # The driver starts while the browser does: ~0.1 s, mostly Selenium waiting for its port.
     # Not on PATH: the WebDriver's constructor finds one (Selenium Manager) when it starts it.
-    started = _in_background(service.start) if service.path else (lambda: None)
+    started = _driver_starts().submit(service.start) if service.path else None
     try:
         try:
             session: BrowserSession = request.getfixturevalue("edge_browser_session")
         finally:
-            started()  # joined first: whatever failed, the driver is up or gone when we stop it
-        options = launch.selenium_attach_options(edge_browser, session.debugger_address)
+            if started is not None:
+                started.result()  # the driver is up, or its failure raised here
+        # Yours, if you override the fixture (page load strategy, insecure certs, ...); its
+        # browser flags are ignored by an attached session: the browser has its own.
+        options = request.getfixturevalue("edge_selenium_options")
+        options.debugger_address = session.debugger_address
         if edge_browser.is_edge:
             driver: Any = webdriver.Edge(options=options, service=service)
         else:
             driver = webdriver.Chrome(options=options, service=service)
     except BaseException:
+        if started is not None:
+            from concurrent.futures import wait
+
+            wait([started])  # interrupted meanwhile: the driver is up or gone first
         if getattr(service, "process", None) is not None:  # None when it never started
             service.stop()
         raise
@@ -184,25 +195,11 @@ def edge_driver(
     driver.quit()  # ends the session and the driver; an attached browser stays up
 
 
-def _in_background(work: Callable[[], object]) -> Callable[[], None]:
-    """Run ``work`` in a thread; the returned function waits for it and raises its error."""
-    errors: list[BaseException] = []
+@functools.cache
+def _driver_starts() -> ThreadPoolExecutor:
+    from concurrent.futures import ThreadPoolExecutor
 
-    def run() -> None:
-        try:
-            work()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="edgeprofiles-driver-start", daemon=True)
-    thread.start()
-
-    def wait() -> None:
-        thread.join()
-        if errors:
-            raise errors[0]
-
-    return wait
+    return ThreadPoolExecutor(2, thread_name_prefix="edgeprofiles-driver-start")
 
 
 @pytest.fixture(scope="session")

@@ -234,6 +234,36 @@ def test_pytest_playwright_page_and_edge_page_in_one_worker(
     assert not browsers_under(inner)
 
 
+def test_an_overridden_edge_selenium_options_reaches_edge_driver(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        def edge_selenium_options(edge_selenium_options):
+            edge_selenium_options.page_load_strategy = "eager"
+            edge_selenium_options.accept_insecure_certs = True
+            return edge_selenium_options
+        """
+    )
+    pytester.makepyfile(
+        test_inner="""
+        import os
+
+        def test_capabilities(edge_driver):
+            assert edge_driver.capabilities["pageLoadStrategy"] == "eager"
+            assert edge_driver.capabilities["acceptInsecureCerts"] is True
+            edge_driver.get(os.environ["SITE"])
+            assert edge_driver.find_element("id", "greeting").text == "hello from the site"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:playwright", f"--edge-profile-root={inner}")
+    result.assert_outcomes(passed=1)
+    assert not browsers_under(inner)
+
+
 def test_a_browser_that_exits_at_start_is_named_with_its_status_and_output(
     tmp_path: Path,
 ) -> None:
@@ -295,6 +325,42 @@ def test_a_driver_the_test_starts_from_edge_launch_args_survives_a_deep_tmpdir(
     result = pytester.runpytest_subprocess("-p", "no:playwright", f"--edge-profile-root={inner}")
     result.assert_outcomes(passed=1)
     assert not browsers_under(inner)
+
+
+def test_the_readme_pytest_selenium_recipe_runs_its_driver_on_our_profile_under_a_deep_tmpdir(
+    pytester: pytest.Pytester, inner: Path, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = pytester.path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setenv("TMPDIR", str(deep))
+    pytester.makeconftest(readme_block("# conftest.py; run with: pytest --driver Chrome"))
+    pytester.makepyfile(
+        test_inner="""
+        import os
+        from pathlib import Path
+
+        def test_theirs(selenium, edge_profile):
+            selenium.get(os.environ["SITE"])
+            assert selenium.find_element("id", "greeting").text == "hello from the site"
+            selenium.get("chrome://version")
+            shown = selenium.find_element("id", "profile_path").text
+            assert Path(shown).parent == edge_profile
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--driver", "Chrome", "-p", "no:playwright", f"--edge-profile-root={inner}"
+    )
+    result.assert_outcomes(passed=1)
+    assert not browsers_under(inner)
+
+
+def readme_block(first_line: str) -> str:
+    """The README's Python block that starts with ``first_line``."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    found = [b for b in blocks if b.startswith(first_line)]
+    assert len(found) == 1, f"no README block starts with {first_line!r}"
+    return found[0]
 
 
 def test_a_browser_that_cannot_start_fails_the_test_clearly_and_leaves_no_driver(
