@@ -9,6 +9,7 @@ others wait for it; each process finds the browser when a test first needs one.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -51,7 +52,8 @@ class RunLifecycle:
     Attributes:
         settings: The resolved options and what the controller derived from them.
         is_controller: Whether this process is the run's controller (or its only process).
-        worker_key: ``gw0``, ``gw1``, ... or ``master``: the key of this process's profiles.
+        worker_key: ``gw0``, ``gw1``, ... or ``master``: this process's profiles are keyed
+            ``<worker_key>.<n>`` (see :meth:`new_key`), the next one prepared as ``worker_key``.
         session_profile_failed: A test using the session profile failed: it is kept.
         prelauncher: This process's browsers started ahead, set when a test first asks for
             a browser session (``session_fixtures``).
@@ -72,12 +74,18 @@ class RunLifecycle:
         self._browser: Browser | None = None
         self._manager: ProfileManager | None = None
         self._warm_up: threading.Thread | None = None
+        self._serial = itertools.count(1)
         self.prelauncher: Prelauncher | None = None
 
     @property
     def run_folder(self) -> RunFolder:
         """The run folder, whether made yet or not (see :meth:`run`)."""
         return RunFolder(Path(self.settings.run_dir))
+
+    def new_key(self) -> str:
+        """A key for this process's next profile: one key per profile, never reused, so that
+        a profile given back in the background never holds up the next one's key."""
+        return f"{self.worker_key}.{next(self._serial)}"
 
     # -- made on first use ----------------------------------------------------------------
 
@@ -279,13 +287,14 @@ class RunLifecycle:
 
     # -- handing profiles out and taking them back ------------------------------------------
 
-    def take_profile(self, manager: ProfileManager, key: str) -> Path:
+    def take_profile(self, manager: ProfileManager, key: str, prepared: bool = False) -> Path:
         """A profile a browser can start on: an invalid one is recreated once, never handed out
         (Chromium silently falls back to the user's real profile on an unusable dir).
 
         Args:
             manager: The ``edge_profile_manager`` fixture's (a conftest may override it).
-            key: The profile key: the worker's, or ``<worker>.session``.
+            key: The profile key: a new one, or ``<worker>.session``.
+            prepared: Take this process's prepared clone, if there is one.
 
         Raises:
             pytest.fail.Exception: No slot came free in time, or no valid profile was made.
@@ -293,7 +302,7 @@ class RunLifecycle:
         for _ in range(2):
             full: ProfileLimitError | None = None
             try:
-                path = self._create(manager, key)
+                path = self._create(manager, key, self.worker_key if prepared else key)
             except ProfileLimitError as exc:
                 full = exc
             if full is not None:  # failed outside the except: no chained traceback
@@ -304,14 +313,15 @@ class RunLifecycle:
             manager.cleanup_profile(key)
         pytest.fail(f"edgeprofiles: could not make a valid profile for {key}", pytrace=False)
 
-    def _create(self, manager: ProfileManager, key: str) -> str:
+    def _create(self, manager: ProfileManager, key: str, prepared_as: str) -> str:
         pool = self.prelauncher
         if pool is not None and pool.holding:
             try:
-                return manager.create_profile(key)
+                return manager.create_profile(key, prepared_as=prepared_as)
             except ProfileLimitError:
                 pool.empty()  # this process's browsers started ahead must not keep it waiting
-        return manager.create_profile(key, timeout=self.settings.profile_wait)
+        wait = self.settings.profile_wait
+        return manager.create_profile(key, timeout=wait, prepared_as=prepared_as)
 
     def _limit_message(self, exc: ProfileLimitError) -> str:
         holders = ", ".join(

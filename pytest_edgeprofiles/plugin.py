@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .lifecycle import RunLifecycle
     from .prelaunch import Warm, Wish
     from .profile_manager import ProfileManager
+    from .sessions import BrowserSession
 
 #: Fixtures to launch a browser yourself, and fixtures that start one: plugins of their own.
 pytest_plugins = ["pytest_edgeprofiles.launch_fixtures", "pytest_edgeprofiles.session_fixtures"]
@@ -43,8 +44,10 @@ _NEXT_WANTS_PROFILE = pytest.StashKey[bool]()
 #: ``session_fixtures``), and the browser started ahead it got with its profile, if any.
 BROWSER_WISH: pytest.StashKey[Wish] = pytest.StashKey()
 WARM_BROWSER: pytest.StashKey[Warm] = pytest.StashKey()
-#: Per test on ``edge_profile``: the key of its profile in the manager.
-_PROFILE_KEY = pytest.StashKey[str]()
+#: Per test on ``edge_profile``: the key of its profile in the manager, and the browser
+#: session running on it, which ``edge_profile`` stops when it retires the profile.
+PROFILE_KEY = pytest.StashKey[str]()
+BROWSER_ON_PROFILE: pytest.StashKey[BrowserSession] = pytest.StashKey()
 
 #: The fixtures that set the run up when a test asks for one of them.
 EDGE_FIXTURES = frozenset(
@@ -320,19 +323,25 @@ def edge_profile(
         key, path = warm.key, warm.path
         node.stash[WARM_BROWSER] = warm
     else:
-        key = lifecycle.worker_key
-        path = lifecycle.take_profile(edge_profile_manager, key)
-        if edge_profile_manager.base_profile_path and node.stash.get(_NEXT_WANTS_PROFILE, False):
-            # The copy for the next test runs while this one does, off its critical path.
-            # (An empty profile costs half a millisecond: less than handing it to a thread.)
-            edge_profile_manager.prepare_profile(key)
-    node.stash[_PROFILE_KEY] = key
+        key = lifecycle.new_key()
+        path = lifecycle.take_profile(edge_profile_manager, key, prepared=True)
+    if edge_profile_manager.base_profile_path and node.stash.get(_NEXT_WANTS_PROFILE, False):
+        # The copy for the next test (or the browser started ahead for it) is made while this
+        # one runs. (An empty profile costs half a millisecond: less than handing it over.)
+        edge_profile_manager.prepare_profile(lifecycle.worker_key)
+    node.stash[PROFILE_KEY] = key
     yield path
-    if warm is not None:
-        warm.session.stop()  # done already, unless the session fixture never set up
-    keep = lifecycle.keeps(failed=_failed(request.node))
+    # The browser on the profile, left running by its fixture, or started ahead for a session
+    # fixture that never set up.
+    session = node.stash.get(BROWSER_ON_PROFILE, None) or (warm and warm.session)
+    keep = lifecycle.keeps(failed=_failed(node))
+    if session and not keep and lifecycle.prelauncher:
+        lifecycle.prelauncher.retire(session, key)  # stopped, then given back: in the background
+        return
+    if session:
+        session.stop()
     # Removed in the background (a rename now): the next test need not wait for it.
-    lifecycle.retire_profile(edge_profile_manager, key, keep, request.node.nodeid, background=True)
+    lifecycle.retire_profile(edge_profile_manager, key, keep, node.nodeid, background=True)
 
 
 @pytest.fixture(scope="session")
@@ -353,7 +362,7 @@ def edge_download_dir(
     request: pytest.FixtureRequest, edge_profile: Path, edge_profile_manager: ProfileManager
 ) -> Path:
     """The download folder of ``edge_profile``: its own, never shared with another test."""
-    key = request.node.stash.get(_PROFILE_KEY, _lifecycle(request.config).worker_key)
+    key = request.node.stash.get(PROFILE_KEY, _lifecycle(request.config).worker_key)
     folder = edge_profile_manager.get_download_dir(key)
     assert folder is not None, "every profile gets a download folder"
     return Path(folder)

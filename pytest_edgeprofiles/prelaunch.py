@@ -10,8 +10,8 @@ its profile removed; the test starts its own. Knows nothing of pytest.
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,18 +62,19 @@ class Prelauncher:
         browser: Browser,
         wish: Wish,
         *,
-        worker_key: str,
+        new_key: Callable[[], str],
+        prepared_as: str,
         ahead: int,
     ) -> None:
         self.manager = manager
         self.browser = browser
         self.wish = wish
-        self.worker_key = worker_key
         self.ahead = ahead
         self.counts: Counter[str] = Counter()
+        self._new_key = new_key
+        self._prepared_as = prepared_as
         self._queue: deque[Future[Warm | None]] = deque()
-        self._executor: ThreadPoolExecutor | None = None
-        self._serial = itertools.count(1)  # one key per profile: never a key still in use
+        self._lanes: dict[str, ThreadPoolExecutor] = {}
         self._closed = False
 
     @property
@@ -86,10 +87,25 @@ class Prelauncher:
         if self._closed:
             return
         while len(self._queue) < self.ahead:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="edgeprofiles-prelaunch")
-            key = f"{self.worker_key}.{next(self._serial)}"
-            self._queue.append(self._executor.submit(self._start, key))
+            self._queue.append(self._lane("prelaunch").submit(self._start, self._new_key()))
+
+    def retire(self, session: BrowserSession, key: str) -> None:
+        """A test is done with its browser: stop it, then give its profile back, in the
+        background (the browser takes ~0.1 s to go, more on a busy machine). Its slot is held
+        until then: the cap counts every browser still running."""
+        self._lane("stop").submit(self._stop_and_release, session, key)
+
+    def _lane(self, name: str) -> ThreadPoolExecutor:
+        if name not in self._lanes:
+            self._lanes[name] = ThreadPoolExecutor(1, thread_name_prefix=f"edgeprofiles-{name}")
+        return self._lanes[name]
+
+    def _stop_and_release(self, session: BrowserSession, key: str) -> None:
+        try:
+            session.stop()
+            self.manager.release_profile(key)
+        except Exception as exc:  # left for the manager's clean-up at the end, and the sweep
+            log.warning("edgeprofiles: could not stop the browser on %s: %s", session.profile, exc)
 
     def take(self, wish: Wish, manager: ProfileManager) -> Warm | None:
         """A browser started ahead for ``wish`` on a profile of ``manager``, ready; waits for
@@ -119,11 +135,12 @@ class Prelauncher:
                 self._discard(warm)
 
     def close(self) -> None:
-        """The end: stop everything started ahead; nothing is started after this."""
+        """The end: stop everything started ahead, and wait for the browsers being stopped;
+        nothing is started after this."""
         self._closed = True
         self.empty()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        for lane in self._lanes.values():
+            lane.shutdown(wait=True)
 
     def _discard(self, warm: Warm) -> None:
         self.counts["unused"] += 1
@@ -133,7 +150,7 @@ class Prelauncher:
     def _start(self, key: str) -> Warm | None:
         # In the background: failures are logged, and the next test starts its own browser.
         try:
-            path = self.manager.create_profile(key, spare=True)
+            path = self.manager.create_profile(key, spare=True, prepared_as=self._prepared_as)
         except ProfileLimitError:
             return None  # no spare slot now
         except Exception as exc:

@@ -157,7 +157,14 @@ class ProfileManager:
 
     # -- handing profiles out ---------------------------------------------------------------
 
-    def create_profile(self, worker_id: str, *, timeout: float = 0.0, spare: bool = False) -> str:
+    def create_profile(
+        self,
+        worker_id: str,
+        *,
+        timeout: float = 0.0,
+        spare: bool = False,
+        prepared_as: str | None = None,
+    ) -> str:
         """Create temporary browser profile for worker.
 
         Args:
@@ -165,6 +172,9 @@ class ProfileManager:
             timeout: Seconds to wait for a free slot when the cap is reached (extension)
             spare: A profile wanted ahead of need (extension): it takes a slot only if one
                 is free that no other ``create_profile`` is waiting for, and never waits
+            prepared_as: Take the profile ``prepare_profile(prepared_as)`` made, if any
+                (extension; default ``worker_id``): a worker whose profiles each have a key
+                of their own prepares under one key for the next of them
 
         Returns:
             str: Absolute path to created profile directory
@@ -186,9 +196,8 @@ class ProfileManager:
                 raise ValueError(f"worker {worker_id!r} already has a profile{where}")
             handouts.pending.add(worker_id)
         try:
-            made = self._take_prepared(worker_id, timeout, spare) or self._maker.make(
-                worker_id, timeout, spare=spare
-            )
+            prepared = self._take_prepared(prepared_as or worker_id, timeout, spare)
+            made = prepared or self._maker.make(worker_id, timeout, spare=spare)
             with handouts.lock:
                 handouts.profiles[worker_id] = made.record
                 # Nothing wrote into it since the copy counted its bytes (no browser had it).

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .launch_fixtures import require
-from .plugin import _LIFECYCLE, _SETTINGS, BROWSER_WISH, WARM_BROWSER, _lifecycle
+from .plugin import (
+    _LIFECYCLE,
+    _SETTINGS,
+    BROWSER_ON_PROFILE,
+    BROWSER_WISH,
+    PROFILE_KEY,
+    WARM_BROWSER,
+    _lifecycle,
+)
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -113,11 +121,9 @@ def edge_browser_session(
     edge_profile_manager: ProfileManager,
 ) -> Generator[BrowserSession, None, None]:
     """A browser on ``edge_profile``, started ahead or now, ready to attach to; stopped
-    after the test. Its DevTools endpoint (``debugger_address``, ``cdp_url``) serves this
-    test only.
+    after the test (by ``edge_profile``, in the background, then its profile given back).
+    Its DevTools endpoint (``debugger_address``, ``cdp_url``) serves this test only.
     """
-    from . import sessions
-
     lifecycle = _lifecycle(request.config)
     if lifecycle.prelauncher is None:  # made here, on the tests' thread, once
         from .prelaunch import Prelauncher
@@ -126,28 +132,35 @@ def edge_browser_session(
             edge_profile_manager,
             edge_browser,
             _run_wish(request.config),
-            worker_key=lifecycle.worker_key,
+            new_key=lifecycle.new_key,
+            prepared_as=lifecycle.worker_key,
             ahead=lifecycle.settings.prelaunch,
         )
-    warm = request.node.stash.get(WARM_BROWSER, None)
+    node = request.node
+    warm = node.stash.get(WARM_BROWSER, None)
     if warm is not None and warm.path == edge_profile:
-        yield warm.session
-        warm.session.stop()
-        return
-    lifecycle.prelauncher.counts["cold"] += 1
+        session = warm.session
+    else:
+        lifecycle.prelauncher.counts["cold"] += 1
+        session = _start(node, edge_profile, edge_browser)
+    ours = PROFILE_KEY in node.stash  # the profile is edge_profile's own, not an override's
+    if ours:
+        node.stash[BROWSER_ON_PROFILE] = session  # stopped with the profile, in the background
+    yield session
+    if not ours:
+        session.stop()
+
+
+def _start(node: pytest.Item, profile: Path, browser: Browser) -> BrowserSession:
+    from . import sessions
+
+    extra = browser_extra_args(node, node.config)
     try:
-        session = sessions.start_session(
-            edge_profile,
-            edge_browser,
-            headless=not _headed(request.config),
-            extra=browser_extra_args(request.node, request.config),
+        return sessions.start_session(
+            profile, browser, headless=not _headed(node.config), extra=extra
         )
     except ValueError as exc:
         failure = f"edgeprofiles: {ARGS_NAME} (marker or ini): {exc}"
-    else:
-        yield session
-        session.stop()
-        return
     pytest.fail(failure, pytrace=False)  # outside the except: no chained traceback
 
 
@@ -158,7 +171,7 @@ def edge_driver(
     """A Selenium WebDriver attached to this test's browser, on its own profile, with the
     session capabilities of ``edge_selenium_options``.
 
-    The driver is quit after the test; the browser is stopped by ``edge_browser_session``.
+    The driver is quit after the test; the browser is stopped by ``edge_profile``.
     """
     require("selenium")
     from selenium import webdriver
