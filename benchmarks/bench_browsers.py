@@ -103,7 +103,8 @@ class _BenchSite(BaseHTTPRequestHandler):
 
 
 def bench_browsers(work: Path, rounds: int, quick: bool) -> list[Figure]:
-    """24 tests that open a local page and read one element, under -n 2, on a real browser."""
+    """Suites of 24 tests on a real browser, under -n 2, against the usual way, and with
+    browsers started ahead against started by their test."""
     from pytest_edgeprofiles.browsers import find_browser
 
     browser = find_browser()
@@ -125,26 +126,32 @@ def bench_browsers(work: Path, rounds: int, quick: bool) -> list[Figure]:
     }
     env.update(launch.browser_env(env) or {})  # the pages' sockets, under a deep TMPDIR
 
-    def suite(test_file: str) -> Callable[[], float]:
-        return _suite(_pytest(folder, "-n", "2", test_file), folder, env)
+    def suite(args: tuple[str, ...]) -> Callable[[], float]:
+        return _suite(_pytest(folder, "-n", "2", *args), folder, env)
 
-    pairs = [  # ours, anchor, name, anchor's name, goal
-        ("test_driver.py", "test_by_hand.py", "`edge_driver`", "`webdriver.Chrome` by hand", 0.5)
-    ]
+    cold = "--edge-prelaunch=0"
+    rows = [  # what, ours, anchor, the anchor's name, goal
+        ("`edge_driver` opening a local page", ("test_driver.py",), ("test_by_hand.py",),
+         "the same on `webdriver.Chrome` by hand", 0.5),
+        ("`edge_driver` that use their browser for 1 s", ("test_held.py",),
+         ("test_held.py", cold), "the same, started by the test (`--edge-prelaunch=0`)", 1.0),
+        ("`edge_driver` opening a local page", ("test_driver.py",), ("test_driver.py", cold),
+         "the same, started by the test: no core is free to start one ahead", 1.15),
+    ]  # fmt: skip
     if importlib.util.find_spec("pytest_playwright") is not None:
-        pairs.append(
-            ("test_page.py", "test_their_page.py", "`edge_page`", "pytest-playwright's `page`", 1.6)
-        )
+        theirs = "the same on pytest-playwright's `page`"
+        rows.append(("`edge_page` opening a local page", ("test_page.py",),
+                     ("test_their_page.py",), theirs, 1.6))  # fmt: skip
     else:
         print("pytest-playwright is not installed: the edge_page figure is left out")
     figures = []
-    for ours, anchor, name, anchor_name, limit in pairs:
+    for what, ours, anchor, anchor_name, limit in rows:
         result = alternate(suite(ours), suite(anchor), rounds)
         figures.append(
             Figure(
-                f"{n} tests on {name} opening a local page, -n 2, {os.cpu_count()} cores",
+                f"{n} tests on {what}, -n 2, {os.cpu_count()} cores",
                 *result,
-                f"the same on {anchor_name}",
+                anchor_name,
                 f"<= {limit}x",
                 result[0] / result[1] <= limit,
             )

@@ -167,6 +167,9 @@ def test_environment_beats_ini_and_command_line_beats_both(
         (["--edge-download-root=afile/sub"], {}, "", "--edge-download-root: invalid value 'afile/sub'*afile is a file, not a directory"),
         ([], {"EDGEPROFILES_ROOT": " "}, "", "--edge-profile-root: invalid value ' ' in the environment (EDGEPROFILES_ROOT): the value is blank"),
         ([], {"EDGEPROFILES_DOWNLOAD_ROOT": "  "}, "", "--edge-download-root: invalid value '  ' in the environment (EDGEPROFILES_DOWNLOAD_ROOT): the value is blank"),
+        (["--edge-prelaunch=-1"], {}, "", "--edge-prelaunch: invalid value '-1' on the command line*from 0 to 16"),
+        ([], {"EDGEPROFILES_PRELAUNCH": "many"}, "", "--edge-prelaunch: invalid value 'many' in the environment (EDGEPROFILES_PRELAUNCH)*"),
+        ([], {}, "edge_prelaunch = 17", "--edge-prelaunch: invalid value '17' in *tox.ini (edge_prelaunch)*"),
     ],
 )  # fmt: skip
 def test_usage_errors_name_option_value_and_source(

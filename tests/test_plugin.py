@@ -115,7 +115,7 @@ def test_every_test_gets_its_own_profile_and_nothing_stays(
     assert len({r["profile"] for r in records}) == 6
     workers = {r["worker"] for r in records}
     assert workers <= ({"gw0", "gw1"} if mode == ["-n", "2"] else {"master"})
-    assert all(Path(str(r["profile"])).name.startswith(f"{r['worker']}-") for r in records)
+    assert all(Path(str(r["profile"])).name.startswith(f"{r['worker']}.") for r in records)
     assert _leftovers(root) == []
     assert not (root / ".runs").exists() or list((root / ".runs").iterdir()) == []
     result.stdout.fnmatch_lines(
@@ -416,13 +416,14 @@ def test_plugin_module_is_registered_through_the_entry_point(pytester: pytest.Py
 
 
 def test_worker_ids_are_keys_of_the_profiles(pytester: pytest.Pytester, root: Path) -> None:
+    # One key per profile: <worker>.<n> for each test's, <worker>.session for the session's.
     pytester.makepyfile(
         test_inner=textwrap.dedent(
             """
-            import os
+            import os, re
             def test_name(edge_profile, edge_session_profile):
                 worker = os.environ.get("PYTEST_XDIST_WORKER", "master")
-                assert edge_profile.name.startswith(worker + "-")
+                assert re.fullmatch(worker + r"[.][0-9]+-[0-9a-f]{12}", edge_profile.name)
                 assert edge_session_profile.name.startswith(worker + ".session-")
             """
         )

@@ -658,3 +658,34 @@ def test_pytest_playwright_browser_channel_chooses_the_browser_to_find(
     unknown.assert_outcomes(errors=1)
     unknown.stdout.fnmatch_lines(["*--browser-channel (pytest-playwright): unknown browser*"])
     assert not browsers_under(inner)
+
+
+@pytest.mark.parametrize(
+    ("method", "mode"),
+    [("signal", ["-p", "no:xdist"]), ("thread", ["-n", "1"])],
+    ids=["signal", "thread-kills-the-worker"],
+)
+def test_a_test_stopped_by_pytest_timeout_leaves_no_browser(
+    pytester: pytest.Pytester, inner: Path, browser: Browser, method: str, mode: list[str]
+) -> None:
+    pytester.makepyfile(
+        test_inner="""
+        import os, time
+
+        def test_first(edge_driver):
+            edge_driver.get(os.environ["SITE"])
+
+        def test_hangs(edge_driver):
+            time.sleep(120)  # its browser, and the next test's started ahead, are running
+
+        def test_after(edge_driver):
+            edge_driver.get(os.environ["SITE"])
+            assert edge_driver.find_element("id", "greeting").text == "hello from the site"
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        *mode, "-p", "no:playwright", "-p", "no:randomly", f"--edge-profile-root={inner}",
+        "--timeout=5", f"--timeout-method={method}", timeout=120,
+    )  # fmt: skip
+    result.assert_outcomes(passed=2, failed=1)
+    assert not browsers_under(inner)
