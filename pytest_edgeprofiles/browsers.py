@@ -134,8 +134,8 @@ def kind_of_channel(channel: str) -> str:
 def find_browser(override: str | None = None, channel: str | None = None) -> Browser | None:
     """Edge first (stable, beta, dev, canary; install paths, then PATH), then Chrome, then
     Chromium. ``override`` (a path or a command name) wins when given; a Playwright
-    ``channel`` (pytest-playwright's ``--browser-channel``) limits the search to its kind,
-    that channel's install path first."""
+    ``channel`` (pytest-playwright's ``--browser-channel``) limits the search to its kind
+    (for Edge, that channel's install path first)."""
     if override:
         path = shutil.which(override) or (override if os.path.isfile(override) else None)
         if path is None:

@@ -92,16 +92,6 @@ def selenium_options(
     return options
 
 
-def selenium_attach_options(browser: Browser, debugger_address: str) -> Any:
-    """Selenium options that attach to a browser already running at ``debugger_address``
-    (``127.0.0.1:<port>``). Such a session ignores arguments: the browser has its flags."""
-    options = _options_class(browser)()
-    options.debugger_address = debugger_address
-    # Ignored by the attached session, but Selenium Manager picks the driver by it.
-    options.binary_location = browser.path
-    return options
-
-
 def _options_class(browser: Browser) -> Any:
     if browser.is_edge:
         from selenium.webdriver.edge.options import Options

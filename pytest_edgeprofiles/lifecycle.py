@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,9 @@ from .runs import RunFolder, sweep_leftovers
 from .sweep import prune_kept
 
 if TYPE_CHECKING:
-    from .prelaunch import Prelauncher
+    from .browsers import Browser as FoundBrowser
+    from .prelaunch import Prelauncher, Wish
+    from .sessions import BrowserSession, Stopper
 
 #: The profile key of a process without xdist workers, as pytest-xdist names it.
 CONTROLLER_KEY = "master"
@@ -55,8 +58,9 @@ class RunLifecycle:
         worker_key: ``gw0``, ``gw1``, ... or ``master``: this process's profiles are keyed
             ``<worker_key>.<n>`` (see :meth:`new_key`), the next one prepared as ``worker_key``.
         session_profile_failed: A test using the session profile failed: it is kept.
-        prelauncher: This process's browsers started ahead, set when a test first asks for
-            a browser session (``session_fixtures``).
+        prelauncher: This process's browsers started ahead, made when a test first asks for
+            a browser session (see :meth:`prelaunch_for`).
+        starts: How this process's tests got their browsers (``summary.STARTS``).
     """
 
     def __init__(
@@ -76,6 +80,8 @@ class RunLifecycle:
         self._warm_up: threading.Thread | None = None
         self._serial = itertools.count(1)
         self.prelauncher: Prelauncher | None = None
+        self.starts = Counter[str]()
+        self._stopper: Stopper | None = None
 
     @property
     def run_folder(self) -> RunFolder:
@@ -314,12 +320,16 @@ class RunLifecycle:
         pytest.fail(f"edgeprofiles: could not make a valid profile for {key}", pytrace=False)
 
     def _create(self, manager: ProfileManager, key: str, prepared_as: str) -> str:
-        pool = self.prelauncher
-        if pool is not None and pool.holding:
+        if self.prelauncher is not None or self._stopper is not None:
             try:
                 return manager.create_profile(key, prepared_as=prepared_as)
             except ProfileLimitError:
-                pool.empty()  # this process's browsers started ahead must not keep it waiting
+                # This process's own browsers must not keep it waiting: those started
+                # ahead go, and those still stopping after their test are waited for.
+                if self.prelauncher is not None:
+                    self.prelauncher.empty()
+                if self._stopper is not None:
+                    self._stopper.drain()
         wait = self.settings.profile_wait
         return manager.create_profile(key, timeout=wait, prepared_as=prepared_as)
 
@@ -342,11 +352,23 @@ class RunLifecycle:
         return retention == "all" or (retention == "failed" and failed)
 
     def retire_profile(
-        self, manager: ProfileManager, key: str, keep: bool, test: str, background: bool = False
+        self,
+        manager: ProfileManager,
+        key: str,
+        keep: bool,
+        test: str,
+        background: bool = False,
+        browser: BrowserSession | None = None,
     ) -> None:
         """Done with the profile of ``key``: keep it, or remove it (``background``: a rename
         now, the deletion later). A kept profile or a failed removal becomes an event, which
-        the summary reports."""
+        the summary reports. A ``browser`` still running on it is stopped first; with
+        ``background``, so is the profile given back after it: its slot is held till then."""
+        if browser is not None and background and not keep:
+            self.stopper().stop(browser, then=lambda: manager.release_profile(key))
+            return
+        if browser is not None:
+            browser.stop()
         if keep:
             path = manager.keep_profile(key)
             if path is not None:
@@ -361,18 +383,60 @@ class RunLifecycle:
 
     def close_manager(self, manager: ProfileManager) -> None:
         """Remove what ``manager`` still holds, recording what failed in the background."""
-        self.close_prelauncher()
+        self.close_browsers()
         manager.cleanup_all_profiles()
         for path, error in manager.background_failures:
             self.run().add_event("cleanup_failed", path=path, error=error)
 
-    def close_prelauncher(self) -> None:
-        """Stop the browsers started ahead, and note for the summary how the tests'
-        browsers were started; once."""
+    # -- browsers: started ahead, stopped after their test ----------------------------------
+
+    def prelaunch_for(
+        self, manager: ProfileManager, browser: FoundBrowser, wish: Wish
+    ) -> Prelauncher:
+        """This process's browsers started ahead, made on first use (on the tests' thread:
+        made from two threads, there would be two)."""
+        if self.prelauncher is None:
+            from .prelaunch import Prelauncher
+
+            self.prelauncher = Prelauncher(
+                manager,
+                browser,
+                wish,
+                new_key=self.new_key,
+                prepared_as=self.worker_key,
+                ahead=self.settings.prelaunch,
+                stopper=self.stopper(),
+                counts=self.starts,
+            )
+        return self.prelauncher
+
+    def stopper(self) -> Stopper:
+        """What stops this process's browsers in the background, made on first use."""
+        if self._stopper is None:
+            from .sessions import Stopper
+
+            self._stopper = Stopper()
+        return self._stopper
+
+    def close_browsers(self) -> None:
+        """Stop the browsers started ahead, wait for those stopping, and note for the summary
+        how the tests' browsers were started and what could not be stopped; once."""
         pool, self.prelauncher = self.prelauncher, None
+        stopper, self._stopper = self._stopper, None
         if pool is not None:
             pool.close()
-            self.run().add_event("starts", **{k: pool.counts[k] for k in summary.STARTS})
+        if stopper is None:
+            return
+        stopper.close()
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("starts", {k: self.starts[k] for k in summary.STARTS})
+        ]
+        events += [("cleanup_failed", {"path": p, "error": e}) for p, e in stopper.failures]
+        try:
+            for kind, fields in events:
+                self.run().add_event(kind, **fields)
+        except OSError as exc:  # the run is ending: a warning, never an INTERNALERROR
+            log.warning("edgeprofiles: could not note the browsers' starts: %s", exc)
 
     # -- the end of the run: the controller, and only for a run that made its folder -------
 
@@ -393,7 +457,7 @@ class RunLifecycle:
         """The end of this process's part: after the summary, which names kept profiles."""
         if self._warm_up is not None:
             self._warm_up.join()  # it writes into the run folder removed below
-        self.close_prelauncher()  # before the manager: they run on its profiles
+        self.close_browsers()  # before the manager: they run on its profiles
         if self._manager is not None:
             # A clone prepared for tests that never ran here (their fixture never set up).
             self._manager.cleanup_all_profiles()

@@ -333,15 +333,12 @@ def edge_profile(
     yield path
     # The browser on the profile, left running by its fixture, or started ahead for a session
     # fixture that never set up.
-    session = node.stash.get(BROWSER_ON_PROFILE, None) or (warm and warm.session)
+    browser = node.stash.get(BROWSER_ON_PROFILE, None) or (warm.session if warm else None)
     keep = lifecycle.keeps(failed=_failed(node))
-    if session and not keep and lifecycle.prelauncher:
-        lifecycle.prelauncher.retire(session, key)  # stopped, then given back: in the background
-        return
-    if session:
-        session.stop()
-    # Removed in the background (a rename now): the next test need not wait for it.
-    lifecycle.retire_profile(edge_profile_manager, key, keep, node.nodeid, background=True)
+    # Stopped and removed in the background: the next test need not wait for either.
+    lifecycle.retire_profile(
+        edge_profile_manager, key, keep, node.nodeid, background=True, browser=browser
+    )
 
 
 @pytest.fixture(scope="session")

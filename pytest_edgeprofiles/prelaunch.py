@@ -22,7 +22,7 @@ from .chromium import Browser
 from .errors import ProfileLimitError
 from .logs import log
 from .profile_manager import ProfileManager
-from .sessions import BrowserSession
+from .sessions import BrowserSession, Stopper
 
 
 class Wish(NamedTuple):
@@ -51,9 +51,9 @@ class Warm:
 class Prelauncher:
     """The browsers one process starts ahead, all for one ``wish`` (the run's flags).
 
-    Used from the tests' thread; each browser is started in a background thread of its own
-    lane. ``counts`` tells how the tests' browsers were started: ``warm`` (ahead), ``cold``
-    (by their test, counted by the caller) and ``unused`` (started ahead, stopped unused).
+    Used from the tests' thread; browsers are started in a background lane, and those not
+    used are stopped by ``stopper``. ``counts`` gets ``warm`` for each browser handed out and
+    ``unused`` for each stopped unused.
     """
 
     def __init__(
@@ -65,16 +65,19 @@ class Prelauncher:
         new_key: Callable[[], str],
         prepared_as: str,
         ahead: int,
+        stopper: Stopper,
+        counts: Counter[str],
     ) -> None:
         self.manager = manager
         self.browser = browser
         self.wish = wish
         self.ahead = ahead
-        self.counts: Counter[str] = Counter()
+        self.counts = counts
         self._new_key = new_key
         self._prepared_as = prepared_as
+        self._stopper = stopper
         self._queue: deque[Future[Warm | None]] = deque()
-        self._lanes: dict[str, ThreadPoolExecutor] = {}
+        self._lane: ThreadPoolExecutor | None = None
         self._closed = False
 
     @property
@@ -86,26 +89,10 @@ class Prelauncher:
         """Start browsers in the background until ``ahead`` are ready or starting."""
         if self._closed:
             return
+        if self._lane is None:
+            self._lane = ThreadPoolExecutor(1, thread_name_prefix="edgeprofiles-prelaunch")
         while len(self._queue) < self.ahead:
-            self._queue.append(self._lane("prelaunch").submit(self._start, self._new_key()))
-
-    def retire(self, session: BrowserSession, key: str) -> None:
-        """A test is done with its browser: stop it, then give its profile back, in the
-        background (the browser takes ~0.1 s to go, more on a busy machine). Its slot is held
-        until then: the cap counts every browser still running."""
-        self._lane("stop").submit(self._stop_and_release, session, key)
-
-    def _lane(self, name: str) -> ThreadPoolExecutor:
-        if name not in self._lanes:
-            self._lanes[name] = ThreadPoolExecutor(1, thread_name_prefix=f"edgeprofiles-{name}")
-        return self._lanes[name]
-
-    def _stop_and_release(self, session: BrowserSession, key: str) -> None:
-        try:
-            session.stop()
-            self.manager.release_profile(key)
-        except Exception as exc:  # left for the manager's clean-up at the end, and the sweep
-            log.warning("edgeprofiles: could not stop the browser on %s: %s", session.profile, exc)
+            self._queue.append(self._lane.submit(self._start, self._new_key()))
 
     def take(self, wish: Wish, manager: ProfileManager) -> Warm | None:
         """A browser started ahead for ``wish`` on a profile of ``manager``, ready; waits for
@@ -114,7 +101,8 @@ class Prelauncher:
         if wish != self.wish or manager is not self.manager:
             return None  # left for a later test: they hold slots only while there is room
         while self._queue:
-            warm = _result(self._queue.popleft())
+            warm = _result(self._queue[0])  # popped once done: interrupted, close() stops it
+            self._queue.popleft()
             if warm is None:
                 continue
             if warm.ready():
@@ -128,29 +116,28 @@ class Prelauncher:
         """Stop every browser started ahead and give their slots back (a test of this process
         waits for one: its own browsers started ahead must not keep it waiting)."""
         while self._queue:
-            future = self._queue.popleft()
+            future = self._queue[0]
             future.cancel()
             warm = _result(future)
+            self._queue.popleft()
             if warm is not None:
                 self._discard(warm)
 
     def close(self) -> None:
-        """The end: stop everything started ahead, and wait for the browsers being stopped;
-        nothing is started after this."""
+        """The end: stop everything started ahead; nothing is started after this."""
         self._closed = True
         self.empty()
-        for lane in self._lanes.values():
-            lane.shutdown(wait=True)
+        if self._lane is not None:
+            self._lane.shutdown(wait=True)
 
     def _discard(self, warm: Warm) -> None:
         self.counts["unused"] += 1
-        warm.session.stop()
-        self.manager.release_profile(warm.key)
+        self._stopper.stop(warm.session, then=lambda: self.manager.release_profile(warm.key))
 
     def _start(self, key: str) -> Warm | None:
         # In the background: failures are logged, and the next test starts its own browser.
         try:
-            path = self.manager.create_profile(key, spare=True, prepared_as=self._prepared_as)
+            path = self._spare_profile(key)
         except ProfileLimitError:
             return None  # no spare slot now
         except Exception as exc:
@@ -169,6 +156,14 @@ class Prelauncher:
             log.warning("edgeprofiles: could not start a browser ahead: %s", exc)
             return None
         return Warm(key, session)
+
+    def _spare_profile(self, key: str) -> str:
+        try:
+            return self.manager.create_profile(key, spare=True, prepared_as=self._prepared_as)
+        except ProfileLimitError:
+            # At a tight cap the slot may be the last test's, its browser still stopping.
+            self._stopper.drain()
+        return self.manager.create_profile(key, spare=True, prepared_as=self._prepared_as)
 
 
 def _result(future: Future[Warm | None]) -> Warm | None:

@@ -277,6 +277,8 @@ def _check_shape(state: Any) -> None:
         raise ValueError("no entries or stats")
     if not all(isinstance(stats.get(k), int) for k in ("created", "peak")):
         raise ValueError("bad stats")
+    if not isinstance(state.get("waiting", {}), dict):
+        raise ValueError("bad waiting list")
 
 
 def _drop_nonsense(path: Path, entries: dict[str, Any]) -> bool:

@@ -59,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def browser_extra_args(node: pytest.Item, config: pytest.Config) -> list[str]:
     """The flags a test's browser gets beyond the run's: the ini's, then its markers' (the
     closest last: for a repeated switch the browser takes the last)."""
-    args = [str(a) for a in config.getini(ARGS_NAME)]
+    args = _ini_args(config)
     for marker in reversed(list(node.iter_markers(ARGS_NAME))):
         args.extend(str(a) for a in marker.args)
     return args
@@ -73,10 +73,15 @@ def _wish(item: pytest.Item | None, config: pytest.Config) -> Wish | None:
     return Wish(not _headed(config), tuple(browser_extra_args(item, config)))
 
 
+def _ini_args(config: pytest.Config) -> list[str]:
+    return [str(a) for a in config.getini(ARGS_NAME)]
+
+
 def _run_wish(config: pytest.Config) -> Wish:
+    """What the browsers started ahead are started for: the run's flags, no marker's."""
     from .prelaunch import Wish
 
-    return Wish(not _headed(config), tuple(str(a) for a in config.getini(ARGS_NAME)))
+    return Wish(not _headed(config), tuple(_ini_args(config)))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -84,6 +89,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     wish = _wish(item, item.config)
     if wish is not None:
         item.stash[BROWSER_WISH] = wish
+    lifecycle = item.config.stash.get(_LIFECYCLE, None)
+    pool = lifecycle.prelauncher if lifecycle is not None else None
+    if pool is not None and pool.holding and wish != pool.wish:
+        # Started for a test that did not take it (skipped, or failed before): it would
+        # hold a slot until this process's next browser test.
+        pool.empty()
     skipped = nextitem is not None and nextitem.get_closest_marker("skip") is not None
     item.stash[_NEXT_WISH] = None if skipped else _wish(nextitem, item.config)
 
@@ -104,7 +115,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     # Before an xdist worker reports its end: the summary counts its browsers' starts.
     lifecycle = session.config.stash.get(_LIFECYCLE, None)
     if lifecycle is not None:
-        lifecycle.close_prelauncher()
+        lifecycle.close_browsers()
 
 
 def _headed(config: pytest.Config) -> bool:
@@ -125,23 +136,13 @@ def edge_browser_session(
     Its DevTools endpoint (``debugger_address``, ``cdp_url``) serves this test only.
     """
     lifecycle = _lifecycle(request.config)
-    if lifecycle.prelauncher is None:  # made here, on the tests' thread, once
-        from .prelaunch import Prelauncher
-
-        lifecycle.prelauncher = Prelauncher(
-            edge_profile_manager,
-            edge_browser,
-            _run_wish(request.config),
-            new_key=lifecycle.new_key,
-            prepared_as=lifecycle.worker_key,
-            ahead=lifecycle.settings.prelaunch,
-        )
+    lifecycle.prelaunch_for(edge_profile_manager, edge_browser, _run_wish(request.config))
     node = request.node
     warm = node.stash.get(WARM_BROWSER, None)
     if warm is not None and warm.path == edge_profile:
         session = warm.session
     else:
-        lifecycle.prelauncher.counts["cold"] += 1
+        lifecycle.starts["cold"] += 1
         session = _start(node, edge_profile, edge_browser)
     ours = PROFILE_KEY in node.stash  # the profile is edge_profile's own, not an override's
     if ours:

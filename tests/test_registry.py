@@ -270,6 +270,7 @@ CORRUPTIONS = {
     "entries-not-a-dict": b'{"entries": 5}',
     "entry-not-a-record": b'{"entries": {"x": 5}, "stats": {"created": 0, "peak": 0}}',
     "no-stats": b'{"version": 1, "entries": {}}',
+    "waiting-not-a-dict": b'{"entries": {}, "stats": {"created": 0, "peak": 0}, "waiting": []}',
     "deleted": None,
 }
 

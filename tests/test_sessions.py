@@ -486,19 +486,29 @@ def test_page(edge_page, i):
 
 
 @pytest.mark.parametrize(
-    ("cap", "workers", "ahead"),
-    [(1, "0", False), (1, "2", False), (2, "0", True), (3, "2", True)],
-    ids=["cap1-one-worker", "cap1-two-workers", "cap2-one-worker", "cap3-two-workers"],
-)
+    ("cap", "workers", "ahead", "wait"),
+    [(1, "0", False, 60), (1, "2", False, 60), (2, "0", True, 60), (3, "2", True, 60),
+     (1, "0", False, 0)],
+    ids=["cap1-one-worker", "cap1-two-workers", "cap2-one-worker", "cap3-two-workers",
+         "cap1-no-wait"],
+)  # fmt: skip
 def test_browsers_started_ahead_keep_to_the_cap_without_deadlock(
-    pytester: pytest.Pytester, inner: Path, browser: Browser, cap: int, workers: str, ahead: bool
+    pytester: pytest.Pytester,
+    inner: Path,
+    browser: Browser,
+    cap: int,
+    workers: str,
+    ahead: bool,
+    wait: int,
 ) -> None:
+    # cap1-no-wait: the last test's browser, stopping in the background, holds the only slot
+    # when the next test asks for it; the next test waits for that stop, not for a slot.
     pytester.makepyfile(test_inner=HELD_TESTS)
     with CapWatcher(inner) as watcher:
         result = pytester.runpytest_subprocess(
             "-n", workers, "-p", "no:playwright", "-p", "no:randomly",
             f"--edge-profile-root={inner}", f"--edge-max-profiles={cap}",
-            "--edge-profile-wait=60", timeout=180,
+            f"--edge-profile-wait={wait}", timeout=180,
         )  # fmt: skip
     result.assert_outcomes(passed=8)
     assert 1 <= watcher.most <= cap, f"{watcher.most} browsers at once under a cap of {cap}"
