@@ -8,6 +8,7 @@ Module map, in the order data flows through them (each module one concern):
     session_fixtures the fixtures that hand out a browser: edge_driver, edge_context, edge_page
     prelaunch        browsers started ahead, while the test before runs
     lifecycle        one process's part of a test run: its manager, end of run
+    base             the run's base profile, settled once per run
     summary          the run's terminal summary, from the run folder
     runs             a run's shared folder: registry, events, snapshot of the base
     profile_manager  the facade: ProfileManager, as the contract gives it
@@ -23,7 +24,8 @@ Module map, in the order data flows through them (each module one concern):
     chromium         the user data dir: skip rules, locks, preferences
     browsers         finding an installed browser and its version
     launch           flags, environment, Selenium and Playwright settings
-    sessions         a browser we started on a profile, ready to attach; stopping it
+    sessions         a browser we started on a profile, ready to attach; stopping it (in
+                     the background, with the Stopper)
     files            filesystem mechanics: copy, size, robust removal, atomic JSON
     background       background lanes: preparing the next clone, deleting the last one
     errors, logs     the contract's exceptions; the one logger

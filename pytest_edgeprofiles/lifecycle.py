@@ -3,8 +3,8 @@
 Nothing happens before that: a run none of whose tests asks creates no folder, sweeps
 nothing and starts no process. The first process that needs one (the only process, or any
 xdist worker) makes the run folder, sweeping what dead runs left first; the first that needs
-the base makes it once for the whole run (the configured base, or the conftest hook's), the
-others wait for it; each process finds the browser when a test first needs one.
+the base settles it for the whole run (``base``); each process finds the browser when a test
+first needs one, and starts and stops its browsers (``prelaunch``, ``sessions``).
 """
 
 from __future__ import annotations
@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from filelock import FileLock
 
-from . import clone, files, summary
-from .browsers import Browser, browser_version, compare_versions, find_browser, kind_of
-from .chromium import last_version
+from . import summary
+from .base import BaseUnusable, RunBase
+from .browsers import Browser, browser_version, find_browser, kind_of
 from .errors import MAX_PROFILES_RANGE, ProfileLimitError
 from .logs import log
 from .options import Settings, option
-from .processes import lock_state
 from .profile_manager import ProfileManager
 from .roots import UnsafeDirectoryError
 from .runs import RunFolder, sweep_leftovers
@@ -38,11 +36,6 @@ if TYPE_CHECKING:
 
 #: The profile key of a process without xdist workers, as pytest-xdist names it.
 CONTROLLER_KEY = "master"
-
-
-class BaseUnusable(Exception):
-    """The run has no usable base (the hook failed, or its base is too large): every test
-    that needs a profile fails with this message, which the whole run shares."""
 
 
 class RunLifecycle:
@@ -73,7 +66,7 @@ class RunLifecycle:
         self.session_profile_failed = False
         self._lock = threading.RLock()
         self._run: RunFolder | None = None
-        self._settled: dict[str, Any] | None = None
+        self._base = RunBase(config, settings, self._tell)
         self._found = False
         self._browser: Browser | None = None
         self._manager: ProfileManager | None = None
@@ -123,7 +116,7 @@ class RunLifecycle:
                 self._found = True
                 if self._browser is not None:
                     self._tell("browser", self._browser.describe())
-                    self._check_versions()
+                    self._base.check_versions(self._browser)
             return self._browser
 
     def playwright_channel(self) -> str | None:
@@ -144,7 +137,8 @@ class RunLifecycle:
             if self._manager is None:
                 s = self.settings
                 run = self.run()
-                source = self._clone_source()
+                source = self._base.clone_source(run, self.browser)
+                self._base.check_versions(self._browser)
                 self._manager = ProfileManager(
                     source,
                     max_profiles=s.max_profiles,
@@ -195,101 +189,6 @@ class RunLifecycle:
             self.run().add_event(kind, text=text)
         except OSError as exc:  # UnsafeDirectoryError included: the fixture says it again
             log.warning("edgeprofiles: could not note %s %r: %s", kind, text, exc)
-
-    # -- the base, settled once per run ---------------------------------------------------
-
-    def _clone_source(self) -> str | None:
-        """What every clone of the run is made from: the run's snapshot of its base, settled
-        by the first process that needs it; the others wait for it, and share its failure."""
-        if self._settled is None:
-            if self.settings.base_profile is None and not self._hook().get_hookimpls():
-                self._settled = {"source": None, "base": None, "error": None}
-            else:
-                self._settled = self._read_or_settle(self.run())
-        if self._settled["error"]:
-            raise BaseUnusable(self._settled["error"])
-        source: str | None = self._settled["source"]
-        return source
-
-    def _read_or_settle(self, run: RunFolder) -> dict[str, Any]:
-        marker = run.path / "base.json"
-        try:
-            with FileLock(f"{marker}.lock", mode=0o600, thread_local=False):
-                try:
-                    settled: dict[str, Any] = files.read_json(marker)
-                except FileNotFoundError:
-                    settled = self._settle_base(run)
-                    files.write_json_atomic(marker, settled)
-        except (OSError, ValueError) as exc:
-            raise BaseUnusable(
-                f"edgeprofiles: cannot settle the run's base profile ({marker}): {exc}"
-            ) from None
-        return settled
-
-    def _settle_base(self, run: RunFolder) -> dict[str, Any]:
-        """Decide the run's base: this process is the first to need it. What it finds worth
-        a warning goes to the summary, once; its failure is written for every process."""
-        settled: dict[str, Any] = {"source": None, "base": None, "error": None}
-        base = self.settings.base_profile
-        try:
-            base = base or self._made_base(run)
-            if base is not None:
-                settled["base"] = base
-                _check_clone_size(Path(base), self.settings.profile_size_limit_mb)
-                for warning in _live_browser_on(Path(base)):
-                    self._tell("warning", warning)
-                settled["source"] = str(
-                    run.make_clone_source(Path(base), self.settings.controller_pid)
-                )
-        except BaseUnusable as exc:
-            settled["error"] = str(exc)
-        except OSError as exc:
-            settled["error"] = f"edgeprofiles: cannot copy the base profile {base}: {exc}"
-        self._settled = settled
-        self._check_versions()
-        return settled
-
-    def _hook(self) -> Any:
-        return self.config.hook.pytest_edgeprofiles_base_profile
-
-    def _made_base(self, run: RunFolder) -> str | None:
-        """The conftest hook's base, made in an empty folder (a process killed while making
-        it may have left a half-made one)."""
-        folder = run.path / "base"
-        folder.mkdir(mode=0o700, exist_ok=True)
-        files.clear_dir(folder)
-        try:
-            made = self._hook()(config=self.config, browser=self.browser(), folder=folder)
-        except (Exception, pytest.fail.Exception, pytest.skip.Exception) as exc:
-            log.error("pytest_edgeprofiles_base_profile failed", exc_info=True)
-            raise BaseUnusable(
-                f"edgeprofiles: the pytest_edgeprofiles_base_profile hook failed "
-                f"({type(exc).__name__}: {exc}); every test that needs a profile fails with it"
-            ) from None
-        if made is None:
-            return None
-        try:
-            return str(clone.check_base_profile(made))
-        except (OSError, ValueError) as exc:
-            raise BaseUnusable(
-                f"edgeprofiles: pytest_edgeprofiles_base_profile returned {str(made)!r}, not a "
-                f"usable base: {exc}"
-            ) from None
-
-    def _check_versions(self) -> None:
-        """Once both are known in this process: a base last opened by a newer browser."""
-        base = self._settled and self._settled.get("base")
-        browser = self._browser
-        if not base or browser is None:
-            return
-        base_version = last_version(Path(base))
-        if compare_versions(base_version, browser.version) == "newer":
-            self._tell(
-                "warning",
-                f"the base profile {base} was last opened by version {base_version}, newer "
-                f"than {browser.describe()}; the browser may refuse its databases ('Your "
-                f"profile can not be used because it is from a newer version')",
-            )
 
     # -- handing profiles out and taking them back ------------------------------------------
 
@@ -470,28 +369,3 @@ class RunLifecycle:
             run.remove()
         except OSError as exc:
             log.warning("could not remove the run folder %s: %s", self.settings.run_dir, exc)
-
-
-def _check_clone_size(base: Path, limit_mb: int) -> None:
-    """A base too large for the limit fails every test the same way: say so once, naming the
-    base the user gave (the manager only sees the run's snapshot of it)."""
-    size = clone.clone_size(base)
-    if size > limit_mb * clone.MB:
-        limit = option("profile_size_limit_mb")
-        raise BaseUnusable(
-            f"{limit.flag}: a clone of the base profile {base} takes {size / clone.MB:.1f} MiB "
-            f"(caches left out), over the limit of {limit_mb} MiB; raise the limit "
-            f"({limit.flag}, {limit.env} or {limit.ini}) or trim the base"
-        )
-
-
-def _live_browser_on(base: Path) -> list[str]:
-    """Users point the base at their real profile: a warning when its browser still runs."""
-    state, owner = lock_state(base)
-    if state != "live" or owner is None:
-        return []
-    return [
-        f"a browser (pid {owner.pid}) is running on the base profile {base}; its files may "
-        f"change while the run copies them (databases are copied through SQLite's backup); "
-        f"close it for a faithful copy"
-    ]

@@ -1,0 +1,174 @@
+"""The run's base profile, settled once per run by the first process that needs it.
+
+The configured base, or the one the conftest hook makes: checked against the size limit,
+warned about when its browser still runs or a newer browser last opened it, and copied into
+the run folder as the snapshot every clone of the run is made from. The first process
+settles it under a lock and writes what it found (the snapshot, or the failure) for the
+others, which wait for it and share it: a failure fails every test that needs a profile,
+with one message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from filelock import FileLock
+
+from . import clone, files
+from .browsers import Browser, compare_versions
+from .chromium import last_version
+from .logs import log
+from .options import Settings, option
+from .processes import lock_state
+from .runs import RunFolder
+
+
+class BaseUnusable(Exception):
+    """The run has no usable base (the hook failed, or its base is too large): every test
+    that needs a profile fails with this message, which the whole run shares."""
+
+
+class RunBase:
+    """One process's view of the run's base.
+
+    Args:
+        config: For the conftest hook.
+        settings: The run's options.
+        tell: Notes a warning for the summary, as ``tell("warning", text)``.
+    """
+
+    def __init__(
+        self, config: pytest.Config, settings: Settings, tell: Callable[[str, str], None]
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self._tell = tell
+        self._settled: dict[str, Any] | None = None
+        self._versions_checked = False
+
+    def clone_source(self, run: RunFolder, browser: Callable[[], Browser | None]) -> str | None:
+        """What every clone of the run is made from: the run's snapshot of its base, settled
+        by the first process that needs it; the others wait for it, and share its failure.
+        ``browser`` finds the browser, for the hook.
+
+        Raises:
+            BaseUnusable: The run has no usable base.
+        """
+        if self._settled is None:
+            if self.settings.base_profile is None and not self._hook().get_hookimpls():
+                self._settled = {"source": None, "base": None, "error": None}
+            else:
+                self._settled = self._read_or_settle(run, browser)
+        if self._settled["error"]:
+            raise BaseUnusable(self._settled["error"])
+        source: str | None = self._settled["source"]
+        return source
+
+    def check_versions(self, browser: Browser | None) -> None:
+        """Once the base and ``browser`` are both known: a warning when a newer browser
+        last opened the base (the browser may refuse its databases)."""
+        base = self._settled and self._settled.get("base")
+        if not base or browser is None or self._versions_checked:
+            return
+        self._versions_checked = True
+        base_version = last_version(Path(base))
+        if compare_versions(base_version, browser.version) == "newer":
+            self._tell(
+                "warning",
+                f"the base profile {base} was last opened by version {base_version}, newer "
+                f"than {browser.describe()}; the browser may refuse its databases ('Your "
+                f"profile can not be used because it is from a newer version')",
+            )
+
+    def _read_or_settle(
+        self, run: RunFolder, browser: Callable[[], Browser | None]
+    ) -> dict[str, Any]:
+        marker = run.path / "base.json"
+        try:
+            with FileLock(f"{marker}.lock", mode=0o600, thread_local=False):
+                try:
+                    settled: dict[str, Any] = files.read_json(marker)
+                except FileNotFoundError:
+                    settled = self._settle(run, browser)
+                    files.write_json_atomic(marker, settled)
+        except (OSError, ValueError) as exc:
+            raise BaseUnusable(
+                f"edgeprofiles: cannot settle the run's base profile ({marker}): {exc}"
+            ) from None
+        return settled
+
+    def _settle(self, run: RunFolder, browser: Callable[[], Browser | None]) -> dict[str, Any]:
+        """Decide the run's base: this process is the first to need it. What it finds worth
+        a warning goes to the summary, once; its failure is written for every process."""
+        settled: dict[str, Any] = {"source": None, "base": None, "error": None}
+        base = self.settings.base_profile
+        try:
+            base = base or self._made_base(run, browser)
+            if base is not None:
+                settled["base"] = base
+                _check_clone_size(Path(base), self.settings.profile_size_limit_mb)
+                for warning in _live_browser_on(Path(base)):
+                    self._tell("warning", warning)
+                settled["source"] = str(
+                    run.make_clone_source(Path(base), self.settings.controller_pid)
+                )
+        except BaseUnusable as exc:
+            settled["error"] = str(exc)
+        except OSError as exc:
+            settled["error"] = f"edgeprofiles: cannot copy the base profile {base}: {exc}"
+        return settled
+
+    def _hook(self) -> Any:
+        return self.config.hook.pytest_edgeprofiles_base_profile
+
+    def _made_base(self, run: RunFolder, browser: Callable[[], Browser | None]) -> str | None:
+        """The conftest hook's base, made in an empty folder (a process killed while making
+        it may have left a half-made one)."""
+        folder = run.path / "base"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        files.clear_dir(folder)
+        try:
+            made = self._hook()(config=self.config, browser=browser(), folder=folder)
+        except (Exception, pytest.fail.Exception, pytest.skip.Exception) as exc:
+            log.error("pytest_edgeprofiles_base_profile failed", exc_info=True)
+            raise BaseUnusable(
+                f"edgeprofiles: the pytest_edgeprofiles_base_profile hook failed "
+                f"({type(exc).__name__}: {exc}); every test that needs a profile fails with it"
+            ) from None
+        if made is None:
+            return None
+        try:
+            return str(clone.check_base_profile(made))
+        except (OSError, ValueError) as exc:
+            raise BaseUnusable(
+                f"edgeprofiles: pytest_edgeprofiles_base_profile returned {str(made)!r}, not a "
+                f"usable base: {exc}"
+            ) from None
+
+
+def _check_clone_size(base: Path, limit_mb: int) -> None:
+    """A base too large for the limit fails every test the same way: say so once, naming the
+    base the user gave (the manager only sees the run's snapshot of it)."""
+    size = clone.clone_size(base)
+    if size > limit_mb * clone.MB:
+        limit = option("profile_size_limit_mb")
+        raise BaseUnusable(
+            f"{limit.flag}: a clone of the base profile {base} takes {size / clone.MB:.1f} MiB "
+            f"(caches left out), over the limit of {limit_mb} MiB; raise the limit "
+            f"({limit.flag}, {limit.env} or {limit.ini}) or trim the base"
+        )
+
+
+def _live_browser_on(base: Path) -> list[str]:
+    """Users point the base at their real profile: a warning when its browser still runs."""
+    state, owner = lock_state(base)
+    if state != "live" or owner is None:
+        return []
+    return [
+        f"a browser (pid {owner.pid}) is running on the base profile {base}; its files may "
+        f"change while the run copies them (databases are copied through SQLite's backup); "
+        f"close it for a faithful copy"
+    ]
