@@ -10,6 +10,7 @@ import json
 import os
 import re
 import stat
+import textwrap
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -558,39 +559,46 @@ def test_ini_flags_reach_browsers_started_ahead_and_a_marked_test_gets_its_own(
     assert not browsers_under(inner)
 
 
+#: For inner tests: the profile of the browser started ahead beside this test, once ready.
+NEXT_BROWSER = """
+import time
+from pathlib import Path
+from pytest_edgeprofiles import sessions
+
+def next_browser(profile):
+    deadline = time.monotonic() + 30
+    while True:
+        for other in Path(profile).parent.iterdir():
+            port = other != Path(profile) and sessions.read_port_file(other / sessions.PORT_FILE)
+            if port and sessions.has_page(port[0]):
+                return other
+        assert time.monotonic() < deadline, "no browser was started ahead"
+        time.sleep(0.02)  # a poll with a deadline: the browser signals nothing
+"""
+
+
 def test_a_browser_started_ahead_and_killed_while_it_waits_is_replaced(
     pytester: pytest.Pytester, inner: Path, browser: Browser
 ) -> None:
     pytester.makepyfile(
-        test_inner="""
-        import os, time
-        import psutil
-        from pathlib import Path
-        from pytest_edgeprofiles import sessions
+        test_inner=NEXT_BROWSER
+        + textwrap.dedent(
+            """
+            import os
+            import psutil
 
-        def test_kills_the_next_browser(edge_driver, edge_profile):
-            # Started beside this test for the next one: kill it once it is ready.
-            deadline = time.monotonic() + 30
-            while True:
-                others = [p for p in Path(edge_profile).parent.iterdir()
-                          if p.is_dir() and p != Path(edge_profile)
-                          and sessions.read_port_file(p / sessions.PORT_FILE)]
-                if others:
-                    break
-                assert time.monotonic() < deadline, "no browser was started ahead"
-                time.sleep(0.02)  # a poll with a deadline: the browser signals nothing
-            port, _ = sessions.read_port_file(others[0] / sessions.PORT_FILE)
-            while not sessions.has_page(port):
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
-            for proc in psutil.process_iter(["cmdline"]):
-                if f"--user-data-dir={others[0]}" in (proc.info["cmdline"] or []):
-                    proc.kill()
+            def test_kills_the_next_browser(edge_driver, edge_profile):
+                # Started beside this test for the next one: kill it once it is ready.
+                other = next_browser(edge_profile)
+                for proc in psutil.process_iter(["cmdline"]):
+                    if f"--user-data-dir={other}" in (proc.info["cmdline"] or []):
+                        proc.kill()
 
-        def test_next(edge_driver):
-            edge_driver.get(os.environ["SITE"])
-            assert edge_driver.find_element("id", "greeting").text == "hello from the site"
-        """
+            def test_next(edge_driver):
+                edge_driver.get(os.environ["SITE"])
+                assert edge_driver.find_element("id", "greeting").text == "hello from the site"
+            """
+        )
     )
     result = pytester.runpytest_subprocess(
         "-p", "no:playwright", "-p", "no:randomly", f"--edge-profile-root={inner}"
@@ -604,23 +612,19 @@ def test_no_browser_outlives_a_run_whose_worker_was_killed(
     pytester: pytest.Pytester, inner: Path, browser: Browser
 ) -> None:
     pytester.makepyfile(
-        test_inner="""
-        import os, signal, time
-        from pathlib import Path
-        from pytest_edgeprofiles import sessions
+        test_inner=NEXT_BROWSER
+        + textwrap.dedent(
+            """
+            import os, signal
 
-        def test_killed_with_a_browser_started_ahead(edge_driver, edge_profile):
-            deadline = time.monotonic() + 30
-            while not any(sessions.read_port_file(p / sessions.PORT_FILE)
-                          for p in Path(edge_profile).parent.iterdir()
-                          if p.is_dir() and p != Path(edge_profile)):
-                assert time.monotonic() < deadline, "no browser was started ahead"
-                time.sleep(0.02)  # a poll with a deadline: the browser signals nothing
-            os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would
+            def test_killed_with_a_browser_started_ahead(edge_driver, edge_profile):
+                next_browser(edge_profile)
+                os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would
 
-        def test_after(edge_driver):
-            edge_driver.get(os.environ["SITE"])
-        """
+            def test_after(edge_driver):
+                edge_driver.get(os.environ["SITE"])
+            """
+        )
     )
     result = pytester.runpytest_subprocess(
         "-n", "1", "-p", "no:playwright", "-p", "no:randomly", f"--edge-profile-root={inner}"
