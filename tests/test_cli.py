@@ -551,7 +551,20 @@ def test_help_and_version(
     out = capsys.readouterr().out
     assert "EDGEPROFILES_ROOT" in out and "90s, 30m, 2h, 7d" in out and "exit codes: 0" in out
     assert cli.main(["--version"]) == 0
-    assert capsys.readouterr().out.strip().startswith("edgeprofiles 0.")
+    from pytest_edgeprofiles import __version__
+
+    assert capsys.readouterr().out.strip() == f"edgeprofiles {__version__}"
+
+
+def test_one_version_in_the_package_the_metadata_and_the_report_header(
+    pytester: pytest.Pytester,
+) -> None:
+    from pytest_edgeprofiles import __version__
+
+    assert metadata.version("pytest-edgeprofiles") == __version__
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_subprocess(f"--edge-profile-root={pytester.path / 'p'}")
+    result.stdout.fnmatch_lines([f"plugins: *edgeprofiles-{__version__}*"])
 
 
 def test_installed_as_edgeprofiles() -> None:
