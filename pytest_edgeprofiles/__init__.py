@@ -27,7 +27,7 @@ Module map, in the order data flows through them (each module one concern):
     sessions         a browser we started on a profile, ready to attach; stopping it (in
                      the background, with the Stopper)
     files            filesystem mechanics: copy, size, robust removal, atomic JSON
-    background       background lanes: preparing the next clone, deleting the last one
+    background       background lanes: the next clone and browser made ahead, the last removed
     errors, logs     the contract's exceptions; the one logger
     hooks            hooks a conftest implements
     cli, cli_common, cli_doctor

@@ -1,6 +1,6 @@
-"""Background threads of a manager, for the work a test should not wait for: one lane prepares
-the next clone, another deletes the last profile, so that a clone never queues behind a
-deletion."""
+"""Background threads for the work a test should not wait for, one lane per kind of work so
+that one never queues behind another: a manager's lanes prepare the next clone and delete the
+last profile; others start the next test's browser and stop the last one's."""
 
 from __future__ import annotations
 

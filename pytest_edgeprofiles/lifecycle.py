@@ -30,7 +30,6 @@ from .runs import RunFolder, sweep_leftovers
 from .sweep import prune_kept
 
 if TYPE_CHECKING:
-    from .browsers import Browser as FoundBrowser
     from .prelaunch import Prelauncher, Wish
     from .sessions import BrowserSession, Stopper
 
@@ -289,9 +288,7 @@ class RunLifecycle:
 
     # -- browsers: started ahead, stopped after their test ----------------------------------
 
-    def prelaunch_for(
-        self, manager: ProfileManager, browser: FoundBrowser, wish: Wish
-    ) -> Prelauncher:
+    def prelaunch_for(self, manager: ProfileManager, browser: Browser, wish: Wish) -> Prelauncher:
         """This process's browsers started ahead, made on first use (on the tests' thread:
         made from two threads, there would be two)."""
         if self.prelauncher is None:
@@ -326,7 +323,7 @@ class RunLifecycle:
             pool.close()
         if stopper is None:
             return
-        stopper.close()
+        stopper.drain()
         events: list[tuple[str, dict[str, Any]]] = [
             ("starts", {k: self.starts[k] for k in summary.STARTS})
         ]

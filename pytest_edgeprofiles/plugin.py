@@ -23,7 +23,7 @@ from .roots import RUNS, UnsafeDirectoryError, default_root, refuse_foreign, ref
 
 if TYPE_CHECKING:
     from .lifecycle import RunLifecycle
-    from .prelaunch import Warm, Wish
+    from .prelaunch import Wish
     from .profile_manager import ProfileManager
     from .sessions import BrowserSession
 
@@ -41,11 +41,11 @@ _PHASE_FAILED = pytest.StashKey[dict[str, bool]]()
 #: Per test: whether the next test on this worker wants a profile too.
 _NEXT_WANTS_PROFILE = pytest.StashKey[bool]()
 #: Per test that asks for a browser session: what it asks of its browser (set by
-#: ``session_fixtures``), and the browser started ahead it got with its profile, if any.
+#: ``session_fixtures``).
 BROWSER_WISH: pytest.StashKey[Wish] = pytest.StashKey()
-WARM_BROWSER: pytest.StashKey[Warm] = pytest.StashKey()
 #: Per test on ``edge_profile``: the key of its profile in the manager, and the browser
-#: session running on it, which ``edge_profile`` stops when it retires the profile.
+#: session running on it (started ahead and handed out with it, or started by the session
+#: fixture), which ``edge_profile`` stops when it retires the profile.
 PROFILE_KEY = pytest.StashKey[str]()
 BROWSER_ON_PROFILE: pytest.StashKey[BrowserSession] = pytest.StashKey()
 
@@ -321,7 +321,7 @@ def edge_profile(
     warm = pool.take(wish, edge_profile_manager) if pool and wish else None
     if warm is not None:
         key, path = warm.key, warm.path
-        node.stash[WARM_BROWSER] = warm
+        node.stash[BROWSER_ON_PROFILE] = warm.session
     else:
         key = lifecycle.new_key()
         path = lifecycle.take_profile(edge_profile_manager, key, prepared=True)
@@ -331,9 +331,7 @@ def edge_profile(
         edge_profile_manager.prepare_profile(lifecycle.worker_key)
     node.stash[PROFILE_KEY] = key
     yield path
-    # The browser on the profile, left running by its fixture, or started ahead for a session
-    # fixture that never set up.
-    browser = node.stash.get(BROWSER_ON_PROFILE, None) or (warm.session if warm else None)
+    browser = node.stash.get(BROWSER_ON_PROFILE, None)
     keep = lifecycle.keeps(failed=_failed(node))
     # Stopped and removed in the background: the next test need not wait for either.
     lifecycle.retire_profile(

@@ -10,14 +10,16 @@ its profile removed; the test starts its own. Knows nothing of pytest.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 from . import sessions
+from .background import Background
 from .chromium import Browser
 from .errors import ProfileLimitError
 from .logs import log
@@ -77,7 +79,7 @@ class Prelauncher:
         self._prepared_as = prepared_as
         self._stopper = stopper
         self._queue: deque[Future[Warm | None]] = deque()
-        self._lane: ThreadPoolExecutor | None = None
+        self._background = Background()
         self._closed = False
 
     @property
@@ -85,14 +87,15 @@ class Prelauncher:
         """Whether browsers started ahead (or starting) may hold slots."""
         return bool(self._queue)
 
-    def fill(self) -> None:
-        """Start browsers in the background until ``ahead`` are ready or starting."""
-        if self._closed:
+    def fill(self, wish: Wish) -> None:
+        """For a next test that asks for ``wish``: start browsers in the background until
+        ``ahead`` are ready or starting, if it asks for the run's flags (a marker's flags get
+        a browser of their own, started by its test)."""
+        if self._closed or wish != self.wish:
             return
-        if self._lane is None:
-            self._lane = ThreadPoolExecutor(1, thread_name_prefix="edgeprofiles-prelaunch")
         while len(self._queue) < self.ahead:
-            self._queue.append(self._lane.submit(self._start, self._new_key()))
+            start = functools.partial(self._start, self._new_key())
+            self._queue.append(self._background.submit("prelaunch", start))
 
     def take(self, wish: Wish, manager: ProfileManager) -> Warm | None:
         """A browser started ahead for ``wish`` on a profile of ``manager``, ready; waits for
@@ -101,8 +104,7 @@ class Prelauncher:
         if wish != self.wish or manager is not self.manager:
             return None  # left for a later test: they hold slots only while there is room
         while self._queue:
-            warm = _result(self._queue[0])  # popped once done: interrupted, close() stops it
-            self._queue.popleft()
+            warm = self._pop()
             if warm is None:
                 continue
             if warm.ready():
@@ -116,10 +118,7 @@ class Prelauncher:
         """Stop every browser started ahead and give their slots back (a test of this process
         waits for one: its own browsers started ahead must not keep it waiting)."""
         while self._queue:
-            future = self._queue[0]
-            future.cancel()
-            warm = _result(future)
-            self._queue.popleft()
+            warm = self._pop(cancel=True)
             if warm is not None:
                 self._discard(warm)
 
@@ -127,8 +126,19 @@ class Prelauncher:
         """The end: stop everything started ahead; nothing is started after this."""
         self._closed = True
         self.empty()
-        if self._lane is not None:
-            self._lane.shutdown(wait=True)
+
+    def _pop(self, cancel: bool = False) -> Warm | None:
+        """The oldest browser started ahead, once its start is over (``cancel``: not begun);
+        popped only then, so that an interrupted wait leaves it for ``close`` to stop."""
+        future = self._queue[0]
+        if cancel:
+            future.cancel()
+        try:
+            warm = future.result()
+        except CancelledError:
+            warm = None
+        self._queue.popleft()
+        return warm
 
     def _discard(self, warm: Warm) -> None:
         self.counts["unused"] += 1
@@ -164,10 +174,3 @@ class Prelauncher:
             # At a tight cap the slot may be the last test's, its browser still stopping.
             self._stopper.drain()
         return self.manager.create_profile(key, spare=True, prepared_as=self._prepared_as)
-
-
-def _result(future: Future[Warm | None]) -> Warm | None:
-    try:
-        return future.result()
-    except CancelledError:  # never started
-        return None

@@ -108,7 +108,7 @@ class Registry:
                     entries = state["entries"]
                     if len(entries) >= max_profiles:
                         reaped += self._reap(entries)
-                    if self._has_room(state, max_profiles, spare, record.path):
+                    if self._has_room(state, max_profiles, spare):
                         if on_take is not None:
                             on_take()
                         entries[record.path] = record.to_dict()
@@ -135,14 +135,14 @@ class Registry:
                     state.get("waiting", {}).pop(record.path, None)
 
     @staticmethod
-    def _has_room(state: dict[str, Any], max_profiles: int, spare: bool, path: str) -> bool:
+    def _has_room(state: dict[str, Any], max_profiles: int, spare: bool) -> bool:
         free = max_profiles - len(state["entries"])
         if not spare:
             return free > 0
         waiters = state.get("waiting", {})
         for key, entry in list(waiters.items()):
             try:
-                alive = key != path and ProfileRecord.from_dict(entry).owner_alive()
+                alive = ProfileRecord.from_dict(entry).owner_alive()
             except ValueError:
                 alive = False
             if not alive:  # a waiter killed while it waited waits no more

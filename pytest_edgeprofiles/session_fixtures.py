@@ -23,7 +23,6 @@ from .plugin import (
     BROWSER_ON_PROFILE,
     BROWSER_WISH,
     PROFILE_KEY,
-    WARM_BROWSER,
     _lifecycle,
 )
 
@@ -101,13 +100,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
-    # This test has its browser: the next test's starts now, beside it, if it asks for one
-    # with the run's flags (a marker's flags get a browser of their own, started cold).
+    # This test has its browser: the next test's starts now, beside it.
     wish = item.stash.get(_NEXT_WISH, None)
     lifecycle = item.config.stash.get(_LIFECYCLE, None)
     pool = lifecycle.prelauncher if lifecycle is not None else None
-    if wish is not None and pool is not None and wish == pool.wish:
-        pool.fill()
+    if wish is not None and pool is not None:
+        pool.fill(wish)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -138,17 +136,18 @@ def edge_browser_session(
     lifecycle = _lifecycle(request.config)
     lifecycle.prelaunch_for(edge_profile_manager, edge_browser, _run_wish(request.config))
     node = request.node
-    warm = node.stash.get(WARM_BROWSER, None)
-    if warm is not None and warm.path == edge_profile:
-        session = warm.session
-    else:
+    session = node.stash.get(BROWSER_ON_PROFILE, None)  # started ahead, came with the profile
+    stop_here = False
+    if session is None or session.profile != edge_profile:
         lifecycle.starts["cold"] += 1
         session = _start(node, edge_profile, edge_browser)
-    ours = PROFILE_KEY in node.stash  # the profile is edge_profile's own, not an override's
-    if ours:
-        node.stash[BROWSER_ON_PROFILE] = session  # stopped with the profile, in the background
+        # On edge_profile's own profile (not an override's), it is stopped with the profile,
+        # in the background.
+        stop_here = PROFILE_KEY not in node.stash or BROWSER_ON_PROFILE in node.stash
+        if not stop_here:
+            node.stash[BROWSER_ON_PROFILE] = session
     yield session
-    if not ours:
+    if stop_here:
         session.stop()
 
 
@@ -238,7 +237,7 @@ def edge_context(
     """A Playwright ``BrowserContext`` on this test's own profile (its persistent context)."""
     browser = edge_playwright.chromium.connect_over_cdp(edge_browser_session.cdp_url)
     yield browser.contexts[0]
-    browser.close()  # over CDP this only disconnects; edge_browser_session stops the browser
+    browser.close()  # over CDP this only disconnects; edge_profile stops the browser
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ test: the browser behind it is stopped when the test ends.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -23,12 +24,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from . import launch, processes
+from .background import Background
 from .chromium import Browser
 from .logs import log
 
@@ -126,21 +127,19 @@ class BrowserSession:
 class Stopper:
     """Stops browsers in the background, each followed by what must wait for it (its profile
     given back): a browser takes ~0.1 s to stop, more on a busy machine, and the next test
-    need not wait for that. One lane, so :meth:`drain` waits for all given so far.
+    need not wait for that.
 
     Attributes:
         failures: ``(profile, error)`` of each stop, or what followed it, that failed.
     """
 
     def __init__(self) -> None:
-        self._lane: ThreadPoolExecutor | None = None
+        self._background = Background()
         self.failures: list[tuple[str, str]] = []
 
     def stop(self, session: BrowserSession, then: Callable[[], object]) -> None:
         """Stop ``session``'s browser, then call ``then`` (also when the stop failed)."""
-        if self._lane is None:
-            self._lane = ThreadPoolExecutor(1, thread_name_prefix="edgeprofiles-stop")
-        self._lane.submit(self._stop, session, then)
+        self._background.submit("stop", functools.partial(self._stop, session, then))
 
     def _stop(self, session: BrowserSession, then: Callable[[], object]) -> None:
         for step in (session.stop, then):
@@ -152,13 +151,7 @@ class Stopper:
 
     def drain(self) -> None:
         """Wait until every browser given so far is stopped, and its ``then`` done."""
-        if self._lane is not None:
-            self._lane.submit(lambda: None).result()
-
-    def close(self) -> None:
-        """Wait for every stop; none may be given after this."""
-        if self._lane is not None:
-            self._lane.shutdown(wait=True)
+        self._background.drain()
 
 
 def session_args(
