@@ -22,7 +22,7 @@ from .browsers import Browser, compare_versions
 from .chromium import last_version
 from .logs import log
 from .options import Settings, option
-from .processes import lock_state
+from .processes import a_browser, lock_state
 from .runs import RunFolder
 
 
@@ -165,10 +165,11 @@ def _check_clone_size(base: Path, limit_mb: int) -> None:
 def _live_browser_on(base: Path) -> list[str]:
     """Users point the base at their real profile: a warning when its browser still runs."""
     state, owner = lock_state(base)
-    if state != "live" or owner is None:
+    if state != "live":
         return []
+    browser = a_browser(owner.pid if owner else None)
     return [
-        f"a browser (pid {owner.pid}) is running on the base profile {base}; its files may "
-        f"change while the run copies them (databases are copied through SQLite's backup); "
-        f"close it for a faithful copy"
+        f"{browser} is running on the base profile {base}; its files may change while the "
+        f"run copies them (databases are copied through SQLite's backup); close it for a "
+        f"faithful copy"
     ]

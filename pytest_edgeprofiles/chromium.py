@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,12 @@ from pathlib import Path
 from .browsers import Browser as Browser
 from .browsers import compare_versions as compare_versions
 from .browsers import find_browser as find_browser
-from .files import read_json
+from .files import is_sharing_violation, read_json
 from .roots import is_mine
+
+_WINDOWS = sys.platform == "win32"
+#: The entry a running browser locks its dir with, as doctor names it.
+LOCK_NAME = "lockfile" if _WINDOWS else "SingletonLock"
 
 #: Entries at the top level that only mean "a browser runs here". Copying them makes the clone
 #: refuse to start (or start as a second instance of the original), so a clone never gets them.
@@ -58,6 +63,14 @@ class SkipRules:
     dir_suffixes: tuple[str, ...] = ("Cache",)
     #: Directories skipped at any depth when their last path parts are these.
     dir_tails: tuple[tuple[str, ...], ...] = (("Service Worker", "CacheStorage"),)
+
+    def __post_init__(self) -> None:
+        if "Local State" in self.top_level:
+            raise ValueError(
+                "SkipRules.top_level: 'Local State' cannot be left out of a clone: its "
+                "os_crypt.encrypted_key decrypts the cookies and passwords in Default/ (on "
+                "Windows); without it the clone loses every login of the base"
+            )
 
     def skips(self, parts: tuple[str, ...], is_dir: bool) -> bool:
         """Whether the entry at relative path ``parts`` is left out of a clone."""
@@ -155,6 +168,24 @@ def read_singleton_lock(user_data_dir: Path) -> LockOwner | None:
         return LockOwner(host="", pid=None) if os.path.lexists(lock) else None
     host, _, pid = target.rpartition("-")
     return LockOwner(host=host, pid=int(pid) if pid.isdigit() else None)
+
+
+def lockfile_held(user_data_dir: Path, windows: bool | None = None) -> bool:
+    """Whether a running browser holds the dir's Windows ``lockfile``.
+
+    On Windows the browser keeps ``lockfile`` open for writing, shared for reading only, and
+    deleted when it closes: opening it for writing fails with a sharing violation while the
+    browser runs. A ``lockfile`` that opens is a leftover (a browser of a machine that lost
+    power), which the next browser takes over. POSIX browsers lock with ``SingletonLock``.
+    """
+    if not (_WINDOWS if windows is None else windows):
+        return False
+    try:
+        fd = os.open(user_data_dir / "lockfile", os.O_WRONLY)
+    except OSError as exc:
+        return is_sharing_violation(exc)
+    os.close(fd)
+    return False
 
 
 def has_lock_entries(user_data_dir: Path) -> bool:

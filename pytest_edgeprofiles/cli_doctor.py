@@ -17,6 +17,7 @@ from . import files, processes
 from .chromium import (
     DEFAULT_SKIP_RULES,
     JSON_FILES,
+    LOCK_NAME,
     Browser,
     SkipRules,
     compare_versions,
@@ -36,6 +37,7 @@ from .cli_common import (
 )
 from .clone import check_base_profile
 from .options import env_of
+from .processes import a_browser
 
 
 def _browser(args: argparse.Namespace) -> Browser | None:
@@ -81,7 +83,8 @@ def _measure(base: Path, rules: SkipRules, args: argparse.Namespace) -> tuple[in
 
 
 def _lock(base: Path) -> dict[str, Any]:
-    """The base's ``SingletonLock`` (see ``processes.lock_state``). Clones never copy it."""
+    """The base's ``SingletonLock`` or Windows ``lockfile`` (see ``processes.lock_state``).
+    Clones never copy either."""
     state, owner = processes.lock_state(base)
     return {
         "state": state,
@@ -130,7 +133,7 @@ def _problems(browser: Browser | None, base: dict[str, Any] | None) -> list[str]
         return problems
     if base["lock"]["state"] == "live":
         problems.append(
-            f"a browser (pid {base['lock']['pid']}) runs on the base profile: clones may copy "
+            f"{a_browser(base['lock']['pid'])} runs on the base profile: clones may copy "
             "half-written files; close it first"
         )
     if base["version_check"] == "newer" and browser is not None:
@@ -175,7 +178,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 _LOCK_TEXT = {
     "none": "none",
-    "live": "live: pid {pid} of this host runs on it",
+    "live": "live: {browser} of this host runs on it",
     "stale": "stale: pid {pid} is gone (harmless)",
     "foreign-host": "held by another host, {host} (pid {pid}): a browser refuses the base "
     "itself; clones skip the lock",
@@ -202,7 +205,9 @@ def _print_base(base: dict[str, Any], browser_version: str | None) -> None:
         f"  size: {size}; a clone copies {copied} "
         f"and skips {human_size(skipped)} (caches and lock state)"
     )
-    print(f"  SingletonLock: {_LOCK_TEXT[base['lock']['state']].format(**base['lock'])}")
+    lock = base["lock"]
+    text = _LOCK_TEXT[lock["state"]].format(browser=a_browser(lock["pid"]), **lock)
+    print(f"  {LOCK_NAME}: {text}")
     relation = {
         "same": "the browser's",
         "older": f"older than {browser_version}: fine, the browser upgrades a clone",

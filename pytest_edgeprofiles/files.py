@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import ntpath
 import os
 import shutil
 import socket
@@ -20,6 +21,33 @@ from . import treecopy
 
 #: Errors that say "the destination cannot take more", never "the source is bad".
 DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+_WINDOWS = sys.platform == "win32"
+#: ``ERROR_SHARING_VIOLATION`` and ``ERROR_LOCK_VIOLATION``: another process has the file
+#: open without sharing it (a browser still running, a virus scanner): it may let go soon.
+SHARING_VIOLATIONS = frozenset({32, 33})
+
+
+def is_sharing_violation(exc: OSError) -> bool:
+    """Whether ``exc`` is Windows saying that another process holds the file."""
+    return getattr(exc, "winerror", None) in SHARING_VIOLATIONS
+
+
+def long_path(path: str | os.PathLike[str], windows: bool = _WINDOWS) -> str:
+    r"""``path`` as Windows takes it past 260 characters (``\\?\C:\...``,
+    ``\\?\UNC\server\share\...``); unchanged elsewhere.
+
+    Profiles hold deep cache and extension paths, and Windows lifts its 260-character limit
+    only where an administrator set ``LongPathsEnabled``. The prefix works everywhere but
+    turns off the normalisation of ``/`` and ``..``, so the path is made absolute first.
+    """
+    text = os.fspath(path)
+    if not windows or text.startswith("\\\\?\\"):
+        return text
+    text = ntpath.abspath(text)
+    if text.startswith("\\\\"):
+        return "\\\\?\\UNC\\" + text[2:]
+    return "\\\\?\\" + text
 
 
 def make_dirs(path: Path) -> None:
@@ -118,11 +146,12 @@ def copy_tree(src: Path, dst: Path, skip: Callable[[tuple[str, ...], bool], bool
 
 
 def _copy_tree_by_path(src: Path, dst: Path, skip: Callable[[tuple[str, ...], bool], bool]) -> int:
-    """``copy_tree`` by full paths, where the OS has no ``dir_fd`` (Windows): a path too long
-    is an error there, raised by ``walk``, never a folder passed over."""
+    """``copy_tree`` by full paths, where the OS has no ``dir_fd`` (Windows), each in its
+    ``long_path`` form; a path still too long is an error, never a folder passed over."""
     total = 0
-    for entry, rel in walk(src, skip):
-        target = os.path.join(dst, *rel)
+    into = long_path(dst)
+    for entry, rel in walk(Path(long_path(src)), skip):
+        target = os.path.join(into, *rel)
         try:
             if entry.is_symlink():
                 os.symlink(os.readlink(entry.path), target)
@@ -152,7 +181,8 @@ def tree_size(path: Path, skip: Callable[[tuple[str, ...], bool], bool] | None =
     """
     if skip is not None or not _STAT_AT:
         # On Windows DirEntry.stat costs nothing: the folder listing carries the sizes.
-        return sum(file_size(entry) for entry, _ in walk(path, skip or _never, tolerant=True))
+        entries = walk(Path(long_path(path)), skip or _never, tolerant=True)
+        return sum(file_size(entry) for entry, _ in entries)
     total = 0
     stack = [os.fspath(path)]
     while stack:
@@ -216,15 +246,17 @@ def remove_tree(path: Path, attempts: int = 6, first_delay: float = 0.05) -> Non
 
     Read-only entries are made writable; entries removed by someone else are ignored; what is
     still busy (Windows sharing violations, a browser child writing a last file) is retried with
-    growing delays, about 1.5 s in all. Raises the last ``OSError`` when the tree stays.
+    growing delays, about 1.5 s in all. Raises the last ``OSError``, which names the entry
+    that stayed, when the tree stays. Paths past 260 characters are removed on Windows too.
     """
+    target = Path(long_path(path))
     delay = first_delay
     for attempt in range(attempts):
         try:
-            if os.path.islink(path) or os.path.isfile(path):
-                os.unlink(path)
+            if os.path.islink(target) or os.path.isfile(target):
+                os.unlink(target)
             else:
-                _rmtree(path)
+                _rmtree(target)
             return
         except FileNotFoundError:
             return

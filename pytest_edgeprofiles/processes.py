@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 
@@ -16,6 +17,7 @@ from .logs import log
 #: Two create times closer than this are the same process (Linux counts in 10 ms ticks).
 _SAME_START = 0.01
 _own: tuple[int, float] | None = None
+_WINDOWS = sys.platform == "win32"
 
 
 def start_time(pid: int) -> float:
@@ -81,7 +83,7 @@ def boot_id() -> str | None:
 
 
 #: The largest pid there can be: pid_t is a signed 32-bit int on POSIX, a DWORD on Windows.
-_MAX_PID = 2**32 - 1 if sys.platform == "win32" else 2**31 - 1
+_MAX_PID = 2**32 - 1 if _WINDOWS else 2**31 - 1
 
 
 def valid_pid(pid: object) -> bool:
@@ -188,8 +190,9 @@ def browsers_using(profile: str) -> list[psutil.Process]:
 def stop_browsers(procs: list[psutil.Process], grace: float = 3.0) -> None:
     """Stop the browsers (and their children) gracefully, then kill what survives ``grace`` s.
 
-    Headless Chromium removes its ``Singleton*`` entries on SIGINT or SIGHUP but not on SIGTERM.
-    On Windows, where there is no such signal, the tree is terminated.
+    On POSIX the browser processes are asked (``ask_to_stop``) and stop their children
+    themselves. Windows has no signal to ask with, and a child outlives its parent there: every
+    process of the tree is terminated.
     """
     tree: dict[int, psutil.Process] = {}
     for proc in procs:
@@ -198,13 +201,10 @@ def stop_browsers(procs: list[psutil.Process], grace: float = 3.0) -> None:
             tree.update((child.pid, child) for child in proc.children(recursive=True))
         except psutil.Error:
             continue
-    roots = [p for p in procs if not _is_child_process(p)]
-    for proc in roots or procs:
+    roots = [p for p in procs if not _is_child_process(p)] or procs
+    for proc in tree.values() if _WINDOWS else roots:
         try:
-            if sys.platform == "win32":
-                proc.terminate()
-            else:
-                proc.send_signal(signal.SIGHUP)
+            ask_to_stop(proc)
         except psutil.Error:
             continue
     _, alive = psutil.wait_procs(list(tree.values()), timeout=grace)
@@ -216,6 +216,24 @@ def stop_browsers(procs: list[psutil.Process], grace: float = 3.0) -> None:
     _, still = psutil.wait_procs(alive, timeout=grace)
     for proc in still:
         log.warning("process %s on a profile survived SIGKILL", proc.pid)
+
+
+class _Stoppable(Protocol):
+    def terminate(self) -> None: ...
+    def send_signal(self, sig: int, /) -> None: ...
+
+
+def ask_to_stop(proc: _Stoppable, windows: bool | None = None) -> None:
+    """Ask a browser process (a ``psutil.Process`` or a ``Popen``) to stop.
+
+    SIGHUP on POSIX: headless Chromium removes its ``Singleton*`` entries on SIGHUP or SIGINT
+    but not on SIGTERM. Windows has neither: ``terminate`` (``TerminateProcess``) it is, and
+    the browser's ``lockfile`` goes with its last handle.
+    """
+    if _WINDOWS if windows is None else windows:
+        proc.terminate()
+    else:
+        proc.send_signal(signal.SIGHUP)
 
 
 def _is_child_process(proc: psutil.Process) -> bool:
@@ -252,17 +270,23 @@ def stop_browser_on(profile: Path) -> None:
         files.remove_tree(sockets)
 
 
-def lock_state(user_data_dir: Path) -> tuple[str, chromium.LockOwner | None]:
-    """What the dir's ``SingletonLock`` says, and who it names.
+def a_browser(pid: int | None) -> str:
+    """How messages name the browser a live lock shows: a Windows ``lockfile`` names no pid."""
+    return "a browser" if pid is None else f"a browser (pid {pid})"
 
-    ``none``; ``live`` (a browser of this host runs on the dir); ``stale`` (its process is
+
+def lock_state(user_data_dir: Path) -> tuple[str, chromium.LockOwner | None]:
+    """What the dir's ``SingletonLock`` (or Windows ``lockfile``) says, and who it names.
+
+    ``none``; ``live`` (a browser of this host runs on the dir; on Windows its owner is not
+    known); ``stale`` (its process is
     gone, or is no browser on this dir: the next browser takes over); ``foreign-host`` (a
     container whose hostname changed: the browser refuses the dir); ``invalid`` (not a
     ``<host>-<pid>`` link: refused too).
     """
     owner = chromium.read_singleton_lock(user_data_dir)
-    if owner is None:
-        return "none", None
+    if owner is None:  # Windows browsers hold a ``lockfile`` instead, which names nobody
+        return ("live" if chromium.lockfile_held(user_data_dir) else "none"), None
     if owner.pid is None:
         return "invalid", owner
     if owner.host != chromium.this_host():

@@ -16,9 +16,7 @@ import functools
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -100,18 +98,15 @@ class BrowserSession:
     def stop(self, grace: float = 10.0) -> int | None:
         """Stop the browser and whatever it left on the profile; its exit status.
 
-        SIGHUP (not SIGTERM) lets headless Chromium remove its ``Singleton*`` links; Windows
-        has no such signal. Only the main process is waited for: its helpers follow it, and
-        ``stop_browser_on`` catches any that do not. Once stopped, a second call does nothing.
+        Asked as ``processes.ask_to_stop`` asks. Only the main process is waited for: its
+        helpers follow it, and ``stop_browser_on`` catches any that do not (on Windows, where
+        a child outlives its parent, it terminates them). Once stopped, a second call does nothing.
         """
         if self._stderr.closed:
             return self.process.returncode
         try:
             if self.process.poll() is None:
-                if sys.platform == "win32":
-                    self.process.terminate()
-                else:
-                    self.process.send_signal(signal.SIGHUP)
+                processes.ask_to_stop(self.process)
                 try:
                     self.process.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
