@@ -85,11 +85,27 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, separators=(",", ":"))
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _replace(src: str | Path, dst: Path, windows: bool | None = None) -> None:
+    """``os.replace``, retried on Windows for about half a second while the destination is
+    open elsewhere (a sweep reading a record): Windows refuses to replace an open file with
+    "access denied" or a sharing violation, where POSIX replaces it under the reader."""
+    delay = 0.001
+    while True:
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if not (_WINDOWS if windows is None else windows) or delay > 0.25:
+                raise
+        time.sleep(delay)  # a backoff: a reader tells nobody when it closes the file
+        delay *= 2
 
 
 def _never(parts: tuple[str, ...], is_dir: bool) -> bool:

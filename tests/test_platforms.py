@@ -311,3 +311,32 @@ def test_skip_rules_cannot_leave_out_the_key_that_decrypts_default() -> None:
     with pytest.raises(ValueError, match=r"'Local State'.*encrypted_key"):
         SkipRules(top_level=frozenset({"Local State", "Crashpad"}))
     assert not SkipRules().skips(("Local State",), False)
+
+
+# -- replacing a file another process reads -------------------------------------------------
+
+
+@pytest.mark.parametrize("windows", [False, True], ids=["posix", "windows"])
+def test_a_record_open_elsewhere_is_replaced_once_the_reader_lets_go(
+    monkeypatch, tmp_path, windows
+):
+    monkeypatch.setattr(files, "_WINDOWS", windows)
+    record = tmp_path / "p.owner"
+    files.write_json_atomic(record, {"pid": 1})
+    refusals = [PermissionError(errno.EACCES, "Access is denied", str(record))] * 2
+    real = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if refusals:  # Windows: the destination is open in a reader
+            raise refusals.pop()
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    if windows:
+        files.write_json_atomic(record, {"pid": 2})
+        assert files.read_json(record) == {"pid": 2}
+    else:  # POSIX never refuses for a reader: a refusal there is real, and raised at once
+        with pytest.raises(PermissionError):
+            files.write_json_atomic(record, {"pid": 2})
+        assert files.read_json(record) == {"pid": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.owner"], "no temp file left"
