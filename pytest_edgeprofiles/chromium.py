@@ -209,8 +209,9 @@ def this_host() -> str:
 
 # -- the socket dir a live browser makes under $TMPDIR -------------------------------------
 
-#: A unix socket path holds at most 107 bytes; the browser aborts when its socket's is longer.
-SOCKET_PATH_MAX = 107
+#: A unix socket path holds at most 107 bytes (103 on macOS); the browser aborts when its
+#: socket's is longer.
+SOCKET_PATH_MAX = 103 if sys.platform == "darwin" else 107
 #: What the browser appends to $TMPDIR for its socket.
 SOCKET_SUFFIX = "/org.chromium.Chromium.XXXXXX/SingletonSocket"
 _SOCKET_DIR = re.compile(
@@ -218,8 +219,11 @@ _SOCKET_DIR = re.compile(
 )
 
 
-def socket_path_too_long(tmpdir: str) -> bool:
-    """Whether a browser started with this ``TMPDIR`` would abort ("Socket path too long")."""
+def socket_path_too_long(tmpdir: str, windows: bool | None = None) -> bool:
+    """Whether a browser started with this ``TMPDIR`` would abort ("Socket path too long").
+    Never on Windows, where the browser has no socket: a window and ``lockfile`` instead."""
+    if _WINDOWS if windows is None else windows:
+        return False
     return len(os.fsencode(tmpdir.rstrip("/")) + SOCKET_SUFFIX.encode()) > SOCKET_PATH_MAX
 
 

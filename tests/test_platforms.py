@@ -340,3 +340,13 @@ def test_a_record_open_elsewhere_is_replaced_once_the_reader_lets_go(
             files.write_json_atomic(record, {"pid": 2})
         assert files.read_json(record) == {"pid": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.owner"], "no temp file left"
+
+
+# -- browser sockets: POSIX only ------------------------------------------------------------
+
+
+def test_a_deep_tmpdir_troubles_only_browsers_that_use_a_socket() -> None:
+    deep = "/" + "/".join(["d" * 20] * 5)
+    assert chromium.socket_path_too_long(deep, windows=False)
+    # Windows browsers find each other through a window and the lockfile, not a socket.
+    assert not chromium.socket_path_too_long(deep, windows=True)
