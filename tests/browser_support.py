@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from conftest import POSIX
 
 from pytest_edgeprofiles import launch
 from pytest_edgeprofiles.chromium import Browser
@@ -65,6 +66,7 @@ def start_browser(profile: Path, browser: Browser) -> subprocess.Popen[bytes]:
 
     Its lock appears early in start-up, before the browser handles signals or has started its
     helper processes; ``DevToolsActivePort`` is written once it listens, that is when it is up.
+    On POSIX it has made its ``SingletonSocket`` link by then (a Windows browser makes none).
     """
     args = launch.browser_args(
         profile, browser, extra=[*launch.QUIET_FLAGS, "--remote-debugging-port=0"]
@@ -80,7 +82,7 @@ def start_browser(profile: Path, browser: Browser) -> subprocess.Popen[bytes]:
     try:
         wait_for(lambda: ready.is_file() or proc.poll() is not None, "the browser to start", 60)
         assert proc.poll() is None, f"the browser exited with {proc.returncode}"
-        assert os.path.lexists(profile / "SingletonSocket")
+        assert not POSIX or os.path.lexists(profile / "SingletonSocket")
     except BaseException:
         proc.kill()  # never leave a browser behind, spinning on a folder about to go
         proc.wait()
@@ -89,8 +91,15 @@ def start_browser(profile: Path, browser: Browser) -> subprocess.Popen[bytes]:
 
 
 def stop_browser(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a browser of ``start_browser`` gracefully; kill it if it does not go in 10 s."""
-    proc.send_signal(signal.SIGHUP)
+    """Stop a browser of ``start_browser`` gracefully; kill it if it does not go in 10 s.
+
+    SIGHUP lets headless Chromium remove its ``Singleton*`` links; Windows has no signal to
+    ask with, and terminates it.
+    """
+    if POSIX:
+        proc.send_signal(signal.SIGHUP)
+    else:
+        proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:

@@ -24,6 +24,32 @@ from pytest_edgeprofiles.chromium import Browser, find_browser
 #: The real system temp dir, captured before any test points ``tempfile`` elsewhere.
 SYSTEM_TMP = tempfile.gettempdir()
 
+# -- what only some platforms have -----------------------------------------------------------
+
+#: Not Windows: POSIX signals, file modes and owners, FIFOs, fork, and symlinks anyone may make
+#: (Windows needs a privilege for a symlink, and its chmod only sets the read-only flag).
+POSIX = sys.platform != "win32"
+LINUX = sys.platform.startswith("linux")
+
+
+def posix_only(why: str) -> pytest.MarkDecorator:
+    """Skip the test on Windows; ``why`` names the POSIX behaviour it needs."""
+    return pytest.mark.skipif(not POSIX, reason=f"POSIX only: {why}")
+
+
+def linux_only(why: str) -> pytest.MarkDecorator:
+    """Skip the test but on Linux; ``why`` names the Linux behaviour it needs."""
+    return pytest.mark.skipif(not LINUX, reason=f"Linux only: {why}")
+
+
+#: Why a test that makes symlinks skips on Windows.
+SYMLINKS = "symlinks (making one needs a privilege on Windows)"
+#: Why a test of a browser's lock skips on Windows, where browsers lock with a ``lockfile``.
+SINGLETON_LOCK = "a SingletonLock symlink, the lock of POSIX browsers"
+#: Why a test whose stand-in browser is a shell script skips on Windows.
+SH_BROWSER = "the browser is a #!/bin/sh script, which Windows does not run as a program"
+
+
 BASE_FILES: dict[str, bytes] = {
     "Local State": json.dumps({"os_crypt": {"encrypted_key": "RFBBUEkBAAAA"}}).encode(),
     "Last Version": b"131.0.2903.112",
@@ -45,6 +71,17 @@ BASE_FILES: dict[str, bytes] = {
     # Lock state a live or killed browser leaves at the top level.
     "DevToolsActivePort": b"9222\n/devtools/browser/abc\n",
 }
+#: The ``Singleton*`` links a browser killed on POSIX leaves. A Windows browser makes none (it
+#: locks with a ``lockfile``), and making a symlink there needs a privilege: none there.
+LOCK_LINKS: dict[str, str] = (
+    {
+        "SingletonLock": "host-123",
+        "SingletonSocket": "/tmp/nowhere/SingletonSocket",
+        "SingletonCookie": "42",
+    }
+    if POSIX
+    else {}
+)
 #: Entries a clone of ``make_base`` leaves out (relative to the user data dir).
 SKIPPED = (
     "Default/Cache",
@@ -55,9 +92,7 @@ SKIPPED = (
     "BrowserMetrics",
     "component_crx_cache",
     "DevToolsActivePort",
-    "SingletonLock",
-    "SingletonSocket",
-    "SingletonCookie",
+    *LOCK_LINKS,
 )
 #: Entries a clone of ``make_base`` keeps.
 KEPT = (
@@ -72,11 +107,6 @@ KEPT = (
     "Default/EdgeWallet/x",
     "Default/Service Worker/Database/x",
 )
-LOCK_LINKS = {
-    "SingletonLock": "host-123",
-    "SingletonSocket": "/tmp/nowhere/SingletonSocket",
-    "SingletonCookie": "42",
-}
 
 
 def preferences(exit_type: str = "Crashed") -> dict[str, Any]:
@@ -177,7 +207,7 @@ def dead_owner() -> tuple[int, float]:
     Made for each test: with a ``pid_max`` of 32768 and browsers starting many processes, a
     pid freed early in the session may belong to a live process by the time a late test runs.
     """
-    proc = subprocess.Popen(["sleep", "1000"])
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)"])
     try:
         create_time = processes.start_time(proc.pid)
     finally:
@@ -253,6 +283,9 @@ def browser() -> Browser:
 
 
 # -- running pytest on a file system of a given kind -------------------------------------------
+
+#: Why a test run in such a mount skips but on Linux (and there without root, on its own).
+A_MOUNT = "a tmpfs mounted in a mount namespace of its own (unshare)"
 
 
 def run_in_a_mount(

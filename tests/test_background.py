@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
-import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -124,7 +124,7 @@ def test_sweep_spares_a_live_owners_prepared_profile_but_not_a_dead_ones(
     pid, create_time = dead_owner
     files.write_json_atomic(
         record_path(dead),
-        ProfileRecord("gw9", str(dead), pid, create_time, os.uname().nodename, 0.0, prepared=True)
+        ProfileRecord("gw9", str(dead), pid, create_time, socket.gethostname(), 0.0, prepared=True)
         .to_dict(),
     )  # fmt: skip
     assert sweep.sweep(tmp_root).removed == [dead]

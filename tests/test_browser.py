@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 from browser_support import serve, start_browser, stop_browser
+from conftest import posix_only
 
 from pytest_edgeprofiles import ProfileManager, launch
 from pytest_edgeprofiles.chromium import Browser
@@ -231,6 +232,7 @@ def test_downloads_of_parallel_workers_land_in_separate_folders(
     assert list(downloads.iterdir()) == [], "download folders go with their passing tests"
 
 
+@posix_only("the browser's SingletonSocket symlink, into a socket folder under TMPDIR")
 def test_a_browser_left_running_is_stopped_and_its_profile_removed(
     browser: Browser, tmp_path: Path
 ) -> None:
@@ -262,6 +264,7 @@ def launch_processes(profile: Path) -> list[int]:
     return found
 
 
+@posix_only("the browser's SingletonSocket symlink, into a socket folder under TMPDIR")
 def test_a_test_that_forgets_its_browser_does_not_break_the_run(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: str
 ) -> None:
@@ -300,6 +303,7 @@ def test_a_test_that_forgets_its_browser_does_not_break_the_run(
     assert not Path(left["sockets"]).exists()
 
 
+@posix_only("SIGKILL kills the worker")
 def test_a_worker_killed_mid_test_leaves_no_driver_or_browser_running(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: str
 ) -> None:
@@ -397,6 +401,7 @@ def test_a_base_from_a_newer_browser_is_warned_about(
     )
 
 
+@posix_only("the browser's unix socket under TMPDIR, whose path length is limited")
 def test_a_browser_starts_under_a_temp_dir_too_deep_for_its_socket(
     browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SH_BROWSER, posix_only
 
 from pytest_edgeprofiles import browsers
 from pytest_edgeprofiles.browsers import Browser
@@ -36,6 +37,7 @@ def test_an_override_that_is_no_browser_is_none(tmp_path: Path) -> None:
     assert browsers.find_browser(str(tmp_path / "missing")) is None
 
 
+@posix_only(f"{SH_BROWSER} (Windows reads the version from the folder beside it)")
 def test_an_override_is_asked_for_its_version(tmp_path: Path) -> None:
     fake = tmp_path / "microsoft-edge"
     fake.write_text("#!/bin/sh\necho 'Microsoft Edge 131.0.2903.70'\n")

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from browser_support import start_process
+from conftest import POSIX, SH_BROWSER, SINGLETON_LOCK, SYMLINKS, posix_only
 
 from pytest_edgeprofiles import cli, cli_common, cli_doctor, files, processes, sweep
 from pytest_edgeprofiles.chromium import DEFAULT_SKIP_RULES, find_browser, this_host
@@ -43,9 +44,12 @@ KILLED_RUN = textwrap.dedent(
         Path(manager.create_profile(worker), "Default", "Cookies").write_bytes(b"x" * 1000)
     manager.create_profile("gw2")
     print(manager.keep_profile("gw2"), flush=True)
-    os.kill(os.getpid(), signal.SIGKILL)
+    # Killed outright: SIGKILL; Windows, without it, terminates the process (exit status 15).
+    os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
     """
 )
+#: The exit status of the run above, as ``subprocess`` reports it.
+KILLED = -signal.SIGKILL if POSIX else signal.SIGTERM
 
 
 @pytest.fixture
@@ -57,7 +61,7 @@ def leftovers(tmp_root: Path, manager: Any) -> SimpleNamespace:
         text=True,
         timeout=60,
     )
-    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert child.returncode == KILLED, child.stderr
     kept = Path(child.stdout.strip())
     dead = sorted(p for p in tmp_root.glob("gw[01]-*") if p.is_dir())
     live = Path(manager(root=tmp_root).create_profile("live"))
@@ -203,6 +207,7 @@ def test_default_root(
     assert [p["path"] for p in doc["profiles"]] == [profile]
 
 
+@posix_only(SYMLINKS)
 @pytest.mark.parametrize("command", ["list", "clean"])
 def test_a_planted_default_root_is_neither_read_nor_cleaned(
     sandbox_tempdir: Path,
@@ -372,10 +377,12 @@ def base(tmp_path: Path) -> Path:
     }.items():
         (base / rel).parent.mkdir(parents=True, exist_ok=True)
         (base / rel).write_bytes(data)
-    os.symlink("otherhost-123", base / "SingletonLock")
+    if POSIX:  # a lock a POSIX browser left (a Windows one holds a lockfile, and no symlink)
+        os.symlink("otherhost-123", base / "SingletonLock")
     return base
 
 
+@posix_only(f"{SH_BROWSER}; {SINGLETON_LOCK}")
 def test_doctor_on_a_base(
     base: Path, fake_browser: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -403,6 +410,7 @@ def test_doctor_on_a_base(
     assert "131.0.2903.112" in problem and "120.0.6099.71" in problem
 
 
+@posix_only(f"{SH_BROWSER}; {SINGLETON_LOCK}")
 def test_doctor_text(base: Path, fake_browser: Path) -> None:
     result = run_cli("doctor", "--base-profile", str(base), "--browser", str(fake_browser))
     assert result.returncode == 0, result.stderr
@@ -418,6 +426,7 @@ def test_doctor_text(base: Path, fake_browser: Path) -> None:
     assert "problem: the base profile was last opened by version 131.0.2903.112" in out
 
 
+@posix_only(f"{SH_BROWSER}; {SINGLETON_LOCK}")
 def test_doctor_lock_and_json_states(
     base: Path,
     fake_browser: Path,
@@ -492,14 +501,17 @@ def test_doctor_with_a_real_browser(capsys: pytest.CaptureFixture[str]) -> None:
         (["clean", "--older-than", "3x"], "argument --older-than: invalid duration '3x'"),
         (["clean", "--older-than", "90"], "invalid duration '90': expected a number and a unit"),
         (
-            ["doctor", "--base-profile", "{tmp}/missing"],
-            "--base-profile: base profile not found: {tmp}/missing",
+            ["doctor", "--base-profile", "{tmp}{sep}missing"],
+            "--base-profile: base profile not found: {tmp}{sep}missing",
         ),
-        (["doctor", "--base-profile", "{tmp}/base/User Data/Default"], "is a profile folder"),
-        (["doctor", "--browser", "{tmp}/no-browser"], "--browser: no such browser"),
         (
-            ["list", "--root", "{tmp}/base/User Data/Last Version"],
-            "--root: {tmp}/base/User Data/Last Version is not a directory",
+            ["doctor", "--base-profile", "{tmp}{sep}base{sep}User Data{sep}Default"],
+            "is a profile folder",
+        ),
+        (["doctor", "--browser", "{tmp}{sep}no-browser"], "--browser: no such browser"),
+        (
+            ["list", "--root", "{tmp}{sep}base{sep}User Data{sep}Last Version"],
+            "--root: {tmp}{sep}base{sep}User Data{sep}Last Version is not a directory",
         ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "the following arguments are required: COMMAND"),
@@ -508,10 +520,12 @@ def test_doctor_with_a_real_browser(capsys: pytest.CaptureFixture[str]) -> None:
 def test_usage_errors(
     args: list[str], message: str, base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main([a.format(tmp=tmp_path) for a in args]) == 2
+    # Paths as the OS spells them: the error names the path the user gave, and Windows
+    # prints a path with its own separator.
+    assert cli.main([a.format(tmp=tmp_path, sep=os.sep) for a in args]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("usage: edgeprofiles")
-    assert message.format(tmp=tmp_path) in err
+    assert message.format(tmp=tmp_path, sep=os.sep) in err
 
 
 def test_usage_error_from_the_environment_in_a_shell(tmp_path: Path) -> None:
@@ -619,6 +633,7 @@ def test_no_progress_library_no_progress(
     assert err == "" and out.splitlines()[-1].startswith("removed 2 profiles, 1 run folder")
 
 
+@posix_only(SH_BROWSER)
 def test_progress_with_the_real_tqdm(
     base: Path,
     fake_browser: Path,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import linux_only, posix_only
 from filelock import FileLock, Timeout
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
@@ -32,7 +33,6 @@ from hypothesis import strategies as st
 from pytest_edgeprofiles import ProfileLimitError, ProfileManager, files, runs, sweep, treecopy
 from pytest_edgeprofiles.profile_manager import check_worker_id
 
-posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and permissions")
 OUTER_XDIST = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT")
 
 
@@ -220,7 +220,7 @@ Path(out).write_text(json.dumps({"labels": labels, "results": results, "randoms"
 """
 
 
-@posix_only
+@posix_only("os.fork and SIGKILL")
 def test_sigkill_at_every_step_of_create_copy_and_cleanup_leaks_nothing(tmp_path, registry_path):
     root = tmp_path / "root"
     base = small_base(tmp_path / "base")
@@ -348,7 +348,7 @@ def test_a_rebuilt_registry_counts_the_profiles_of_managers_in_other_roots(
         there.cleanup_all_profiles()
 
 
-@posix_only
+@posix_only("a read-only file replaced in a writable folder, and its mode 0600 again")
 def test_a_read_only_registry_file_is_replaced_and_the_run_goes_on(unprivileged):
     """As a user that obeys permissions: the file is read-only, its folder is not."""
     code = textwrap.dedent(
@@ -398,7 +398,7 @@ def test_a_read_only_registry_file_is_replaced_and_the_run_goes_on(unprivileged)
     assert f"registry {registry}" in result.stderr and "read-only" in result.stderr
 
 
-@posix_only
+@posix_only("chmod 0555 cannot make a folder read-only on Windows")
 def test_a_registry_that_cannot_be_written_is_a_clear_error_and_never_lifts_the_cap(
     unprivileged,
 ):
@@ -583,7 +583,6 @@ def test_a_profile_removed_by_someone_else(manager, tmp_root, registry_path):
     assert entries_of(registry_path) == {}
 
 
-@posix_only
 def test_a_file_replaced_by_a_directory_mid_cleanup(manager, tmp_root, monkeypatch):
     m = manager()
     path = Path(m.create_profile("gw0"))
@@ -596,8 +595,11 @@ def test_a_file_replaced_by_a_directory_mid_cleanup(manager, tmp_root, monkeypat
             # Someone (a browser still writing) turns the file into a folder with content.
             real_unlink(name, dir_fd=dir_fd)
             os.mkdir(name, dir_fd=dir_fd)
-            where = os.path.join(f"/proc/self/fd/{dir_fd}", name) if dir_fd else name
-            Path(where, "journal").write_text("x")
+            # Relative to the folder rmtree holds open (dir_fd None on Windows): no /proc needed.
+            journal = os.path.join(name, "journal")
+            fd = os.open(journal, os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=dir_fd)
+            os.write(fd, b"x")
+            os.close(fd)
             swapped.append(name)
         real_unlink(name, *args, dir_fd=dir_fd, **kwargs)
 
@@ -608,7 +610,7 @@ def test_a_file_replaced_by_a_directory_mid_cleanup(manager, tmp_root, monkeypat
     assert names(tmp_root) == []
 
 
-@posix_only
+@posix_only("chmod 0555 cannot make a folder read-only on Windows")
 def test_read_only_entries_in_the_base_give_a_clone_the_browser_can_write_and_remove(
     unprivileged,
 ):
@@ -650,7 +652,7 @@ def test_read_only_entries_in_the_base_give_a_clone_the_browser_can_write_and_re
     }
 
 
-@posix_only
+@posix_only("chmod 000 and 0500 cannot seal a folder on Windows")
 def test_a_dead_owners_read_only_profile_is_swept(unprivileged):
     code = textwrap.dedent(
         """
@@ -717,7 +719,6 @@ def _wait_for_file(path: Path, proc: subprocess.Popen[str], seconds: float = 120
     return path.read_text()
 
 
-@posix_only
 def test_two_pytest_runs_sharing_a_root_never_remove_each_others_live_profiles(
     pytester: pytest.Pytester, inner_env: None
 ) -> None:
@@ -1041,7 +1042,6 @@ def test_a_slow_cleanup_never_forgets_the_profile_made_after_it(manager, monkeyp
     assert m.cleanup_all_profiles() == 1 and not os.path.exists(second)
 
 
-@posix_only
 def test_an_unremovable_prepared_clone_is_left_to_the_sweep_with_its_record(
     manager, tmp_root, tmp_path, monkeypatch
 ):
@@ -1080,7 +1080,7 @@ def test_pruning_kept_profiles_spares_live_ones_made_not_to_be_cleaned_up(manage
     assert sweep.prune_kept(tmp_root, 0).removed == [Path(path)]
 
 
-@posix_only
+@posix_only("os.fork")
 def test_a_forked_child_exiting_leaves_its_parents_profiles_alone(tmp_path):
     script = textwrap.dedent(
         f"""
@@ -1102,7 +1102,7 @@ def test_a_forked_child_exiting_leaves_its_parents_profiles_alone(tmp_path):
     assert out.stdout.split() == ["True", "1", "False"], out.stderr
 
 
-@posix_only
+@posix_only("os.fork")
 def test_a_forked_child_asking_for_a_profile_gets_a_clear_error(tmp_path):
     # filelock's own "inherited across fork" RuntimeError says nothing of what to do.
     script = textwrap.dedent(
@@ -1175,7 +1175,7 @@ def _unshare_refused() -> str | None:
     return None
 
 
-@posix_only
+@linux_only("pid namespaces (unshare --pid)")
 def test_a_live_owner_in_another_pid_namespace_is_not_swept(tmp_path: Path) -> None:
     refused = _unshare_refused()
     if refused is not None:

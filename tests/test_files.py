@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import posix_only
 
 from pytest_edgeprofiles import ProfileManager, files
 
-posix_only = pytest.mark.skipif(os.name != "posix", reason="dir_fd, PATH_MAX and sparse files")
+#: How the deep folders are made and read back: Windows has no O_DIRECTORY, dir_fd nor fwalk.
+RELATIVE_TO_A_FOLDER = "folders opened, made and walked relative to an open one (dir_fd)"
 PATH_MAX = 4096
 LONG_NAME = "d" * 250
 
@@ -77,7 +79,7 @@ def deep_base(base: Path, levels: int) -> None:
         os.symlink("data", "link", dir_fd=fd)
 
 
-@posix_only
+@posix_only(RELATIVE_TO_A_FOLDER)
 @pytest.mark.parametrize(
     ("source_prefix", "levels"),
     [(3000, 5), (0, 20)],
@@ -95,7 +97,7 @@ def test_folders_past_path_max_are_copied_whole(
     assert copied == sum(len(v) for v in tree(src).values() if isinstance(v, bytes))
 
 
-@posix_only
+@posix_only(RELATIVE_TO_A_FOLDER)
 def test_a_clone_of_a_base_with_folders_past_path_max_has_every_file(tmp_path: Path) -> None:
     # The base's own path is usable, its deepest folders' paths are not: once they were
     # passed over as if they had vanished, and the clone silently lacked their files.
@@ -113,7 +115,7 @@ def test_a_clone_of_a_base_with_folders_past_path_max_has_every_file(tmp_path: P
         m.cleanup_all_profiles()
 
 
-@posix_only
+@posix_only(RELATIVE_TO_A_FOLDER)
 def test_a_base_whose_own_path_passes_path_max_is_cloned_whole_or_refused_loudly(
     tmp_path: Path,
 ) -> None:
@@ -136,7 +138,7 @@ def test_a_base_whose_own_path_passes_path_max_is_cloned_whole_or_refused_loudly
         m.cleanup_all_profiles()
 
 
-@posix_only
+@posix_only("st_blocks, and a hole made by seeking past a file's end")
 def test_a_sparse_file_stays_sparse_in_the_clone(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
@@ -158,7 +160,7 @@ def test_a_sparse_file_stays_sparse_in_the_clone(tmp_path: Path) -> None:
             assert b.read(1 << 20) == chunk
 
 
-@posix_only
+@posix_only("FIFOs (os.mkfifo) and symlinks")
 def test_entries_changed_while_we_copy_are_passed_over_never_followed(tmp_path: Path) -> None:
     # A live base changes under the copy: what vanished or was swapped since the folder was
     # listed is left out; a link swapped in is never followed, a FIFO never opened for ever.

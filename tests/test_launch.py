@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import POSIX, posix_only
 
 from pytest_edgeprofiles import chromium, launch
 from pytest_edgeprofiles.chromium import Browser
@@ -56,7 +57,11 @@ def test_selenium_options_name_the_binary_and_the_profile(tmp_path: Path) -> Non
     assert isinstance(chrome, ChromeOptions) and not isinstance(chrome, EdgeOptions)
 
 
-@pytest.mark.skipif(os.name != "posix", reason="a process's command line, POSIX quoting")
+@pytest.mark.skipif(
+    not POSIX and sys.prefix != sys.base_prefix,
+    reason="a venv's python.exe on Windows runs the interpreter as a second process with the "
+    "same command line: two processes where the test starts one",
+)
 def test_a_driver_started_for_a_profile_is_found_with_its_browsers(tmp_path: Path) -> None:
     from browser_support import start_process
 
@@ -77,6 +82,7 @@ def test_a_driver_started_for_a_profile_is_found_with_its_browsers(tmp_path: Pat
         proc.wait()
 
 
+@posix_only("the browser's socket under TMPDIR, and a 0700 folder for it")
 def test_a_deep_temp_dir_gets_the_browser_a_short_one(tmp_path: Path) -> None:
     deep = str(tmp_path / ("d" * 100))
     assert launch.browser_env({"TMPDIR": "/tmp"}) is None

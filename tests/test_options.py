@@ -13,7 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from conftest import Unprivileged, run_in_a_mount
+from conftest import A_MOUNT, Unprivileged, linux_only, posix_only, run_in_a_mount
 
 import pytest_edgeprofiles
 from pytest_edgeprofiles.options import (
@@ -216,6 +216,7 @@ def _usage_error(result: subprocess.CompletedProcess[str]) -> str:
     return result.stderr
 
 
+@linux_only(A_MOUNT)
 def test_a_root_on_a_read_only_file_system_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(edge_profile): pass")
     err = _usage_error(
@@ -229,6 +230,7 @@ def test_a_root_on_a_read_only_file_system_is_a_usage_error(pytester: pytest.Pyt
     ) in err
 
 
+@linux_only(A_MOUNT)
 def test_a_default_root_that_cannot_be_made_fails_the_test_naming_why(
     pytester: pytest.Pytester,
 ) -> None:
@@ -249,6 +251,7 @@ def test_a_default_root_that_cannot_be_made_fails_the_test_naming_why(
     assert "(--edge-profile-root): [Errno 28] No space left on device" in result.stdout
 
 
+@posix_only("chmod 0555 cannot make a folder read-only on Windows")
 def test_a_root_in_a_folder_we_may_not_write_is_a_usage_error(
     pytester: pytest.Pytester, unprivileged: Unprivileged
 ) -> None:

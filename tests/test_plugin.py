@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from browser_support import start_process
-from conftest import run_in_a_mount
+from conftest import A_MOUNT, POSIX, SINGLETON_LOCK, linux_only, posix_only, run_in_a_mount
 
 pytest_plugins = ["pytester"]
 
@@ -97,13 +97,15 @@ def test_every_test_gets_its_own_profile_and_nothing_stays(
     log = _write_recorder(pytester, root)
     pytester.makepyfile(
         test_inner="""
+        import os
         import pytest
         from recorder import record
 
         @pytest.mark.parametrize("i", range(6))
         def test_profile(edge_profile, i):
             assert edge_profile.is_absolute() and edge_profile.is_dir()
-            assert oct(edge_profile.stat().st_mode & 0o777) == "0o700"
+            if os.name == "posix":  # Windows has no mode bits: an ACL protects the folder
+                assert oct(edge_profile.stat().st_mode & 0o777) == "0o700"
             assert not (edge_profile / "mine").exists()
             (edge_profile / "mine").write_text(str(i))
             record(edge_profile)
@@ -169,7 +171,8 @@ def _make_base(path: Path) -> Path:
     (path / "Default" / "Preferences").write_text('{"profile": {"exit_type": "Crashed"}}')
     (path / "Default" / "Cookies").write_bytes(b"cookie-jar")
     (path / "Default" / "Cache" / "Cache_Data" / "f_000001").write_bytes(b"x" * 4096)
-    os.symlink("otherhost-1", path / "SingletonLock")
+    if POSIX:  # a lock a POSIX browser left (a Windows one holds a lockfile, and no symlink)
+        os.symlink("otherhost-1", path / "SingletonLock")
     return path
 
 
@@ -318,7 +321,7 @@ def test_waiting_for_a_slot_times_out_with_who_holds_it(
     assert [name.split("-")[0] for name in _leftovers(root)] == ["master.session"] * 2
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+@posix_only("SIGKILL kills the worker")
 def test_a_worker_killed_holding_the_only_slot_does_not_leak_it(
     pytester: pytest.Pytester, root: Path
 ) -> None:
@@ -349,7 +352,7 @@ def test_a_worker_killed_holding_the_only_slot_does_not_leak_it(
     result.stdout.re_match_lines([r".* (0 leftovers|1 leftover) swept"])
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+@posix_only("SIGKILL kills the run")
 def test_leftovers_of_a_killed_run_are_swept_by_the_next(
     pytester: pytest.Pytester, root: Path
 ) -> None:
@@ -448,6 +451,7 @@ def test_a_profile_that_cannot_be_valid_is_never_handed_out(
     assert _leftovers(root) == []
 
 
+@posix_only("the browser's unix socket under TMPDIR, whose path length is limited")
 def test_the_header_warns_about_a_temp_dir_too_deep_for_browser_sockets(
     pytester: pytest.Pytester, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -569,6 +573,7 @@ def test_profiles_in_the_test_folder_are_never_collected(
     assert "not_mine" not in result.stdout.str()
 
 
+@posix_only(SINGLETON_LOCK)
 def test_a_browser_running_on_the_base_is_named_at_start(
     pytester: pytest.Pytester, root: Path
 ) -> None:
@@ -596,6 +601,7 @@ def test_a_browser_running_on_the_base_is_named_at_start(
     )
 
 
+@linux_only(A_MOUNT)
 def test_a_snapshot_that_does_not_fit_under_the_root_goes_to_the_fallback_root(
     pytester: pytest.Pytester, sandbox_tempdir: Path
 ) -> None:
@@ -814,6 +820,10 @@ def test_a_missing_browser_skips_unless_one_is_required(
     monkeypatch.delenv("EDGEPROFILES_REQUIRE_BROWSER", raising=False)
     empty = pytester.mkdir("empty-path")
     monkeypatch.setenv("PATH", f"{empty}{os.pathsep}{Path(sys.executable).parent}")
+    # Nor at the standard install paths, where CI's images put Edge.
+    pytester.makeconftest(
+        "from pytest_edgeprofiles import browsers\nbrowsers._install_paths = lambda kind: []\n"
+    )
     pytester.makepyfile("def test_x(edge_browser): pass")
     result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}", *how)
     result.assert_outcomes(**{outcome: 1})

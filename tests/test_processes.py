@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 from browser_support import start_process
+from conftest import SYMLINKS, posix_only
 
 from pytest_edgeprofiles import processes
-
-posix_only = pytest.mark.skipif(os.name != "posix", reason="symlinks and command lines")
 
 
 @pytest.fixture
@@ -32,7 +31,7 @@ def on_folder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
         proc.wait()
 
 
-@posix_only
+@posix_only(SYMLINKS)
 def test_a_link_to_a_folder_in_use_is_not_that_folder(
     tmp_path: Path, on_folder: tuple[Path, subprocess.Popen[bytes]]
 ) -> None:
@@ -50,7 +49,7 @@ def test_a_link_to_a_folder_in_use_is_not_that_folder(
         assert processes.process_uses(proc.pid, str(same)) is True, same
 
 
-@posix_only
+@posix_only(f"{SYMLINKS}: a SingletonLock, and a profile that is a link")
 def test_stop_browser_on_a_link_stops_nothing(
     tmp_path: Path, on_folder: tuple[Path, subprocess.Popen[bytes]]
 ) -> None:
@@ -63,6 +62,7 @@ def test_stop_browser_on_a_link_stops_nothing(
     assert (folder / "SingletonLock").is_symlink()
 
 
+@posix_only("POSIX paths: on Windows /private/tmp is a folder on the current drive")
 def test_macos_private_prefix_is_the_same_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     # macOS shows /tmp and /var as /private/tmp and /private/var in command lines.
     monkeypatch.setattr(processes, "_MACOS", True)

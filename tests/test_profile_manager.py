@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from browser_support import start_process
+from conftest import POSIX, SINGLETON_LOCK, SYMLINKS, posix_only
 
 from pytest_edgeprofiles import (
     ProfileCleanupError,
@@ -35,7 +36,6 @@ from pytest_edgeprofiles.registry import Registry
 from pytest_edgeprofiles.roots import UnsafeDirectoryError
 
 MB = 1024 * 1024
-posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions and symlinks")
 
 
 def names(folder: Path | str) -> list[str]:
@@ -126,7 +126,7 @@ def test_constructor_profile_folder_as_base(make_base, tmp_root):
     assert not tmp_root.exists()
 
 
-@posix_only
+@posix_only("chmod 000 cannot make a folder unreadable on Windows")
 def test_constructor_unreadable_base(unprivileged):
     base = unprivileged.folder / "base"
     (base / "Default").mkdir(parents=True)
@@ -161,7 +161,8 @@ def test_create_profile_returns_private_folder_with_owner_record(manager, tmp_ro
     assert p.parent == tmp_root.resolve()
     assert re.fullmatch(r"gw0-[0-9a-f]{12}", p.name)
     assert p.is_dir() and not p.is_symlink()
-    assert stat.S_IMODE(p.stat().st_mode) == 0o700
+    if POSIX:  # Windows has no mode bits: an ACL protects the folder
+        assert stat.S_IMODE(p.stat().st_mode) == 0o700
     # No base profile: an empty user data dir but for its own download folder.
     assert names(p) == ["Default", "Downloads"]
     assert names(p / "Default") == ["Preferences"]
@@ -172,7 +173,8 @@ def test_create_profile_returns_private_folder_with_owner_record(manager, tmp_ro
     assert owner["pid"] == os.getpid()
     assert owner["host"] == socket.gethostname()
     assert owner["keep"] is False and owner["released"] is False
-    assert stat.S_IMODE(os.stat(f"{path}.owner").st_mode) == 0o600
+    if POSIX:
+        assert stat.S_IMODE(os.stat(f"{path}.owner").st_mode) == 0o600
     assert names(tmp_root) == sorted([p.name, f"{p.name}.owner"])
 
 
@@ -275,7 +277,7 @@ def test_clone_preferences_change_only_exit_type_and_download_folders(
     assert base_prefs["download"]["default_directory"] == "/home/user/Downloads"
 
 
-@posix_only
+@posix_only(SYMLINKS)
 def test_clone_copies_symlinks_as_links(manager, make_base, tmp_path):
     base = make_base()
     outside = tmp_path / "outside"
@@ -337,7 +339,8 @@ def test_copy_base_profile_refreshes_the_clone(manager, make_base, base_layout):
     (clone / "Default" / "Cookies").write_bytes(b"written by a test")
     (clone / "Default" / "extra").write_text("left by a test")
     (clone / "Local State").unlink()
-    os.symlink("host-999", clone / "SingletonLock")
+    if POSIX:  # a lock left by a POSIX browser (a Windows one holds a lockfile)
+        os.symlink("host-999", clone / "SingletonLock")
     (base / "Last Version").write_text("132.0.0.0")
 
     assert m.copy_base_profile("gw0") is True
@@ -401,7 +404,7 @@ def test_cleanup_profile_releases_the_slot(manager):
     assert os.path.isdir(m.create_profile("gw0"))
 
 
-@posix_only
+@posix_only("chmod cannot make a folder read-only or unreadable on Windows")
 def test_cleanup_profile_removes_read_only_content(unprivileged):
     """As a user that obeys permissions (root would not notice), read-only entries still go."""
     code = textwrap.dedent(
@@ -438,7 +441,7 @@ def test_cleanup_profile_removes_read_only_content(unprivileged):
     assert json.loads(result.stdout) == {"ok": True, "left": []}
 
 
-@posix_only
+@posix_only(SYMLINKS)
 def test_cleanup_profile_does_not_follow_a_symlink_inside(manager, tmp_path):
     outside = tmp_path / "outside"
     (outside / "sub").mkdir(parents=True)
@@ -452,7 +455,7 @@ def test_cleanup_profile_does_not_follow_a_symlink_inside(manager, tmp_path):
     assert (outside / "sub" / "keep.txt").read_text() == "precious"
 
 
-@posix_only
+@posix_only(SYMLINKS)
 def test_cleanup_profile_when_the_folder_was_swapped_for_a_symlink(manager, tmp_path, tmp_root):
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -468,7 +471,7 @@ def test_cleanup_profile_when_the_folder_was_swapped_for_a_symlink(manager, tmp_
     assert (outside / "keep.txt").read_text() == "precious"
 
 
-@posix_only
+@posix_only(SINGLETON_LOCK)
 def test_cleanup_profile_stops_a_browser_still_running_on_it(manager):
     m = manager()
     path = m.create_profile("gw0")
@@ -605,7 +608,7 @@ def test_validate_profile_corrupt_json(manager, make_base, rel, content):
     assert m.validate_profile("gw0") is False
 
 
-@posix_only
+@posix_only(SINGLETON_LOCK)
 def test_validate_profile_lock_of_another_host(manager, make_base):
     m = manager(str(make_base()))
     path = m.create_profile("gw0")
@@ -613,7 +616,7 @@ def test_validate_profile_lock_of_another_host(manager, make_base):
     assert m.validate_profile("gw0") is False
 
 
-@posix_only
+@posix_only(SINGLETON_LOCK)
 def test_validate_profile_stale_lock_of_this_host(manager, make_base, dead_owner):
     m = manager(str(make_base()))
     path = m.create_profile("gw0")
@@ -621,7 +624,7 @@ def test_validate_profile_stale_lock_of_this_host(manager, make_base, dead_owner
     assert m.validate_profile("gw0") is True
 
 
-@posix_only
+@posix_only("a SingletonLock that is no symlink, which POSIX browsers refuse")
 def test_validate_profile_lock_that_is_a_regular_file(manager):
     m = manager()
     path = m.create_profile("gw0")
@@ -629,7 +632,7 @@ def test_validate_profile_lock_that_is_a_regular_file(manager):
     assert m.validate_profile("gw0") is False
 
 
-@posix_only
+@posix_only(SINGLETON_LOCK)
 def test_validate_profile_live_browser_then_dead(manager):
     m = manager()
     path = m.create_profile("gw0")
@@ -651,7 +654,7 @@ def test_validate_profile_false_when_gone_or_replaced(manager, tmp_path):
     path = m.create_profile("gw0")
     shutil.rmtree(path)
     assert m.validate_profile("gw0") is False
-    if os.name == "posix":
+    if POSIX:  # a symlink: making one needs a privilege on Windows
         (tmp_path / "elsewhere").mkdir()
         os.symlink(tmp_path / "elsewhere", path)
         assert m.validate_profile("gw0") is False
@@ -672,7 +675,7 @@ def test_get_profile_size_is_the_bytes_of_regular_files(manager, make_base):
     assert size > 0
 
 
-@posix_only
+@posix_only(SYMLINKS)
 def test_get_profile_size_does_not_follow_symlinks(manager, make_base, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -687,7 +690,7 @@ def test_get_profile_size_does_not_follow_symlinks(manager, make_base, tmp_path)
     assert size < 300_000
 
 
-@posix_only
+@posix_only("symlinks and FIFOs (os.mkfifo)")
 @pytest.mark.parametrize("stat_at", [True, False], ids=["fstatat", "entry-stat"])
 def test_a_walked_size_counts_regular_files_only(tmp_path, monkeypatch, stat_at):
     # The walk get_profile_size makes for a tree it did not write, on both of its paths.
@@ -802,7 +805,8 @@ def test_each_profile_downloads_into_a_folder_of_its_own(manager):
         path = Path(m.create_profile(worker_id))
         folder = m.get_download_dir(worker_id)
         assert folder == str(path / "Downloads")
-        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+        if POSIX:  # Windows has no mode bits: an ACL protects the folder
+            assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
         prefs = json.loads((path / "Default" / "Preferences").read_text())
         assert prefs["download"]["default_directory"] == folder
         assert prefs["savefile"]["default_directory"] == folder
@@ -884,7 +888,7 @@ def test_keep_profile_leaves_it_on_disk_for_good(manager, tmp_root):
     assert os.path.isdir(path)
 
 
-@posix_only
+@posix_only("the Singleton* symlinks a POSIX browser killed on a profile leaves")
 def test_a_kept_profile_loses_the_lock_of_a_browser_that_was_killed_on_it(manager, dead_owner):
     # Opening the kept profile later, by hand, must not meet a lock of a browser long gone.
     m = manager()
@@ -899,7 +903,7 @@ def test_a_kept_profile_loses_the_lock_of_a_browser_that_was_killed_on_it(manage
     assert path.is_dir(), "kept: only the lock links went"
 
 
-@posix_only
+@posix_only(SINGLETON_LOCK)
 def test_a_lock_of_another_host_is_left_alone(manager):
     # A container whose hostname changed: not ours to judge, so not ours to remove.
     m = manager()
@@ -1114,12 +1118,13 @@ def test_default_root_is_private_under_the_system_temp(sandbox_tempdir):
     try:
         path = m.create_profile("gw0")
         assert Path(path).parent == expected
-        assert stat.S_IMODE(expected.lstat().st_mode) == 0o700
+        if POSIX:  # Windows has no mode bits: an ACL protects the folder
+            assert stat.S_IMODE(expected.lstat().st_mode) == 0o700
     finally:
         m.cleanup_all_profiles()
 
 
-@posix_only
+@posix_only("group and other mode bits, which Windows folders do not have")
 def test_default_root_mode_is_tightened(sandbox_tempdir):
     root = roots.default_root()
     root.mkdir()
@@ -1132,7 +1137,7 @@ def test_default_root_mode_is_tightened(sandbox_tempdir):
         m.cleanup_all_profiles()
 
 
-@posix_only
+@posix_only(SYMLINKS)
 @pytest.mark.parametrize("dangling", [False, True], ids=["to-a-folder", "dangling"])
 def test_default_root_planted_symlink_is_refused(sandbox_tempdir, tmp_path, dangling):
     attacker = tmp_path / "attacker"
@@ -1152,7 +1157,7 @@ def test_default_root_planted_symlink_is_refused(sandbox_tempdir, tmp_path, dang
     assert m.list_profiles() == {}
 
 
-@posix_only
+@posix_only("chown and uids")
 def test_default_root_of_another_user_is_refused(sandbox_tempdir):
     if os.geteuid() != 0:
         pytest.skip("only root can give a folder to another user")

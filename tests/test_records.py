@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import re
 import socket
 import time
 from pathlib import Path
 
 import pytest
+from conftest import linux_only
 
 from pytest_edgeprofiles import processes, records, sweep
 from pytest_edgeprofiles.records import (
@@ -20,10 +20,6 @@ from pytest_edgeprofiles.records import (
     read_record,
     record_path,
     write_record,
-)
-
-linux_only = pytest.mark.skipif(
-    not os.path.exists("/proc/self/ns/pid"), reason="pid namespaces and boot ids are Linux's"
 )
 
 
@@ -43,7 +39,7 @@ def test_a_new_record_names_its_whole_owner(tmp_path: Path) -> None:
     assert ProfileRecord.from_dict(record.to_dict()) == record
 
 
-@linux_only
+@linux_only("pid namespaces (/proc/self/ns/pid)")
 def test_an_owner_in_another_pid_namespace_is_never_taken_for_dead(
     tmp_root: Path, dead_owner: tuple[int, float]
 ) -> None:
@@ -64,7 +60,7 @@ def test_an_owner_in_another_pid_namespace_is_never_taken_for_dead(
     assert sweep.sweep(tmp_root).removed == [profile]
 
 
-@linux_only
+@linux_only("boot ids (/proc/sys/kernel/random/boot_id)")
 def test_an_owner_of_an_earlier_boot_is_dead_even_with_a_live_pid(tmp_path: Path) -> None:
     pid, create_time = processes.own_identity()
     ours = _record(tmp_path, pid, create_time, pid_ns=processes.pid_namespace())

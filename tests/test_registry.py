@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 from browser_support import start_process
+from conftest import SINGLETON_LOCK, posix_only
 
 from pytest_edgeprofiles import ProfileLimitError, processes, registry, sweep
 from pytest_edgeprofiles.records import ProfileRecord, write_record
@@ -77,6 +78,7 @@ def test_a_private_registry_caps_only_its_manager(manager):
     assert os.path.isdir(second.create_profile("gw0"))
 
 
+@posix_only("the modes 0600 and 0700: Windows protects files by ACLs, not modes")
 def test_registry_files_are_private(manager, registry_path):
     m = manager(registry_path=registry_path)
     path = m.create_profile("gw0")
@@ -220,6 +222,7 @@ def _start_child(tmp_root: Path, registry_path: Path) -> tuple[subprocess.Popen[
     return child, path
 
 
+@posix_only(f"SIGKILL; {SINGLETON_LOCK}")
 def test_processes_share_a_cap_and_a_killed_owner_frees_its_slot(manager, registry_path, tmp_root):
     child, child_path = _start_child(tmp_root, registry_path)
     # The killed owner's browser outlives it, as browsers started by a killed worker do.
@@ -317,7 +320,7 @@ def test_a_reclaimed_slot_spares_a_profile_its_owner_kept_before_dying(
         # Killed between marking its profile kept and giving back the slot.
         kept = read_record(record_path(child_path)).kept()
         write_record(kept)
-        child.send_signal(signal.SIGKILL)
+        child.kill()  # SIGKILL; TerminateProcess on Windows: no cleanup either way
         child.wait(timeout=10)
     finally:
         child.kill()

@@ -25,13 +25,13 @@ from typing import Any
 import psutil
 import pytest
 from browser_support import start_browser, start_process, stop_browser, wait_for
+from conftest import SINGLETON_LOCK, SYMLINKS, linux_only, posix_only
 
 from pytest_edgeprofiles import ProfileManager, roots, sweep
 from pytest_edgeprofiles.chromium import Browser
 from pytest_edgeprofiles.records import ProfileRecord, write_record
 from pytest_edgeprofiles.registry import Registry
 
-posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions and symlinks")
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 NOBODY = 65534
 
@@ -129,7 +129,7 @@ UMASK_ZERO = textwrap.dedent(
 )
 
 
-@posix_only
+@posix_only("umask and the modes 0700 and 0600: Windows protects files by ACLs, not modes")
 def test_everything_made_is_private_even_under_umask_zero(open_folder: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", UMASK_ZERO, str(open_folder)],
@@ -227,7 +227,7 @@ def victim(tmp_path: Path) -> Path:
     return folder
 
 
-@posix_only
+@posix_only("a root planted as a symlink, or as a folder given to another uid (chown)")
 @pytest.mark.parametrize(
     "planted",
     [
@@ -277,7 +277,7 @@ def test_a_planted_default_root_is_refused_by_a_test_run(
     assert not (tmp_path / "cache" / "edgeprofiles" / ".runs").exists()
 
 
-@posix_only
+@posix_only("a shared root of mode 1777, and a .runs planted as a symlink or another uid's")
 @pytest.mark.parametrize(
     "planted",
     [
@@ -322,7 +322,7 @@ def test_a_runs_folder_planted_in_a_shared_root_is_refused(
         assert names(runs) == [], "nothing was made inside another user's folder"
 
 
-@posix_only
+@posix_only("chown: files of another uid")
 @needs_root("give files to another user")
 def test_records_garbage_and_temp_files_of_another_user_are_left_alone(
     tmp_root: Path, victim: Path, dead_owner: tuple[int, float], sandbox_tempdir: Path
@@ -381,7 +381,7 @@ LINKS = {
 }
 
 
-@posix_only
+@posix_only(SYMLINKS)
 def test_base_symlinks_are_copied_as_links_never_their_targets(
     manager: Callable[..., ProfileManager], make_base: Callable[..., Path], outside: Path
 ) -> None:
@@ -404,7 +404,7 @@ def test_base_symlinks_are_copied_as_links_never_their_targets(
     assert snapshot(outside) == outside_before
 
 
-@posix_only
+@posix_only("FIFOs (os.mkfifo) and unix sockets (AF_UNIX)")
 def test_special_files_in_a_base_are_left_out_without_hanging(
     tmp_path: Path, make_base: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -436,7 +436,7 @@ def test_special_files_in_a_base_are_left_out_without_hanging(
     assert names(tmp_path / "root") == []
 
 
-@posix_only
+@posix_only(f"{SYMLINKS}, in a folder chmod 0500 made read-only")
 def test_cleanup_and_sweep_of_profiles_full_of_links_leave_the_targets_untouched(
     tmp_root: Path, outside: Path, sandbox_tempdir: Path
 ) -> None:
@@ -472,7 +472,7 @@ def test_cleanup_and_sweep_of_profiles_full_of_links_leave_the_targets_untouched
     assert snapshot(outside) == before
 
 
-@posix_only
+@posix_only(SYMLINKS)
 def test_a_profile_swapped_for_a_symlink_is_never_followed(
     manager: Callable[..., ProfileManager],
     make_base: Callable[..., Path],
@@ -507,7 +507,7 @@ def test_a_profile_swapped_for_a_symlink_is_never_followed(
     assert snapshot(outside) == before
 
 
-@posix_only
+@linux_only("/proc/self/fd, through which the swap names the folder rmtree holds open")
 def test_a_folder_swapped_for_a_symlink_mid_cleanup_is_not_followed(
     manager: Callable[..., ProfileManager],
     outside: Path,
@@ -585,7 +585,7 @@ UNREADABLE = textwrap.dedent(
 )
 
 
-@posix_only
+@posix_only("chmod 000 cannot make a file or folder unreadable on Windows")
 @pytest.mark.parametrize("case", ["file", "folder", "base"])
 def test_an_unreadable_base_gives_permission_error_and_leaves_nothing(unprivileged, case):
     result = unprivileged.run(UNREADABLE, case, str(unprivileged.folder))
@@ -626,7 +626,7 @@ def _bystander(*args: str, user: int | None = None) -> subprocess.Popen[bytes]:
     return start_process([*prefix, *command], shown=command, start_new_session=True)
 
 
-@posix_only
+@posix_only(f"{SINGLETON_LOCK}; bystanders in sh, stopped with killpg and SIGKILL")
 def test_cleanup_stops_only_this_users_browser_on_the_exact_profile(
     browser: Browser, tmp_path: Path
 ) -> None:
@@ -673,7 +673,7 @@ def test_cleanup_stops_only_this_users_browser_on_the_exact_profile(
         shutil.rmtree(sibling, ignore_errors=True)
 
 
-@pytest.mark.skipif(os.name != "posix", reason="a process's command line, POSIX signals")
+@posix_only(SINGLETON_LOCK)
 @pytest.mark.parametrize("owner_record", ["none", "another owner"])
 def test_a_planted_registry_entry_never_removes_or_stops_what_it_names(
     tmp_path: Path, dead_owner: tuple[int, float], owner_record: str
@@ -711,7 +711,7 @@ def test_a_planted_registry_entry_never_removes_or_stops_what_it_names(
         m.cleanup_all_profiles()
 
 
-@posix_only
+@posix_only(f"{SYMLINKS}: a profile swapped for one, the browser's SingletonLock")
 @pytest.mark.parametrize("removed_by", ["cleanup_profile", "sweep of a dead owner"])
 def test_a_profile_swapped_for_a_link_to_a_running_browsers_folder_never_stops_it(
     browser: Browser, tmp_path: Path, dead_owner: tuple[int, float], removed_by: str

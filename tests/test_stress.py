@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
+from conftest import posix_only
 
 from pytest_edgeprofiles.registry import Registry
 
@@ -214,7 +214,10 @@ def assert_nothing_left(roots: list[Path], registry: Path) -> None:
     assert json.loads(registry.read_text())["entries"] == {}
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="fork-free but POSIX timing assumptions")
+@posix_only(
+    "threads of four processes renaming and deleting profiles beside each other's work "
+    "(Windows refuses to rename or delete what another handle holds open)"
+)
 def test_four_processes_of_four_threads_never_exceed_the_cap(tmp_path: Path) -> None:
     cap, threads, ops = 4, 4, 126  # 4 x 4 x 126 = 2016 creates and removals
     main_root, prepared_root = tmp_path / "root", tmp_path / "prepared-root"
@@ -248,7 +251,7 @@ def test_four_processes_of_four_threads_never_exceed_the_cap(tmp_path: Path) -> 
     assert_nothing_left([main_root, prepared_root], registry)
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX timing assumptions")
+@posix_only("deleting the registry while other processes have it open (Windows refuses)")
 def test_the_cap_holds_while_the_registry_is_damaged_mid_run(tmp_path: Path) -> None:
     cap, threads, ops = 3, 3, 60
     root = tmp_path / "root"

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import POSIX, SYMLINKS, linux_only, posix_only
 
 from pytest_edgeprofiles import files, processes, sweep
 from pytest_edgeprofiles.records import ProfileRecord, record_path
@@ -120,7 +121,7 @@ def test_sweep_never_trusts_the_path_written_in_a_record(plant, tmp_root, tmp_pa
     assert (outside / "Default" / "Cookies").read_bytes() == b"someone else's cookies"
 
 
-@pytest.mark.skipif(os.name != "posix", reason="POSIX symlinks")
+@posix_only(SYMLINKS)
 def test_sweep_does_not_follow_a_profile_swapped_for_a_symlink(plant, tmp_root, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -283,7 +284,7 @@ def test_a_download_folder_outside_goes_only_when_it_is_the_profiles(plant, tmp_
     assert (tmp_path / "elsewhere").is_dir(), "a folder not named like the profile is not ours"
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="psutil's Linux boot time")
+@linux_only("start times counted from boot in /proc/<pid>/stat; psutil._pslinux's boot time")
 def test_a_wall_clock_step_does_not_make_a_live_owner_look_dead(plant, tmp_root, monkeypatch):
     """NTP steps and resumes move the boot time psutil adds to start times; ours is boot-relative."""
     import psutil._pslinux
@@ -342,7 +343,7 @@ def test_prune_kept_never_touches_another_hosts_kept_profiles(plant, tmp_root):
 @contextlib.contextmanager
 def running_owner() -> Iterator[tuple[int, float]]:
     """A live process other than this one, as the owner of a record."""
-    proc = subprocess.Popen(["sleep", "1000"])
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)"])
     try:
         yield proc.pid, processes.start_time(proc.pid)
     finally:
@@ -359,12 +360,13 @@ def test_records_that_make_no_sense_go_with_a_folder_of_ours_only(
     ours, linked, alone, theirs = (tmp_root / f"gw{i}-0123456789ab" for i in range(4))
     (ours / "Default").mkdir(parents=True)
     (tmp_path / "elsewhere").mkdir()
-    linked.symlink_to(tmp_path / "elsewhere")
+    if POSIX:  # making a symlink needs a privilege on Windows
+        linked.symlink_to(tmp_path / "elsewhere")
     theirs.mkdir()
     is_root = hasattr(os, "geteuid") and os.geteuid() == 0
     if is_root:
         os.chown(theirs, 65534, 65534)
-    for profile in (ours, linked, alone, theirs):
+    for profile in (ours, linked, alone, theirs) if POSIX else (ours, alone, theirs):
         record_path(profile).write_text('{"worker_id": "gw0", "pid": -1}')
     assert sorted(sweep.sweep(tmp_root, dry_run=True).removed) == sorted(
         [ours, record_path(ours), record_path(alone)]
@@ -374,7 +376,8 @@ def test_records_that_make_no_sense_go_with_a_folder_of_ours_only(
     sweep.sweep(tmp_root)
     assert not os.path.lexists(ours) and not os.path.lexists(record_path(ours))
     assert not os.path.lexists(record_path(alone))
-    assert linked.is_symlink() and record_path(linked).is_file()
+    if POSIX:
+        assert linked.is_symlink() and record_path(linked).is_file()
     assert (tmp_path / "elsewhere").is_dir()
     if is_root:
         assert theirs.is_dir() and record_path(theirs).is_file()
