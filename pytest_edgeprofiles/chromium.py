@@ -17,6 +17,7 @@ import re
 import socket
 import stat
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,11 +220,24 @@ _SOCKET_DIR = re.compile(
 )
 
 
-def socket_path_too_long(tmpdir: str, windows: bool | None = None) -> bool:
-    """Whether a browser started with this ``TMPDIR`` would abort ("Socket path too long").
-    Never on Windows, where the browser has no socket: a window and ``lockfile`` instead."""
-    if _WINDOWS if windows is None else windows:
-        return False
+#: The variable naming the folder a browser makes its socket folder in. Chromium reads only
+#: ``MAC_CHROMIUM_TMPDIR`` on macOS, not ``TMPDIR``; Windows browsers have no socket (they
+#: find each other through a window and the ``lockfile``).
+SOCKET_TMPDIR_VAR = {"win32": None, "darwin": "MAC_CHROMIUM_TMPDIR"}.get(sys.platform, "TMPDIR")
+
+
+def socket_tmpdir(environ: Mapping[str, str]) -> str | None:
+    """The folder a browser started with ``environ`` makes its socket folder in, when its
+    length can matter: None on Windows, and on macOS without ``MAC_CHROMIUM_TMPDIR`` (the
+    system's per-user temp folder, which is short)."""
+    if SOCKET_TMPDIR_VAR is None:
+        return None
+    return environ.get(SOCKET_TMPDIR_VAR) or ("/tmp" if SOCKET_TMPDIR_VAR == "TMPDIR" else None)
+
+
+def socket_path_too_long(tmpdir: str) -> bool:
+    """Whether a browser whose socket folder goes in ``tmpdir`` (see ``socket_tmpdir``) would
+    abort ("Socket path too long")."""
     return len(os.fsencode(tmpdir.rstrip("/")) + SOCKET_SUFFIX.encode()) > SOCKET_PATH_MAX
 
 

@@ -10,13 +10,18 @@ import functools
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from . import roots
-from .chromium import PROFILE_FLAGS, Browser, socket_path_too_long
+from .chromium import (
+    PROFILE_FLAGS,
+    SOCKET_TMPDIR_VAR,
+    Browser,
+    socket_path_too_long,
+    socket_tmpdir,
+)
 
 #: Flags that keep a test browser off the network it does not need: without them it keeps
 #: calling home, which is slow or refused on CI machines.
@@ -55,13 +60,15 @@ def _is_root_on_linux() -> bool:
 
 
 def browser_env(environ: dict[str, str] | None = None) -> dict[str, str] | None:
-    """The environment for the browser: None when the current one will do, else a copy with a
-    ``TMPDIR`` short enough for the browser's socket path (a deep ``TMPDIR``, as CI systems
-    and pytester set, makes every launch abort)."""
+    """The environment for the browser: None when the current one will do, else a copy whose
+    ``SOCKET_TMPDIR_VAR`` (``TMPDIR``; ``MAC_CHROMIUM_TMPDIR`` on macOS) names a folder short
+    enough for the browser's socket path (a deep ``TMPDIR``, as CI systems and pytester set,
+    makes every launch abort)."""
     environ = dict(os.environ if environ is None else environ)
-    if not socket_path_too_long(environ.get("TMPDIR") or tempfile.gettempdir()):
+    tmpdir = socket_tmpdir(environ)
+    if SOCKET_TMPDIR_VAR is None or tmpdir is None or not socket_path_too_long(tmpdir):
         return None
-    environ["TMPDIR"] = str(short_tmpdir())
+    environ[SOCKET_TMPDIR_VAR] = str(short_tmpdir())
     return environ
 
 

@@ -49,10 +49,11 @@ def _short_tmpdir_for_children(monkeypatch: pytest.MonkeyPatch) -> None:
     # the browser's socket, point it at a short one for this test. (``tempfile`` caches its
     # folder, so the test's own temporary files stay where they were.)
     from . import launch
+    from .chromium import SOCKET_TMPDIR_VAR
 
     env = launch.browser_env()
-    if env is not None:
-        monkeypatch.setenv("TMPDIR", env["TMPDIR"])
+    if env is not None and SOCKET_TMPDIR_VAR is not None:
+        monkeypatch.setenv(SOCKET_TMPDIR_VAR, env[SOCKET_TMPDIR_VAR])
 
 
 @pytest.fixture

@@ -182,21 +182,15 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f"base profile {base}, retention {settings.profile_retention}",
         f"edgeprofiles: browser {browser}",
     ]
-    from .chromium import SOCKET_PATH_MAX, socket_path_too_long
+    from .chromium import SOCKET_PATH_MAX, SOCKET_TMPDIR_VAR, socket_path_too_long, socket_tmpdir
 
-    tmpdir = _tempdir()
-    if socket_path_too_long(tmpdir):
+    tmpdir = socket_tmpdir(os.environ)
+    if tmpdir is not None and socket_path_too_long(tmpdir):
         lines.append(
-            f"edgeprofiles: warning: TMPDIR {tmpdir} is too deep for a browser's socket "
-            f"(over {SOCKET_PATH_MAX} bytes); the launch helpers give browsers a short TMPDIR"
+            f"edgeprofiles: warning: {SOCKET_TMPDIR_VAR} {tmpdir} is too deep for a browser's "
+            f"socket (over {SOCKET_PATH_MAX} bytes); the launch helpers give browsers a short one"
         )
     return lines
-
-
-def _tempdir() -> str:
-    import tempfile
-
-    return tempfile.gettempdir()
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

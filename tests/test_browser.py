@@ -18,7 +18,7 @@ import pytest
 from browser_support import serve, start_browser, stop_browser
 from conftest import posix_only
 
-from pytest_edgeprofiles import ProfileManager, launch
+from pytest_edgeprofiles import ProfileManager, chromium, launch
 from pytest_edgeprofiles.chromium import Browser
 
 pytest_plugins = ["pytester"]
@@ -407,14 +407,16 @@ def test_a_browser_starts_under_a_temp_dir_too_deep_for_its_socket(
 ) -> None:
     deep = tmp_path / ("d" * 100)
     deep.mkdir()
-    monkeypatch.setenv("TMPDIR", str(deep))
+    variable = chromium.SOCKET_TMPDIR_VAR
+    assert variable is not None
+    monkeypatch.setenv(variable, str(deep))
     env = launch.browser_env()
-    assert env is not None and len(env["TMPDIR"]) < 40
+    assert env is not None and len(env[variable]) < 40
     manager = ProfileManager(root=tmp_path / "root")
     profile = Path(manager.create_profile("w"))
     proc = start_browser(profile, browser)  # aborts with "Socket path too long" otherwise
     try:
-        assert Path(os.readlink(profile / "SingletonSocket")).parent.parent == Path(env["TMPDIR"])
+        assert Path(os.readlink(profile / "SingletonSocket")).parent.parent == Path(env[variable])
     finally:
         assert manager.cleanup_profile("w")
         proc.wait(timeout=10)

@@ -84,9 +84,11 @@ def test_a_driver_started_for_a_profile_is_found_with_its_browsers(tmp_path: Pat
 
 @posix_only("the browser's socket under TMPDIR, and a 0700 folder for it")
 def test_a_deep_temp_dir_gets_the_browser_a_short_one(tmp_path: Path) -> None:
+    variable = chromium.SOCKET_TMPDIR_VAR
+    assert variable is not None
     deep = str(tmp_path / ("d" * 100))
-    assert launch.browser_env({"TMPDIR": "/tmp"}) is None
-    env = launch.browser_env({"TMPDIR": deep, "KEEP": "me"})
+    assert launch.browser_env({variable: "/tmp"}) is None
+    env = launch.browser_env({variable: deep, "KEEP": "me"})
     assert env is not None and env["KEEP"] == "me"
-    assert not chromium.socket_path_too_long(env["TMPDIR"])
-    assert oct(os.stat(env["TMPDIR"]).st_mode & 0o777) == "0o700"
+    assert not chromium.socket_path_too_long(env[variable])
+    assert oct(os.stat(env[variable]).st_mode & 0o777) == "0o700"

@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
-from pytest_edgeprofiles import chromium, files, processes, roots, sweep
+from pytest_edgeprofiles import chromium, files, launch, processes, roots, sweep
 from pytest_edgeprofiles.chromium import SkipRules
 
 WINDOWS = sys.platform == "win32"
@@ -345,8 +345,31 @@ def test_a_record_open_elsewhere_is_replaced_once_the_reader_lets_go(
 # -- browser sockets: POSIX only ------------------------------------------------------------
 
 
-def test_a_deep_tmpdir_troubles_only_browsers_that_use_a_socket() -> None:
-    deep = "/" + "/".join(["d" * 20] * 5)
-    assert chromium.socket_path_too_long(deep, windows=False)
-    # Windows browsers find each other through a window and the lockfile, not a socket.
-    assert not chromium.socket_path_too_long(deep, windows=True)
+@pytest.mark.parametrize(
+    ("variable", "environ", "expected"),
+    [
+        ("TMPDIR", {"TMPDIR": "/deep"}, "/deep"),
+        ("TMPDIR", {}, "/tmp"),
+        # macOS: Chromium ignores TMPDIR; without its own variable, the short per-user folder.
+        ("MAC_CHROMIUM_TMPDIR", {"TMPDIR": "/deep"}, None),
+        ("MAC_CHROMIUM_TMPDIR", {"MAC_CHROMIUM_TMPDIR": "/deep"}, "/deep"),
+        # Windows browsers find each other through a window and the lockfile: no socket.
+        (None, {"TMPDIR": "/deep", "TEMP": "/deep"}, None),
+    ],
+    ids=["linux", "linux-default", "macos-tmpdir", "macos", "windows"],
+)
+def test_the_folder_a_browser_puts_its_socket_in(monkeypatch, variable, environ, expected):
+    monkeypatch.setattr(chromium, "SOCKET_TMPDIR_VAR", variable)
+    assert chromium.socket_tmpdir(environ) == expected
+
+
+def test_a_deep_folder_for_the_socket_gets_the_browser_a_short_one_in_its_variable(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setattr(launch, "SOCKET_TMPDIR_VAR", "MAC_CHROMIUM_TMPDIR")
+    monkeypatch.setattr(chromium, "SOCKET_TMPDIR_VAR", "MAC_CHROMIUM_TMPDIR")
+    deep = str(tmp_path / ("d" * 100))
+    assert launch.browser_env({"TMPDIR": deep}) is None, "macOS's Chromium never reads it"
+    env = launch.browser_env({"MAC_CHROMIUM_TMPDIR": deep, "TMPDIR": deep})
+    assert env is not None and env["TMPDIR"] == deep
+    assert not chromium.socket_path_too_long(env["MAC_CHROMIUM_TMPDIR"])

@@ -455,11 +455,14 @@ def test_a_profile_that_cannot_be_valid_is_never_handed_out(
 def test_the_header_warns_about_a_temp_dir_too_deep_for_browser_sockets(
     pytester: pytest.Pytester, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from pytest_edgeprofiles.chromium import SOCKET_TMPDIR_VAR as variable
+
+    assert variable is not None
     deep = pytester.mkdir("t" * 90)
-    monkeypatch.setenv("TMPDIR", str(deep))
+    monkeypatch.setenv(variable, str(deep))
     result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
     result.stdout.fnmatch_lines(
-        ["edgeprofiles: warning: TMPDIR * is too deep for a browser's socket*"]
+        [f"edgeprofiles: warning: {variable} * is too deep for a browser's socket*"]
     )
 
 
