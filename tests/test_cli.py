@@ -576,6 +576,8 @@ def test_one_version_in_the_package_the_metadata_and_the_report_header(
     from pytest_edgeprofiles import __version__
 
     assert metadata.version("pytest-edgeprofiles") == __version__
+    changelog = Path(__file__).parent.parent / "CHANGELOG.md"
+    assert f"\n## [{__version__}] - " in changelog.read_text(encoding="utf-8"), "no release section"
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest_subprocess(f"--edge-profile-root={pytester.path / 'p'}")
     result.stdout.fnmatch_lines([f"plugins: *edgeprofiles-{__version__}*"])
