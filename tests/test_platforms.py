@@ -373,3 +373,27 @@ def test_a_deep_folder_for_the_socket_gets_the_browser_a_short_one_in_its_variab
     env = launch.browser_env({"MAC_CHROMIUM_TMPDIR": deep, "TMPDIR": deep})
     assert env is not None and env["TMPDIR"] == deep
     assert not chromium.socket_path_too_long(env["MAC_CHROMIUM_TMPDIR"])
+
+
+# -- a real browser's lock, as this platform's browser takes it -----------------------------
+
+
+def test_a_real_browser_on_a_profile_is_seen_through_this_platforms_lock(browser, manager):
+    from browser_support import start_browser, stop_browser
+
+    m = manager()
+    profile = Path(m.create_profile("gw0"))
+    proc = start_browser(profile, browser)
+    try:
+        state, owner = processes.lock_state(profile)
+        assert state == "live"
+        if WINDOWS:  # the lockfile it holds names nobody
+            assert owner is None
+        else:  # the SingletonLock link names the browser process
+            assert owner is not None and owner.pid == proc.pid
+        assert not m.validate_profile("gw0"), "no second browser may start on it now"
+    finally:
+        stop_browser(proc)
+    # Stopped the way this platform stops it, the browser takes its lock along.
+    assert processes.lock_state(profile) == ("none", None)
+    assert m.validate_profile("gw0")
