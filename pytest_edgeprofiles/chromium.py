@@ -25,7 +25,7 @@ from pathlib import Path
 from .browsers import Browser as Browser
 from .browsers import compare_versions as compare_versions
 from .browsers import find_browser as find_browser
-from .files import is_sharing_violation, read_json
+from .files import read_json
 from .roots import is_mine
 
 _WINDOWS = sys.platform == "win32"
@@ -175,16 +175,19 @@ def lockfile_held(user_data_dir: Path, windows: bool | None = None) -> bool:
     """Whether a running browser holds the dir's Windows ``lockfile``.
 
     On Windows the browser keeps ``lockfile`` open for writing, shared for reading only, and
-    deleted when it closes: opening it for writing fails with a sharing violation while the
-    browser runs. A ``lockfile`` that opens is a leftover (a browser of a machine that lost
-    power), which the next browser takes over. POSIX browsers lock with ``SingletonLock``.
+    deleted when it closes: opening it for writing is refused while the browser runs (the C
+    runtime under ``os.open`` reports the sharing violation as a plain ``EACCES``). A
+    ``lockfile`` that opens is a leftover (a browser of a machine that lost power), which the
+    next browser takes over. POSIX browsers lock with ``SingletonLock``.
     """
     if not (_WINDOWS if windows is None else windows):
         return False
     try:
         fd = os.open(user_data_dir / "lockfile", os.O_WRONLY)
-    except OSError as exc:
-        return is_sharing_violation(exc)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
     os.close(fd)
     return False
 

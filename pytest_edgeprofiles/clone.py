@@ -61,7 +61,7 @@ def snapshot(base: Path, target: Path) -> None:
     files.copy_tree(base, target, DEFAULT_SKIP_RULES.skips)
     for entry, rel in files.walk(target, tolerant=True):
         if entry.is_file(follow_symlinks=False) and _is_sqlite(entry.path):
-            _backup_database(base.joinpath(*rel), Path(entry.path))
+            _backup_database(base.joinpath(*rel), target.joinpath(*rel))
     chromium.mark_clean_exit(target)
 
 

@@ -23,14 +23,6 @@ from . import treecopy
 DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 _WINDOWS = sys.platform == "win32"
-#: ``ERROR_SHARING_VIOLATION`` and ``ERROR_LOCK_VIOLATION``: another process has the file
-#: open without sharing it (a browser still running, a virus scanner): it may let go soon.
-SHARING_VIOLATIONS = frozenset({32, 33})
-
-
-def is_sharing_violation(exc: OSError) -> bool:
-    """Whether ``exc`` is Windows saying that another process holds the file."""
-    return getattr(exc, "winerror", None) in SHARING_VIOLATIONS
 
 
 def long_path(path: str | os.PathLike[str], windows: bool = _WINDOWS) -> str:
@@ -119,11 +111,12 @@ def walk(
 
     Never follows a symlink. ``skip`` gets the parts and whether the entry is a folder; a
     skipped folder is not descended into. A folder that vanishes while we walk (a live
-    browser's) is passed over; other errors are raised unless ``tolerant``.
+    browser's) is passed over; other errors are raised unless ``tolerant``. Entries' paths
+    are in their ``long_path`` form.
     """
     if os.path.islink(top):
         return
-    stack: list[tuple[str, tuple[str, ...]]] = [(os.fspath(top), ())]
+    stack: list[tuple[str, tuple[str, ...]]] = [(long_path(top), ())]
     while stack:
         folder, parts = stack.pop()
         try:
@@ -166,7 +159,7 @@ def _copy_tree_by_path(src: Path, dst: Path, skip: Callable[[tuple[str, ...], bo
     ``long_path`` form; a path still too long is an error, never a folder passed over."""
     total = 0
     into = long_path(dst)
-    for entry, rel in walk(Path(long_path(src)), skip):
+    for entry, rel in walk(src, skip):
         target = os.path.join(into, *rel)
         try:
             if entry.is_symlink():
@@ -197,8 +190,7 @@ def tree_size(path: Path, skip: Callable[[tuple[str, ...], bool], bool] | None =
     """
     if skip is not None or not _STAT_AT:
         # On Windows DirEntry.stat costs nothing: the folder listing carries the sizes.
-        entries = walk(Path(long_path(path)), skip or _never, tolerant=True)
-        return sum(file_size(entry) for entry, _ in entries)
+        return sum(file_size(entry) for entry, _ in walk(path, skip or _never, tolerant=True))
     total = 0
     stack = [os.fspath(path)]
     while stack:

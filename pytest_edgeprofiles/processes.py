@@ -236,6 +236,20 @@ def ask_to_stop(proc: _Stoppable, windows: bool | None = None) -> None:
         proc.send_signal(signal.SIGHUP)
 
 
+def helpers_to_stop(pid: int) -> list[psutil.Process]:
+    """The processes browser ``pid`` started that would outlive it, taken before it stops.
+
+    None on POSIX, where helpers follow their browser. On Windows a child outlives its parent,
+    and the ``lockfile`` that would lead ``stop_browser_on`` to them goes with the browser.
+    """
+    if not _WINDOWS:
+        return []
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
 def _is_child_process(proc: psutil.Process) -> bool:
     # Renderer, GPU and utility processes carry --type=; the browser process does not.
     try:

@@ -98,14 +98,16 @@ class BrowserSession:
     def stop(self, grace: float = 10.0) -> int | None:
         """Stop the browser and whatever it left on the profile; its exit status.
 
-        Asked as ``processes.ask_to_stop`` asks. Only the main process is waited for: its
-        helpers follow it, and ``stop_browser_on`` catches any that do not (on Windows, where
-        a child outlives its parent, it terminates them). Once stopped, a second call does nothing.
+        Asked as ``processes.ask_to_stop`` asks. On POSIX only the main process is waited
+        for: its helpers follow it, and ``stop_browser_on`` catches any that do not. On
+        Windows its helpers are stopped too (``processes.helpers_to_stop``). Once stopped, a
+        second call does nothing.
         """
         if self._stderr.closed:
             return self.process.returncode
         try:
             if self.process.poll() is None:
+                helpers = processes.helpers_to_stop(self.process.pid)
                 processes.ask_to_stop(self.process)
                 try:
                     self.process.wait(timeout=grace)
@@ -113,6 +115,7 @@ class BrowserSession:
                     log.warning("browser %s did not stop in %s s", self.process.pid, grace)
                     self.process.kill()
                     self.process.wait()
+                processes.stop_browsers(helpers)
             processes.stop_browser_on(self.profile)
         finally:
             self._stderr.close()

@@ -21,6 +21,7 @@ from typing import Any
 
 import psutil
 import pytest
+from conftest import posix_only
 
 from pytest_edgeprofiles import chromium, files, launch, processes, roots, sweep
 from pytest_edgeprofiles.chromium import SkipRules
@@ -181,10 +182,10 @@ class Recorder:
         self.calls.append(("send_signal", sig))
 
 
-POSIX_ONLY = pytest.mark.skipif(WINDOWS, reason="SIGHUP does not exist on Windows")
+SIGHUP = posix_only("SIGHUP does not exist on Windows")
 
 
-@POSIX_ONLY
+@SIGHUP
 def test_a_browser_is_asked_to_stop_with_sighup_on_posix() -> None:
     proc = Recorder()
     processes.ask_to_stop(proc, windows=False)
@@ -216,12 +217,12 @@ time.sleep(60)
 def fake_browser(profile: Path, said: Path, *flags: str) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-c", FAKE_BROWSER, str(said), *flags, f"--user-data-dir={profile}"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"up"  # \r\n on Windows
     return proc
 
 
 @pytest.mark.parametrize(
-    "windows", [pytest.param(False, marks=POSIX_ONLY, id="posix"), pytest.param(True, id="windows")]
+    "windows", [pytest.param(False, marks=SIGHUP, id="posix"), pytest.param(True, id="windows")]
 )
 def test_stopping_a_browser_tree(monkeypatch, tmp_path, windows):
     monkeypatch.setattr(processes, "_WINDOWS", windows)
@@ -251,12 +252,13 @@ def test_stopping_a_browser_tree(monkeypatch, tmp_path, windows):
 
 
 def hold_lockfile(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
-    """Make opening ``folder/lockfile`` for writing fail as it does while Edge runs."""
+    """Make opening ``folder/lockfile`` for writing fail as it does while Edge runs: the C
+    runtime under ``os.open`` turns the sharing violation into a plain EACCES."""
     real = os.open
 
     def opener(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
         if Path(path) == folder / "lockfile" and flags & os.O_WRONLY:
-            raise sharing_violation(Path(path))
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", opener)
@@ -363,6 +365,7 @@ def test_the_folder_a_browser_puts_its_socket_in(monkeypatch, variable, environ,
     assert chromium.socket_tmpdir(environ) == expected
 
 
+@posix_only("a short 0700 folder for sockets under /tmp; Windows browsers have no socket")
 def test_a_deep_folder_for_the_socket_gets_the_browser_a_short_one_in_its_variable(
     monkeypatch, tmp_path
 ):
@@ -397,3 +400,25 @@ def test_a_real_browser_on_a_profile_is_seen_through_this_platforms_lock(browser
     # Stopped the way this platform stops it, the browser takes its lock along.
     assert processes.lock_state(profile) == ("none", None)
     assert m.validate_profile("gw0")
+
+
+def test_a_session_stopped_the_windows_way_leaves_none_of_its_helpers(
+    browser, monkeypatch, tmp_path
+):
+    from pytest_edgeprofiles import sessions
+
+    monkeypatch.setattr(processes, "_WINDOWS", True)
+    # On Windows the lockfile goes with the browser: nothing leads stop_browser_on to helpers.
+    monkeypatch.setattr(processes, "stop_browser_on", lambda profile: None)
+    session = sessions.start_session(tmp_path / "profile", browser)
+    tree = psutil.Process(session.process.pid).children(recursive=True)
+    assert tree, "a browser runs helpers"
+    session.stop()
+    assert [p.pid for p in tree if alive(p)] == []
+
+
+def alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
