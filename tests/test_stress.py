@@ -214,10 +214,6 @@ def assert_nothing_left(roots: list[Path], registry: Path) -> None:
     assert json.loads(registry.read_text())["entries"] == {}
 
 
-@posix_only(
-    "threads of four processes renaming and deleting profiles beside each other's work "
-    "(Windows refuses to rename or delete what another handle holds open)"
-)
 def test_four_processes_of_four_threads_never_exceed_the_cap(tmp_path: Path) -> None:
     cap, threads, ops = 4, 4, 126  # 4 x 4 x 126 = 2016 creates and removals
     main_root, prepared_root = tmp_path / "root", tmp_path / "prepared-root"
