@@ -201,8 +201,11 @@ def stop_browsers(procs: list[psutil.Process], grace: float = 3.0) -> None:
             tree.update((child.pid, child) for child in proc.children(recursive=True))
         except psutil.Error:
             continue
-    roots = [p for p in procs if not _is_child_process(p)] or procs
-    for proc in tree.values() if _WINDOWS else roots:
+    if _WINDOWS:
+        asked = list(tree.values())
+    else:  # only browser processes: their helpers (``--type=``) follow them
+        asked = [p for p in procs if not _is_child_process(p)] or procs
+    for proc in asked:
         try:
             ask_to_stop(proc)
         except psutil.Error:
