@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_edgeprofiles import ProfileManager, profile_manager
-from pytest_edgeprofiles.records import ProfileRecord
-from pytest_edgeprofiles.registry import Registry
+from pytest_edgeprofiles import ProfileManager
+from pytest_edgeprofiles._profiles.records import ProfileRecord
+from pytest_edgeprofiles._profiles.registry import Registry
 
 MB = 1024 * 1024
 
@@ -255,11 +255,11 @@ def bench_listing(work: Path, mb: int, rounds: int) -> list[Figure]:
 
     def expired() -> float:
         # Every size older than LISTED_SIZE_MAX_AGE: the listing walks all 16.
-        saved, profile_manager.LISTED_SIZE_MAX_AGE = profile_manager.LISTED_SIZE_MAX_AGE, -1.0
+        saved, manager.LISTED_SIZE_MAX_AGE = manager.LISTED_SIZE_MAX_AGE, -1.0
         try:
             return timed(manager.list_profiles)
         finally:
-            profile_manager.LISTED_SIZE_MAX_AGE = saved
+            manager.LISTED_SIZE_MAX_AGE = saved
 
     def du() -> float:  # -l: count every link of a file, as 16 real copies would be counted
         return timed(lambda: run("du", "-sbl", *paths))
@@ -289,7 +289,7 @@ def bench_listing(work: Path, mb: int, rounds: int) -> list[Figure]:
 def _contend(registry_path: str, root: str, seconds: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     registry = Registry(Path(registry_path), [Path(root)])
     pid = os.getpid()
-    from pytest_edgeprofiles.processes import own_identity
+    from pytest_edgeprofiles._chromium.processes import own_identity
 
     _, create_time = own_identity()
     ops = 0

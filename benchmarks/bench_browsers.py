@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench import Figure, _pytest, _suite, alternate
 
-from pytest_edgeprofiles import launch
+from pytest_edgeprofiles._browser import launch
 
 BROWSER_SITE = b'<!doctype html><title>bench</title><p id="greeting">hello</p>'
 
@@ -39,7 +39,7 @@ BROWSER_TESTS = {
         from selenium import webdriver
         from selenium.webdriver.chrome.options import Options
         from selenium.webdriver.chrome.service import Service
-        from pytest_edgeprofiles import launch
+        from pytest_edgeprofiles._browser import launch
 
         @pytest.mark.parametrize("i", range({n}))
         def test_x(edge_profile, edge_browser, i):
@@ -105,7 +105,7 @@ class _BenchSite(BaseHTTPRequestHandler):
 def bench_browsers(work: Path, rounds: int, quick: bool) -> list[Figure]:
     """Suites of 24 tests on a real browser, under -n 2, against the usual way, and with
     browsers started ahead against started by their test."""
-    from pytest_edgeprofiles.browsers import find_browser
+    from pytest_edgeprofiles._chromium.installs import find_browser
 
     browser = find_browser()
     if browser is None:

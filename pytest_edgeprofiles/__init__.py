@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ProfileCleanupError, ProfileCreationError, ProfileLimitError
 
 if TYPE_CHECKING:
-    from .profile_manager import ProfileManager
+    from ._profiles.manager import ProfileManager
 
 __all__ = [
     "ProfileCleanupError",
@@ -56,7 +56,7 @@ def __getattr__(name: str) -> Any:
     # The plugin is imported into every pytest run, and with it this package: the manager
     # (and psutil and filelock with it) only when someone asks for it.
     if name == "ProfileManager":
-        from .profile_manager import ProfileManager
+        from ._profiles.manager import ProfileManager
 
         return ProfileManager
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

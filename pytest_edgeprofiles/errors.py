@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .records import ProfileRecord
+    from ._profiles.records import ProfileRecord
 
 
 #: How many profiles a manager may have alive at once (the contract's bounds).

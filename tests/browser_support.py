@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 from conftest import POSIX
 
-from pytest_edgeprofiles import launch
+from pytest_edgeprofiles._browser import launch
 from pytest_edgeprofiles.chromium import Browser
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from pytest_edgeprofiles import ProfileManager, processes
+from pytest_edgeprofiles import ProfileManager
+from pytest_edgeprofiles._chromium import processes
 from pytest_edgeprofiles.chromium import Browser, find_browser
 
 #: The real system temp dir, captured before any test points ``tempfile`` elsewhere.

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgeprofiles import ProfileLimitError, files, sweep
-from pytest_edgeprofiles.records import ProfileRecord, record_path
-from pytest_edgeprofiles.registry import Registry
+from pytest_edgeprofiles import ProfileLimitError
+from pytest_edgeprofiles._profiles import sweep
+from pytest_edgeprofiles._profiles.records import ProfileRecord, record_path
+from pytest_edgeprofiles._profiles.registry import Registry
+from pytest_edgeprofiles._system import files
 
 
 def _record(path: str | Path) -> dict[str, object]:

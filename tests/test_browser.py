@@ -18,7 +18,9 @@ import pytest
 from browser_support import serve, start_browser, stop_browser
 from conftest import posix_only
 
-from pytest_edgeprofiles import ProfileManager, chromium, launch
+from pytest_edgeprofiles import ProfileManager
+from pytest_edgeprofiles._browser import launch
+from pytest_edgeprofiles._chromium import userdata
 from pytest_edgeprofiles.chromium import Browser
 
 pytest_plugins = ["pytester"]
@@ -273,7 +275,7 @@ def test_a_test_that_forgets_its_browser_does_not_break_the_run(
     pytester.makepyfile(
         test_inner=f"""
         import json, os, subprocess, time
-        from pytest_edgeprofiles import launch
+        from pytest_edgeprofiles._browser import launch
 
         def test_forgets(edge_profile, edge_browser, edge_launch_args):
             proc = subprocess.Popen(
@@ -407,7 +409,7 @@ def test_a_browser_starts_under_a_temp_dir_too_deep_for_its_socket(
 ) -> None:
     deep = tmp_path / ("d" * 100)
     deep.mkdir()
-    variable = chromium.SOCKET_TMPDIR_VAR
+    variable = userdata.SOCKET_TMPDIR_VAR
     assert variable is not None
     monkeypatch.setenv(variable, str(deep))
     env = launch.browser_env()

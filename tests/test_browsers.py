@@ -1,4 +1,4 @@
-"""Browser discovery and versions, with stand-in browsers."""
+"""Browser discovery and versions, with stand-in installs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import SH_BROWSER, posix_only
 
-from pytest_edgeprofiles import browsers
-from pytest_edgeprofiles.browsers import Browser
+from pytest_edgeprofiles._chromium import installs
+from pytest_edgeprofiles._chromium.installs import Browser
 
 
 @pytest.mark.parametrize(
@@ -29,12 +29,12 @@ from pytest_edgeprofiles.browsers import Browser
 def test_kind_and_playwright_channel_of_an_install_path(
     path: str, kind: str, channel: str | None
 ) -> None:
-    assert browsers.kind_of(path.replace("\\", "/")) == kind
-    assert browsers._channel(path) == channel
+    assert installs.kind_of(path.replace("\\", "/")) == kind
+    assert installs._channel(path) == channel
 
 
 def test_an_override_that_is_no_browser_is_none(tmp_path: Path) -> None:
-    assert browsers.find_browser(str(tmp_path / "missing")) is None
+    assert installs.find_browser(str(tmp_path / "missing")) is None
 
 
 @posix_only(f"{SH_BROWSER} (Windows reads the version from the folder beside it)")
@@ -42,7 +42,7 @@ def test_an_override_is_asked_for_its_version(tmp_path: Path) -> None:
     fake = tmp_path / "microsoft-edge"
     fake.write_text("#!/bin/sh\necho 'Microsoft Edge 131.0.2903.70'\n")
     fake.chmod(0o755)
-    assert browsers.find_browser(str(fake)) == Browser(str(fake), "edge", "131.0.2903.70")
+    assert installs.find_browser(str(fake)) == Browser(str(fake), "edge", "131.0.2903.70")
 
 
 def test_on_windows_the_version_comes_from_the_folder_beside_the_browser(
@@ -51,7 +51,7 @@ def test_on_windows_the_version_comes_from_the_folder_beside_the_browser(
     for name in ("99.0.1.2", "131.0.2903.70", "Installer"):
         (tmp_path / name).mkdir()
     monkeypatch.setattr(sys, "platform", "win32")
-    assert browsers.browser_version(str(tmp_path / "msedge.exe")) == "131.0.2903.70"
+    assert installs.browser_version(str(tmp_path / "msedge.exe")) == "131.0.2903.70"
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_on_windows_the_version_comes_from_the_folder_beside_the_browser(
      ("120.1.0.0", "131.0.0.0", "older"), (None, "131.0.0.0", "unknown"), ("x", "131", "unknown")],
 )  # fmt: skip
 def test_compare_versions(base: str | None, browser: str, verdict: str) -> None:
-    assert browsers.compare_versions(base, browser) == verdict
+    assert installs.compare_versions(base, browser) == verdict
 
 
 @pytest.fixture
@@ -80,8 +80,8 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path
         "chrome": [str(paths["chrome"])],
         "chromium": [],
     }
-    monkeypatch.setattr(browsers, "_install_paths", by_kind.__getitem__)
-    monkeypatch.setattr(browsers.shutil, "which", lambda name: None)
+    monkeypatch.setattr(installs, "_install_paths", by_kind.__getitem__)
+    monkeypatch.setattr(installs.shutil, "which", lambda name: None)
     return paths
 
 
@@ -93,10 +93,10 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path
 def test_a_playwright_channel_limits_the_search_to_its_kind(
     installed: dict[str, Path], channel: str | None, found: str | None
 ) -> None:
-    browser = browsers.find_browser(channel=channel)
+    browser = installs.find_browser(channel=channel)
     assert (browser and browser.path) == (found and str(installed[found]))
 
 
 def test_an_unknown_channel_is_named(installed: dict[str, Path]) -> None:
     with pytest.raises(ValueError, match=r"unknown browser channel 'firefox'"):
-        browsers.find_browser(channel="firefox")
+        installs.find_browser(channel="firefox")

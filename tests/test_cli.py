@@ -1,6 +1,6 @@
 """The ``edgeprofiles`` command line on what a killed run leaves, as a person and a script use it.
 
-Most tests call ``cli.main`` in-process (fast, capsys); the ones about what a shell sees (exit
+Most tests call ``_commands.main`` in-process (fast, capsys); the ones about what a shell sees (exit
 codes, no traceback, the ``-m`` entry) run ``python -m pytest_edgeprofiles`` in a subprocess.
 """
 
@@ -23,9 +23,17 @@ import pytest
 from browser_support import start_process
 from conftest import POSIX, SH_BROWSER, SINGLETON_LOCK, SYMLINKS, posix_only
 
-from pytest_edgeprofiles import cli, cli_common, cli_doctor, files, processes, sweep
+from pytest_edgeprofiles._chromium import processes
+from pytest_edgeprofiles._profiles import sweep
+from pytest_edgeprofiles._profiles.records import (
+    ProfileRecord,
+    read_record,
+    record_path,
+    write_record,
+)
+from pytest_edgeprofiles._system import files
 from pytest_edgeprofiles.chromium import DEFAULT_SKIP_RULES, find_browser, this_host
-from pytest_edgeprofiles.records import ProfileRecord, read_record, record_path, write_record
+from pytest_edgeprofiles.cli import _commands, _common, _doctor
 
 COOKIES = b"x" * 1000
 
@@ -35,7 +43,7 @@ KILLED_RUN = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from pytest_edgeprofiles import ProfileManager
-    from pytest_edgeprofiles.runs import RunFolder
+    from pytest_edgeprofiles._profiles.runs import RunFolder
 
     root = Path(sys.argv[1])
     run = RunFolder.create(root, "deadrun00001")
@@ -86,8 +94,8 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def main_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
-    """``cli.main`` with ``--json``: its exit code and its one JSON document."""
-    code = cli.main([*args, "--json"])
+    """``_commands.main`` with ``--json``: its exit code and its one JSON document."""
+    code = _commands.main([*args, "--json"])
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -107,7 +115,7 @@ def test_list_shows_a_killed_runs_leftovers(leftovers: SimpleNamespace) -> None:
     total = sum(files.tree_size(p) for p in [*leftovers.dead, leftovers.kept, leftovers.live])
     total += files.tree_size(leftovers.run)
     last = result.stdout.splitlines()[-1]
-    assert last == f"5 entries, {cli_common.human_size(total)}; 4 with a dead owner"
+    assert last == f"5 entries, {_common.human_size(total)}; 4 with a dead owner"
 
 
 def test_list_of_one_profile_says_1_entry(
@@ -115,7 +123,7 @@ def test_list_of_one_profile_says_1_entry(
 ) -> None:
     path = Path(manager(root=tmp_root).create_profile("gw0"))
     Path(path, "History").write_bytes(b"h" * 3 * 1024 * 1024)
-    assert cli.main(["list", "--root", str(tmp_root)]) == 0
+    assert _commands.main(["list", "--root", str(tmp_root)]) == 0
     size = files.tree_size(path)
     assert 3 * 1024 * 1024 < size < 3.05 * 1024 * 1024
     last = capsys.readouterr().out.splitlines()[-1]
@@ -127,8 +135,8 @@ def test_list_of_one_profile_says_1_entry(
     [(0, "0 entries"), (1, "1 entry"), (2, "2 entries")],
 )
 def test_counts_agree_in_number(n: int, counted: str) -> None:
-    assert cli_common.count(n, "entry", "entries") == counted
-    assert cli_common.count(n, "profile") == counted.replace("entry", "profile").replace(
+    assert _common.count(n, "entry", "entries") == counted
+    assert _common.count(n, "profile") == counted.replace("entry", "profile").replace(
         "entries", "profiles"
     )
 
@@ -147,7 +155,7 @@ def test_counts_agree_in_number(n: int, counted: str) -> None:
     ],
 )
 def test_sizes_are_labelled_as_powers_of_1024(n: int, shown: str) -> None:
-    assert cli_common.human_size(n) == shown
+    assert _common.human_size(n) == shown
 
 
 def test_list_json(leftovers: SimpleNamespace, capsys: pytest.CaptureFixture[str]) -> None:
@@ -177,13 +185,13 @@ def test_list_of_a_root_that_does_not_exist(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Not an error (a root no run has used yet), but said: it may be a typo.
-    assert cli.main(["list", "--root", str(tmp_path / "nowhere")]) == 0
+    assert _commands.main(["list", "--root", str(tmp_path / "nowhere")]) == 0
     assert capsys.readouterr().out == f"no profiles under {tmp_path / 'nowhere'} (no such folder)\n"
-    assert cli.main(["clean", "--root", str(tmp_path / "nowhere")]) == 0
+    assert _commands.main(["clean", "--root", str(tmp_path / "nowhere")]) == 0
     assert capsys.readouterr().out == (
         f"nothing to remove under {tmp_path / 'nowhere'} (no such folder)\n"
     )
-    assert cli.main(["list", "--json", "--root", str(tmp_path / "nowhere")]) == 0
+    assert _commands.main(["list", "--json", "--root", str(tmp_path / "nowhere")]) == 0
     assert json.loads(capsys.readouterr().out)["root_exists"] is False
 
 
@@ -219,9 +227,9 @@ def test_a_planted_default_root_is_neither_read_nor_cleaned(
     monkeypatch.delenv("EDGEPROFILES_ROOT", raising=False)
     attacker = tmp_path / "attacker"
     (attacker / "gw0-0123456789ab").mkdir(parents=True)
-    root = cli.default_root()
+    root = _commands.default_root()
     root.symlink_to(attacker)
-    assert cli.main([command]) == 1
+    assert _commands.main([command]) == 1
     assert f"refusing {root}: it is a symlink" in capsys.readouterr().err
     assert (attacker / "gw0-0123456789ab").is_dir()
 
@@ -238,7 +246,7 @@ def test_clean_removes_only_dead_owners_profiles(leftovers: SimpleNamespace) -> 
     assert read_record(record_path(leftovers.live)) is not None
     summary = result.stdout.splitlines()[-1]
     assert summary.startswith("removed 2 profiles, 1 run folder under ")
-    assert summary.endswith(f"freed {cli_common.human_size(sizes)}")
+    assert summary.endswith(f"freed {_common.human_size(sizes)}")
 
 
 def test_clean_json_and_dry_run(
@@ -323,7 +331,7 @@ def test_garbage_folders_are_listed_and_cleaned(
     assert row["pid"] is None and row["keep"] is None and row["size_bytes"] > len(COOKIES)
     code, doc = main_json(capsys, "clean", "--root", str(leftovers.root), "--older-than", "1h")
     assert (code, doc["removed"]) == (0, [])
-    assert cli.main(["clean", "--root", str(leftovers.root)]) == 0
+    assert _commands.main(["clean", "--root", str(leftovers.root)]) == 0
     assert "removed 1 profile, 1 run folder, 1 garbage folder under" in capsys.readouterr().out
     assert not garbage.exists() and leftovers.live.is_dir()
 
@@ -340,7 +348,7 @@ def test_clean_that_cannot_remove_exits_1(
         real_remove_tree(path, *args, **kwargs)
 
     monkeypatch.setattr(files, "remove_tree", remove_tree)
-    code = cli.main(["clean", "--root", str(leftovers.root)])
+    code = _commands.main(["clean", "--root", str(leftovers.root)])
     out, err = capsys.readouterr()
     assert code == 1
     assert f"could not remove {stuck}: " in err and "Traceback" not in err
@@ -472,8 +480,8 @@ def test_doctor_without_a_browser(
 ) -> None:
     monkeypatch.delenv("EDGEPROFILES_BROWSER", raising=False)
     monkeypatch.delenv("EDGEPROFILES_BASE_PROFILE", raising=False)
-    monkeypatch.setattr(cli_doctor, "find_browser", lambda override=None: None)
-    assert cli.main(["doctor"]) == 0
+    monkeypatch.setattr(_doctor, "find_browser", lambda override=None: None)
+    assert _commands.main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("browser: none found\nproblem: no Edge, Chrome or Chromium found")
     code, doc = main_json(capsys, "doctor", "--require-browser")
@@ -522,7 +530,7 @@ def test_usage_errors(
 ) -> None:
     # Paths as the OS spells them: the error names the path the user gave, and Windows
     # prints a path with its own separator.
-    assert cli.main([a.format(tmp=tmp_path, sep=os.sep) for a in args]) == 2
+    assert _commands.main([a.format(tmp=tmp_path, sep=os.sep) for a in args]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("usage: edgeprofiles")
     assert message.format(tmp=tmp_path, sep=os.sep) in err
@@ -544,8 +552,8 @@ def test_os_errors_are_one_line(
     def broken(root: Path) -> list[Any]:
         raise PermissionError(13, "Permission denied", str(root))
 
-    monkeypatch.setattr(cli, "_entries", broken)
-    assert cli.main(["list", "--root", str(tmp_path)]) == 1
+    monkeypatch.setattr(_commands, "_entries", broken)
+    assert _commands.main(["list", "--root", str(tmp_path)]) == 1
     assert capsys.readouterr().err == f"edgeprofiles: error: Permission denied: {tmp_path}\n"
 
 
@@ -554,17 +562,17 @@ def test_os_errors_are_one_line(
     [("90s", 90), ("30m", 1800), ("2h", 7200), ("7d", 604800), ("1.5h", 5400), ("0s", 0)],
 )
 def test_durations(text: str, seconds: float) -> None:
-    assert cli.duration(text) == seconds
+    assert _commands.duration(text) == seconds
 
 
 def test_help_and_version(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "1000")  # one line a paragraph
-    assert cli.main(["clean", "--help"]) == 0
+    assert _commands.main(["clean", "--help"]) == 0
     out = capsys.readouterr().out
     assert "EDGEPROFILES_ROOT" in out and "90s, 30m, 2h, 7d" in out and "exit codes: 0" in out
-    assert cli.main(["--version"]) == 0
+    assert _commands.main(["--version"]) == 0
     from pytest_edgeprofiles import __version__
 
     assert capsys.readouterr().out.strip() == f"edgeprofiles {__version__}"
@@ -614,14 +622,14 @@ def test_progress_only_in_a_terminal(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert cli.main(["clean", "--root", str(leftovers.root), "--dry-run"]) == 0
+    assert _commands.main(["clean", "--root", str(leftovers.root), "--dry-run"]) == 0
     assert fake_tqdm == []  # captured output is no terminal
-    monkeypatch.setattr(cli_common, "interactive", lambda args: not args.json)
-    assert cli.main(["clean", "--root", str(leftovers.root)]) == 0
+    monkeypatch.setattr(_common, "interactive", lambda args: not args.json)
+    assert _commands.main(["clean", "--root", str(leftovers.root)]) == 0
     [call] = fake_tqdm
     assert (call["total"], call["unit"], call["file"]) == (3, "profile", sys.stderr)
     assert capsys.readouterr().err == ""
-    assert cli.main(["list", "--root", str(leftovers.root), "--json"]) == 0
+    assert _commands.main(["list", "--root", str(leftovers.root), "--json"]) == 0
     assert len(fake_tqdm) == 1
 
 
@@ -629,8 +637,8 @@ def test_no_progress_library_no_progress(
     leftovers: SimpleNamespace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import fails: the extra is not installed
-    monkeypatch.setattr(cli_common, "interactive", lambda args: True)
-    assert cli.main(["clean", "--root", str(leftovers.root)]) == 0
+    monkeypatch.setattr(_common, "interactive", lambda args: True)
+    assert _commands.main(["clean", "--root", str(leftovers.root)]) == 0
     out, err = capsys.readouterr()
     assert err == "" and out.splitlines()[-1].startswith("removed 2 profiles, 1 run folder")
 
@@ -642,8 +650,10 @@ def test_progress_with_the_real_tqdm(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cli_common, "interactive", lambda args: True)
-    assert cli.main(["doctor", "--base-profile", str(base), "--browser", str(fake_browser)]) == 0
+    monkeypatch.setattr(_common, "interactive", lambda args: True)
+    assert (
+        _commands.main(["doctor", "--base-profile", str(base), "--browser", str(fake_browser)]) == 0
+    )
     assert "a clone copies 214 B" in capsys.readouterr().out
 
 

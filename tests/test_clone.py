@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from pytest_edgeprofiles import clone
+from pytest_edgeprofiles._profiles import clone
 
 #: Rewrites a database of the base in large transactions until told to stop, as a browser
 #: running on the user's real profile does (rollback journal, as Chromium's stores use).

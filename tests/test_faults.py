@@ -30,8 +30,10 @@ from filelock import FileLock, Timeout
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from pytest_edgeprofiles import ProfileLimitError, ProfileManager, files, runs, sweep, treecopy
-from pytest_edgeprofiles.profile_manager import check_worker_id
+from pytest_edgeprofiles import ProfileLimitError, ProfileManager
+from pytest_edgeprofiles._profiles import runs, sweep
+from pytest_edgeprofiles._profiles.manager import check_worker_id
+from pytest_edgeprofiles._system import files, treecopy
 
 OUTER_XDIST = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT")
 
@@ -84,7 +86,7 @@ import json, os, random, shutil, signal, sys, threading, time, traceback
 from pathlib import Path
 
 from pytest_edgeprofiles import ProfileManager
-from pytest_edgeprofiles.registry import Registry
+from pytest_edgeprofiles._profiles.registry import Registry
 
 root, registry, base, out, seed, random_kills, cap = sys.argv[1:8]
 CAP = int(cap)
@@ -988,7 +990,7 @@ def interrupt_first_call(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str)
 def test_an_interrupt_while_releasing_a_profile_leaks_neither_folder_nor_slot(
     manager, tmp_root, monkeypatch
 ):
-    from pytest_edgeprofiles import processes
+    from pytest_edgeprofiles._chromium import processes
 
     m = manager(max_profiles=1)
     path = m.create_profile("gw0")
@@ -1004,7 +1006,7 @@ def test_an_interrupt_while_releasing_a_profile_leaks_neither_folder_nor_slot(
 def test_an_interrupt_while_waiting_for_the_prepared_clone_leaks_nothing(
     manager, tmp_root, tmp_path, monkeypatch
 ):
-    from pytest_edgeprofiles.records import ProfileRecord
+    from pytest_edgeprofiles._profiles.records import ProfileRecord
 
     m = manager(str(small_base(tmp_path / "base")))
     m.prepare_profile("gw0")
@@ -1016,7 +1018,7 @@ def test_an_interrupt_while_waiting_for_the_prepared_clone_leaks_nothing(
 
 
 def test_a_slow_cleanup_never_forgets_the_profile_made_after_it(manager, monkeypatch):
-    from pytest_edgeprofiles import processes
+    from pytest_edgeprofiles._chromium import processes
 
     m = manager()
     first = m.create_profile("gw0")
@@ -1148,7 +1150,7 @@ IN_NAMESPACE = textwrap.dedent(
     import os, sys
     from pathlib import Path
     from pytest_edgeprofiles import ProfileManager
-    from pytest_edgeprofiles.runs import RunFolder
+    from pytest_edgeprofiles._profiles.runs import RunFolder
 
     root, report = Path(sys.argv[1]), Path(sys.argv[2])
     run = RunFolder.create(root, "nsrun0000001")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import posix_only
 
-from pytest_edgeprofiles import ProfileManager, files
+from pytest_edgeprofiles import ProfileManager
+from pytest_edgeprofiles._system import files
 
 #: How the deep folders are made and read back: Windows has no O_DIRECTORY, dir_fd nor fwalk.
 RELATIVE_TO_A_FOLDER = "folders opened, made and walked relative to an open one (dir_fd)"

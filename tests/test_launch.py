@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import POSIX, posix_only
 
-from pytest_edgeprofiles import chromium, launch
+from pytest_edgeprofiles._browser import launch
+from pytest_edgeprofiles._chromium import userdata
 from pytest_edgeprofiles.chromium import Browser
 
 EDGE = Browser("/opt/microsoft/msedge/msedge", "edge", "131.0.2903.70", "msedge")
@@ -65,7 +66,7 @@ def test_selenium_options_name_the_binary_and_the_profile(tmp_path: Path) -> Non
 def test_a_driver_started_for_a_profile_is_found_with_its_browsers(tmp_path: Path) -> None:
     from browser_support import start_process
 
-    from pytest_edgeprofiles import processes
+    from pytest_edgeprofiles._chromium import processes
 
     service = launch.selenium_service(CHROMIUM, tmp_path / "p")
     assert service.service_args == [f"--edgeprofiles-user-data-dir={tmp_path / 'p'}"]
@@ -84,11 +85,11 @@ def test_a_driver_started_for_a_profile_is_found_with_its_browsers(tmp_path: Pat
 
 @posix_only("the browser's socket under TMPDIR, and a 0700 folder for it")
 def test_a_deep_temp_dir_gets_the_browser_a_short_one(tmp_path: Path) -> None:
-    variable = chromium.SOCKET_TMPDIR_VAR
+    variable = userdata.SOCKET_TMPDIR_VAR
     assert variable is not None
     deep = str(tmp_path / ("d" * 100))
     assert launch.browser_env({variable: "/tmp"}) is None
     env = launch.browser_env({variable: deep, "KEEP": "me"})
     assert env is not None and env["KEEP"] == "me"
-    assert not chromium.socket_path_too_long(env[variable])
+    assert not userdata.socket_path_too_long(env[variable])
     assert oct(os.stat(env[variable]).st_mode & 0o777) == "0o700"

@@ -16,7 +16,7 @@ import pytest
 from conftest import A_MOUNT, Unprivileged, linux_only, posix_only, run_in_a_mount
 
 import pytest_edgeprofiles
-from pytest_edgeprofiles.options import (
+from pytest_edgeprofiles._options import (
     OPTIONS,
     Option,
     OptionError,
@@ -61,7 +61,7 @@ import sys, types
 package = types.ModuleType("pytest_edgeprofiles")
 package.__path__ = [{str(Path(pytest_edgeprofiles.__file__).parent)!r}]
 sys.modules["pytest_edgeprofiles"] = package
-import pytest_edgeprofiles.options
+import pytest_edgeprofiles._options
 heavy = ("pytest", "psutil", "filelock", "pytest_edgeprofiles.profile_manager")
 print(sorted(name for name in heavy if name in sys.modules))
 """

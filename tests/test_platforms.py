@@ -23,8 +23,11 @@ import psutil
 import pytest
 from conftest import posix_only
 
-from pytest_edgeprofiles import chromium, files, launch, processes, roots, sweep
-from pytest_edgeprofiles.chromium import SkipRules
+from pytest_edgeprofiles._browser import launch
+from pytest_edgeprofiles._chromium import processes, userdata
+from pytest_edgeprofiles._chromium.userdata import SkipRules
+from pytest_edgeprofiles._profiles import roots, sweep
+from pytest_edgeprofiles._system import files, platform
 
 WINDOWS = sys.platform == "win32"
 
@@ -225,7 +228,7 @@ def fake_browser(profile: Path, said: Path, *flags: str) -> subprocess.Popen[byt
     "windows", [pytest.param(False, marks=SIGHUP, id="posix"), pytest.param(True, id="windows")]
 )
 def test_stopping_a_browser_tree(monkeypatch, tmp_path, windows):
-    monkeypatch.setattr(processes, "_WINDOWS", windows)
+    monkeypatch.setattr(platform, "WINDOWS", windows)
     profile = tmp_path / "profile"
     main = fake_browser(profile, tmp_path / "main")
     renderer = fake_browser(profile, tmp_path / "renderer", "--type=renderer")
@@ -267,19 +270,19 @@ def hold_lockfile(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 def test_a_lockfile_a_running_edge_holds_is_live_and_a_leftover_one_is_not(monkeypatch, tmp_path):
     folder = tmp_path / "User Data"
     folder.mkdir()
-    assert chromium.lockfile_held(folder, windows=True) is False, "no lockfile"
+    assert userdata.lockfile_held(folder, windows=True) is False, "no lockfile"
     (folder / "lockfile").write_bytes(b"")
-    assert chromium.lockfile_held(folder, windows=True) is False, "a leftover opens"
+    assert userdata.lockfile_held(folder, windows=True) is False, "a leftover opens"
     hold_lockfile(monkeypatch, folder)
-    assert chromium.lockfile_held(folder, windows=True) is True
-    assert chromium.lockfile_held(folder, windows=False) is False, "POSIX locks differently"
+    assert userdata.lockfile_held(folder, windows=True) is True
+    assert userdata.lockfile_held(folder, windows=False) is False, "POSIX locks differently"
 
 
 def test_a_base_a_running_edge_holds_is_reported_live_without_a_pid(monkeypatch, tmp_path):
     base = tmp_path / "User Data"
     base.mkdir()
     (base / "lockfile").write_bytes(b"")
-    monkeypatch.setattr(chromium, "_WINDOWS", True)
+    monkeypatch.setattr(platform, "WINDOWS", True)
     assert processes.lock_state(base) == ("none", None)
     hold_lockfile(monkeypatch, base)
     assert processes.lock_state(base) == ("live", None)
@@ -322,7 +325,7 @@ def test_skip_rules_cannot_leave_out_the_key_that_decrypts_default() -> None:
 def test_a_record_open_elsewhere_is_replaced_once_the_reader_lets_go(
     monkeypatch, tmp_path, windows
 ):
-    monkeypatch.setattr(files, "_WINDOWS", windows)
+    monkeypatch.setattr(platform, "WINDOWS", windows)
     record = tmp_path / "p.owner"
     files.write_json_atomic(record, {"pid": 1})
     refusals = [PermissionError(errno.EACCES, "Access is denied", str(record))] * 2
@@ -361,8 +364,8 @@ def test_a_record_open_elsewhere_is_replaced_once_the_reader_lets_go(
     ids=["linux", "linux-default", "macos-tmpdir", "macos", "windows"],
 )
 def test_the_folder_a_browser_puts_its_socket_in(monkeypatch, variable, environ, expected):
-    monkeypatch.setattr(chromium, "SOCKET_TMPDIR_VAR", variable)
-    assert chromium.socket_tmpdir(environ) == expected
+    monkeypatch.setattr(userdata, "SOCKET_TMPDIR_VAR", variable)
+    assert userdata.socket_tmpdir(environ) == expected
 
 
 @posix_only("a short 0700 folder for sockets under /tmp; Windows browsers have no socket")
@@ -370,12 +373,12 @@ def test_a_deep_folder_for_the_socket_gets_the_browser_a_short_one_in_its_variab
     monkeypatch, tmp_path
 ):
     monkeypatch.setattr(launch, "SOCKET_TMPDIR_VAR", "MAC_CHROMIUM_TMPDIR")
-    monkeypatch.setattr(chromium, "SOCKET_TMPDIR_VAR", "MAC_CHROMIUM_TMPDIR")
+    monkeypatch.setattr(userdata, "SOCKET_TMPDIR_VAR", "MAC_CHROMIUM_TMPDIR")
     deep = str(tmp_path / ("d" * 100))
     assert launch.browser_env({"TMPDIR": deep}) is None, "macOS's Chromium never reads it"
     env = launch.browser_env({"MAC_CHROMIUM_TMPDIR": deep, "TMPDIR": deep})
     assert env is not None and env["TMPDIR"] == deep
-    assert not chromium.socket_path_too_long(env["MAC_CHROMIUM_TMPDIR"])
+    assert not userdata.socket_path_too_long(env["MAC_CHROMIUM_TMPDIR"])
 
 
 # -- a real browser's lock, as this platform's browser takes it -----------------------------
@@ -405,9 +408,9 @@ def test_a_real_browser_on_a_profile_is_seen_through_this_platforms_lock(browser
 def test_a_session_stopped_the_windows_way_leaves_none_of_its_helpers(
     browser, monkeypatch, tmp_path
 ):
-    from pytest_edgeprofiles import sessions
+    from pytest_edgeprofiles._browser import sessions
 
-    monkeypatch.setattr(processes, "_WINDOWS", True)
+    monkeypatch.setattr(platform, "WINDOWS", True)
     # On Windows the lockfile goes with the browser: nothing leads stop_browser_on to helpers.
     monkeypatch.setattr(processes, "stop_browser_on", lambda profile: None)
     session = sessions.start_session(tmp_path / "profile", browser)

@@ -455,7 +455,7 @@ def test_a_profile_that_cannot_be_valid_is_never_handed_out(
 def test_the_header_warns_about_a_temp_dir_too_deep_for_browser_sockets(
     pytester: pytest.Pytester, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_edgeprofiles.chromium import SOCKET_TMPDIR_VAR as variable
+    from pytest_edgeprofiles._chromium.userdata import SOCKET_TMPDIR_VAR as variable
 
     assert variable is not None
     deep = pytester.mkdir("t" * 90)
@@ -498,7 +498,7 @@ def test_the_base_is_copied_only_when_tests_run(
     copies = pytester.path / "copies.log"
     pytester.makeconftest(
         f"""
-        from pytest_edgeprofiles import runs
+        from pytest_edgeprofiles._profiles import runs
 
         real = runs.RunFolder.make_clone_source
 
@@ -825,7 +825,7 @@ def test_a_missing_browser_skips_unless_one_is_required(
     monkeypatch.setenv("PATH", f"{empty}{os.pathsep}{Path(sys.executable).parent}")
     # Nor at the standard install paths, where CI's images put Edge.
     pytester.makeconftest(
-        "from pytest_edgeprofiles import browsers\nbrowsers._install_paths = lambda kind: []\n"
+        "from pytest_edgeprofiles._chromium import installs\ninstalls._install_paths = lambda kind: []\n"
     )
     pytester.makepyfile("def test_x(edge_browser): pass")
     result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}", *how)

@@ -13,7 +13,8 @@ import pytest
 from browser_support import start_process
 from conftest import SYMLINKS, posix_only
 
-from pytest_edgeprofiles import processes
+from pytest_edgeprofiles._chromium import processes
+from pytest_edgeprofiles._system import platform
 
 
 @pytest.fixture
@@ -65,19 +66,19 @@ def test_stop_browser_on_a_link_stops_nothing(
 @posix_only("POSIX paths: on Windows /private/tmp is a folder on the current drive")
 def test_macos_private_prefix_is_the_same_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     # macOS shows /tmp and /var as /private/tmp and /private/var in command lines.
-    monkeypatch.setattr(processes, "_MACOS", True)
-    assert processes._normalise("/private/tmp/p") == processes._normalise("/tmp/p")
-    assert processes._normalise("/private/var/folders/p") == processes._normalise("/var/folders/p")
-    assert processes._normalise("/private/tmp") == processes._normalise("/tmp")
-    assert processes._normalise("/private/other/p") != processes._normalise("/other/p")
-    assert processes._normalise("/private/tmpx") != processes._normalise("/tmpx")
-    monkeypatch.setattr(processes, "_MACOS", False)
-    assert processes._normalise("/private/tmp/p") != processes._normalise("/tmp/p")
+    monkeypatch.setattr(platform, "MACOS", True)
+    assert processes.normalise("/private/tmp/p") == processes.normalise("/tmp/p")
+    assert processes.normalise("/private/var/folders/p") == processes.normalise("/var/folders/p")
+    assert processes.normalise("/private/tmp") == processes.normalise("/tmp")
+    assert processes.normalise("/private/other/p") != processes.normalise("/other/p")
+    assert processes.normalise("/private/tmpx") != processes.normalise("/tmpx")
+    monkeypatch.setattr(platform, "MACOS", False)
+    assert processes.normalise("/private/tmp/p") != processes.normalise("/tmp/p")
 
 
 def test_odd_paths_are_compared_without_error() -> None:
-    assert processes._names_profile(["x", "--user-data-dir"], processes._normalise("/p")) is False
-    assert processes._names_profile(["--user-data-dir=", "/p"], processes._normalise("/p")) is False
+    assert processes.names_profile(["x", "--user-data-dir"], processes.normalise("/p")) is False
+    assert processes.names_profile(["--user-data-dir=", "/p"], processes.normalise("/p")) is False
 
 
 @pytest.mark.parametrize("pid", [-1, 0, 2**31, 2**64, True, 1.5, None, "1"])

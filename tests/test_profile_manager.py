@@ -26,14 +26,12 @@ from pytest_edgeprofiles import (
     ProfileCreationError,
     ProfileLimitError,
     ProfileManager,
-    files,
-    handouts,
     profile_manager,
-    roots,
-    sweep,
 )
-from pytest_edgeprofiles.registry import Registry
-from pytest_edgeprofiles.roots import UnsafeDirectoryError
+from pytest_edgeprofiles._profiles import ledger, roots, sweep
+from pytest_edgeprofiles._profiles.registry import Registry
+from pytest_edgeprofiles._profiles.roots import UnsafeDirectoryError
+from pytest_edgeprofiles._system import files
 
 MB = 1024 * 1024
 
@@ -760,7 +758,7 @@ def listed_bytes(m: ProfileManager, worker_id: str) -> int:
 
 def test_a_listed_size_is_at_most_listed_size_max_age_old(manager, monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr(handouts, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(ledger, "monotonic", lambda: clock[0])
     m = manager()
     path = m.create_profile("gw0")
     made = regular_file_bytes(path)

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import linux_only
 
-from pytest_edgeprofiles import processes, records, sweep
-from pytest_edgeprofiles.records import (
+from pytest_edgeprofiles._chromium import processes
+from pytest_edgeprofiles._profiles import records, sweep
+from pytest_edgeprofiles._profiles.records import (
     ProfileRecord,
     new_record,
     read_record,

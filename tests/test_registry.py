@@ -21,9 +21,11 @@ import pytest
 from browser_support import start_process
 from conftest import SINGLETON_LOCK, posix_only
 
-from pytest_edgeprofiles import ProfileLimitError, processes, registry, sweep
-from pytest_edgeprofiles.records import ProfileRecord, write_record
-from pytest_edgeprofiles.registry import Registry
+from pytest_edgeprofiles import ProfileLimitError
+from pytest_edgeprofiles._chromium import processes
+from pytest_edgeprofiles._profiles import registry, sweep
+from pytest_edgeprofiles._profiles.records import ProfileRecord, write_record
+from pytest_edgeprofiles._profiles.registry import Registry
 
 CHILD = textwrap.dedent(
     """
@@ -313,7 +315,7 @@ def test_a_damaged_registry_is_rebuilt_and_the_cap_holds(
 def test_a_reclaimed_slot_spares_a_profile_its_owner_kept_before_dying(
     manager, registry_path, tmp_root
 ):
-    from pytest_edgeprofiles.records import read_record, record_path
+    from pytest_edgeprofiles._profiles.records import read_record, record_path
 
     child, child_path = _start_child(tmp_root, registry_path)
     try:

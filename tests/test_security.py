@@ -27,10 +27,11 @@ import pytest
 from browser_support import start_browser, start_process, stop_browser, wait_for
 from conftest import SINGLETON_LOCK, SYMLINKS, linux_only, posix_only
 
-from pytest_edgeprofiles import ProfileManager, roots, sweep
+from pytest_edgeprofiles import ProfileManager
+from pytest_edgeprofiles._profiles import roots, sweep
+from pytest_edgeprofiles._profiles.records import ProfileRecord, write_record
+from pytest_edgeprofiles._profiles.registry import Registry
 from pytest_edgeprofiles.chromium import Browser
-from pytest_edgeprofiles.records import ProfileRecord, write_record
-from pytest_edgeprofiles.registry import Registry
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 NOBODY = 65534
@@ -108,7 +109,7 @@ UMASK_ZERO = textwrap.dedent(
     import json, os, sys
     from pathlib import Path
     from pytest_edgeprofiles import ProfileManager
-    from pytest_edgeprofiles.runs import RunFolder
+    from pytest_edgeprofiles._profiles.runs import RunFolder
     os.umask(0)  # the most permissive a user can set: only explicit modes protect anything
     top = Path(sys.argv[1])
     base = top / "base"

@@ -21,7 +21,7 @@ import pytest
 from browser_support import serve
 from conftest import POSIX, SH_BROWSER, posix_only
 
-from pytest_edgeprofiles import sessions
+from pytest_edgeprofiles._browser import sessions
 from pytest_edgeprofiles.chromium import Browser, find_browser
 
 pytest_plugins = ["pytester"]
@@ -203,7 +203,7 @@ def test_pytest_playwright_page_and_edge_page_in_one_worker(
     pytester.makeconftest(
         """
         import pytest
-        from pytest_edgeprofiles import launch
+        from pytest_edgeprofiles._browser import launch
 
         @pytest.fixture(scope="session")
         def browser_type_launch_args(edge_browser):
@@ -568,7 +568,7 @@ def test_ini_flags_reach_browsers_started_ahead_and_a_marked_test_gets_its_own(
 NEXT_BROWSER = """
 import time
 from pathlib import Path
-from pytest_edgeprofiles import sessions
+from pytest_edgeprofiles._browser import sessions
 
 def next_browser(profile):
     deadline = time.monotonic() + 30
@@ -657,7 +657,7 @@ def test_pytest_playwright_browser_channel_chooses_the_browser_to_find(
     monkeypatch.delenv("EDGEPROFILES_REQUIRE_BROWSER", raising=False)  # a skip, then
     pytester.makepyfile(
         test_inner="""
-        from pytest_edgeprofiles.browsers import kind_of_channel
+        from pytest_edgeprofiles._chromium.installs import kind_of_channel
         def test_page(edge_page, edge_browser, request):
             channel = request.config.getoption("browser_channel")
             assert edge_browser.kind == kind_of_channel(channel)

@@ -17,7 +17,7 @@ from typing import Any
 
 from conftest import posix_only
 
-from pytest_edgeprofiles.registry import Registry
+from pytest_edgeprofiles._profiles.registry import Registry
 
 # One process: THREADS threads, each holding at most two profiles, doing random operations
 # until it has made OPS creates and removals; writes counts, hold intervals and errors.

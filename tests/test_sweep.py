@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import POSIX, SYMLINKS, linux_only, posix_only
 
-from pytest_edgeprofiles import files, processes, sweep
-from pytest_edgeprofiles.records import ProfileRecord, record_path
+from pytest_edgeprofiles._chromium import processes
+from pytest_edgeprofiles._profiles import sweep
+from pytest_edgeprofiles._profiles.records import ProfileRecord, record_path
+from pytest_edgeprofiles._system import files
 
 CONTENT = b"x" * 1000
 

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from . import launch, processes
-from .background import Background
-from .chromium import Browser
-from .logs import log
+from .._chromium import processes
+from .._chromium.installs import Browser
+from .._system.lanes import Background
+from .._system.logs import log
+from . import launch
 
 #: The switches chromedriver adds when it launches a browser (read from the browser's command
 #: line under chromedriver 156; upstream: chrome/test/chromedriver/chrome_launcher.cc,

@@ -13,18 +13,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import files, processes
-from .chromium import (
+from .._chromium import processes
+from .._chromium.installs import Browser, compare_versions, find_browser
+from .._chromium.processes import a_browser
+from .._chromium.userdata import (
     DEFAULT_SKIP_RULES,
     JSON_FILES,
     LOCK_NAME,
-    Browser,
     SkipRules,
-    compare_versions,
-    find_browser,
     last_version,
 )
-from .cli_common import (
+from .._options import env_of
+from .._profiles.clone import check_base_profile
+from .._system import files
+from ._common import (
     EXIT_FAILED,
     EXIT_OK,
     Subcommands,
@@ -35,9 +37,6 @@ from .cli_common import (
     output,
     progress,
 )
-from .clone import check_base_profile
-from .options import env_of
-from .processes import a_browser
 
 
 def _browser(args: argparse.Namespace) -> Browser | None:

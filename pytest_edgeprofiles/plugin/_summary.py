@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from .logs import log
-from .registry import Registry
-from .runs import RunFolder
+from .._profiles.registry import Registry
+from .._profiles.runs import RunFolder
+from .._system.logs import log
 
 #: How a test's browser was started: ahead of its test, by its test; or started ahead unused.
 STARTS = ("warm", "cold", "unused")

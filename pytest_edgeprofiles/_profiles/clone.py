@@ -1,6 +1,6 @@
 """What goes into a profile: the base checked, copied without caches, prefs adjusted.
 
-A clone of a base user data dir leaves out what ``chromium.SkipRules`` names (caches and lock
+A clone of a base user data dir leaves out what ``userdata.SkipRules`` names (caches and lock
 state, which the browser recreates), marks a crashed exit clean, and points the download
 prefs at a folder of the profile's own. The run's snapshot of the base is made the same way.
 """
@@ -13,10 +13,11 @@ import os
 import shutil
 from pathlib import Path
 
-from . import chromium, files
-from .chromium import DEFAULT_SKIP_RULES, SkipRules
-from .errors import ProfileCreationError
-from .logs import log
+from .._chromium import userdata
+from .._chromium.userdata import DEFAULT_SKIP_RULES, SkipRules
+from .._system import files
+from .._system.logs import log
+from ..errors import ProfileCreationError
 
 MB = 1024 * 1024
 
@@ -37,7 +38,7 @@ def check_base_profile(base_profile_path: str | os.PathLike[str]) -> Path:
         raise NotADirectoryError(errno.ENOTDIR, "base profile is not a directory", str(base))
     if not os.access(base, os.R_OK | os.X_OK):
         raise PermissionError(errno.EACCES, "base profile is not readable", str(base))
-    if chromium.looks_like_profile_folder(base):
+    if userdata.looks_like_profile_folder(base):
         raise ValueError(
             f"base profile {str(base)!r} is a profile folder (it has Preferences but no "
             f"'Local State'); pass its parent, the user data dir"
@@ -62,7 +63,7 @@ def snapshot(base: Path, target: Path) -> None:
     for entry, rel in files.walk(target, tolerant=True):
         if entry.is_file(follow_symlinks=False) and _is_sqlite(entry.path):
             _backup_database(base.joinpath(*rel), target.joinpath(*rel))
-    chromium.mark_clean_exit(target)
+    userdata.mark_clean_exit(target)
 
 
 #: The first bytes of every SQLite database file.
@@ -174,9 +175,9 @@ class Cloner:
     def adjust_prefs(profile: Path, downloads: Path | None, copied: int) -> int:
         """Clean exit type and a download folder of its own; then the profile's size, known
         without a walk: what was copied, give or take what these writes changed."""
-        touched = chromium.pref_files(profile)
+        touched = userdata.pref_files(profile)
         before = files.total_size(touched)
-        chromium.mark_clean_exit(profile)
+        userdata.mark_clean_exit(profile)
         _own_downloads(profile, downloads)
         return copied + files.total_size(touched) - before
 
@@ -191,12 +192,12 @@ def _own_downloads(profile: Path, downloads: Path | None) -> None:
     else:  # no parents: a profile removed meanwhile is never recreated
         top.mkdir(mode=0o700, exist_ok=True)
     folder = top
-    base_choice = chromium.download_dir(profile)
+    base_choice = userdata.download_dir(profile)
     if base_choice:
         folder = top / Path(base_choice).name
         folder.mkdir(mode=0o700, exist_ok=True)
     try:
-        chromium.set_download_dir(profile, folder)
+        userdata.set_download_dir(profile, folder)
     except ValueError as exc:
         # A corrupt Preferences (of the base): the browser starts on defaults anyway, and
         # validate_profile reports the profile invalid. Not a reason to fail creation.

@@ -14,7 +14,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-from . import files
+from .._system import files
+from .._system.platform import is_mine
 
 #: The folder of a root that holds the run folders (``<root>/.runs/<run id>``).
 RUNS = ".runs"
@@ -22,12 +23,6 @@ RUNS = ".runs"
 
 class UnsafeDirectoryError(PermissionError):
     """A folder we were about to trust is a symlink or belongs to someone else."""
-
-
-def is_mine(st: os.stat_result) -> bool:
-    """Whether the entry (an ``lstat``) belongs to the current user. Always true where the
-    OS has no uids (Windows): there the folder's ACL, not its owner, protects it."""
-    return not hasattr(os, "getuid") or st.st_uid == os.getuid()
 
 
 def default_root() -> Path:

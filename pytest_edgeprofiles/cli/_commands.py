@@ -17,9 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, files, removal, sweep
-from .chromium import this_host
-from .cli_common import (
+from .. import __version__
+from .._options import env_of
+from .._profiles import removal, sweep
+from .._profiles.records import ProfileRecord, iter_records, profile_of
+from .._profiles.roots import RUNS, default_root, refuse_planted_root
+from .._system import files
+from .._system.platform import this_host
+from ._common import (
     EPILOG,
     EXIT_FAILED,
     EXIT_OK,
@@ -33,10 +38,7 @@ from .cli_common import (
     output,
     progress,
 )
-from .cli_doctor import add_doctor
-from .options import env_of
-from .records import ProfileRecord, iter_records, profile_of
-from .roots import RUNS, default_root, refuse_planted_root
+from ._doctor import add_doctor
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

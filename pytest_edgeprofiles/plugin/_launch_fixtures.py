@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .options import option
-from .plugin import _SETTINGS, _lifecycle
+from .._options import option
+from ..plugin import _SETTINGS, _lifecycle
 
 if TYPE_CHECKING:
-    from .browsers import Browser
+    from .._chromium.installs import Browser
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +48,8 @@ def _short_tmpdir_for_children(monkeypatch: pytest.MonkeyPatch) -> None:
     # or a user's Service without env) inherits this process's: under a TMPDIR too deep for
     # the browser's socket, point it at a short one for this test. (``tempfile`` caches its
     # folder, so the test's own temporary files stay where they were.)
-    from . import launch
-    from .chromium import SOCKET_TMPDIR_VAR
+    from .._browser import launch
+    from .._chromium.userdata import SOCKET_TMPDIR_VAR
 
     env = launch.browser_env()
     if env is not None and SOCKET_TMPDIR_VAR is not None:
@@ -68,7 +68,7 @@ def edge_launch_args(
     Under a ``TMPDIR`` too deep for the browser's socket, the test runs with a short one, so
     that a browser started with these flags from the test inherits it.
     """
-    from . import launch
+    from .._browser import launch
 
     _short_tmpdir_for_children(monkeypatch)
 
@@ -90,7 +90,7 @@ def edge_selenium_options(
     Like ``edge_launch_args``, gives the test a short ``TMPDIR`` where the current one is too
     deep, for a driver service built without ``launch.selenium_service``.
     """
-    from . import launch
+    from .._browser import launch
 
     require("selenium")
     _short_tmpdir_for_children(monkeypatch)
@@ -108,7 +108,7 @@ def edge_playwright_kwargs(
     edge_download_dir: Path,
 ) -> dict[str, Any]:
     """Keyword arguments for Playwright's ``launch_persistent_context`` on ``edge_profile``."""
-    from . import launch
+    from .._browser import launch
 
     return launch.playwright_kwargs(
         edge_profile,

@@ -67,7 +67,7 @@ def _policy(text: str) -> str:
 
 
 def _existing_base(text: str) -> str:
-    from .clone import check_base_profile
+    from ._profiles.clone import check_base_profile
 
     return str(check_base_profile(text))
 

@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
-from . import clone, files
-from .browsers import Browser, compare_versions
-from .chromium import last_version
-from .logs import log
-from .options import Settings, option
-from .processes import a_browser, lock_state
-from .runs import RunFolder
+from .._chromium.installs import Browser, compare_versions
+from .._chromium.processes import a_browser, lock_state
+from .._chromium.userdata import last_version
+from .._options import Settings, option
+from .._profiles import clone
+from .._profiles.runs import RunFolder
+from .._system import files
+from .._system.logs import log
 
 
 class BaseUnusable(Exception):

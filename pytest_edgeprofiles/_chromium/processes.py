@@ -11,13 +11,13 @@ from typing import Protocol
 
 import psutil
 
-from . import chromium, files
-from .logs import log
+from .._system import files, platform
+from .._system.logs import log
+from . import userdata
 
 #: Two create times closer than this are the same process (Linux counts in 10 ms ticks).
 _SAME_START = 0.01
 _own: tuple[int, float] | None = None
-_WINDOWS = sys.platform == "win32"
 
 
 def start_time(pid: int) -> float:
@@ -83,7 +83,7 @@ def boot_id() -> str | None:
 
 
 #: The largest pid there can be: pid_t is a signed 32-bit int on POSIX, a DWORD on Windows.
-_MAX_PID = 2**32 - 1 if _WINDOWS else 2**31 - 1
+_MAX_PID = 2**32 - 1 if platform.WINDOWS else 2**31 - 1
 
 
 def valid_pid(pid: object) -> bool:
@@ -129,47 +129,46 @@ def process_uses(pid: int, profile: str) -> bool:
     if not valid_pid(pid):
         return False
     try:
-        return _names_profile(psutil.Process(pid).cmdline(), _normalise(profile))
+        return names_profile(psutil.Process(pid).cmdline(), normalise(profile))
     except psutil.AccessDenied:
         return True
     except psutil.Error:
         return False
 
 
-def _names_profile(cmdline: list[str], profile: str) -> bool:
+def names_profile(cmdline: list[str], profile: str) -> bool:
     for i, arg in enumerate(cmdline):
         flag, eq, value = arg.partition("=")
-        if flag not in chromium.PROFILE_FLAGS:
+        if flag not in userdata.PROFILE_FLAGS:
             continue
         if not eq:
             if i + 1 >= len(cmdline):
                 continue
             value = cmdline[i + 1]
-        if _normalise(value) == profile:
+        if normalise(value) == profile:
             return True
     return False
 
 
-def _normalise(path: str) -> str:
+def normalise(path: str) -> str:
     """``path`` spelled one way, links never resolved: a profile is only ever the folder we
     made, and a link swapped in for it must not match a browser on the link's target."""
     path = os.path.normpath(os.path.abspath(path))
     rest = path[len(_PRIVATE) :]
-    if _MACOS and path.startswith(_PRIVATE) and f"{rest}/".startswith(_PRIVATE_TOPS):
+    if platform.MACOS and path.startswith(_PRIVATE) and f"{rest}/".startswith(_PRIVATE_TOPS):
         # macOS shows /tmp and /var as /private/tmp and /private/var: the same folders,
         # through links of the system's own, the only links a comparison may see through.
         path = rest
     return os.path.normcase(path)  # Windows paths compare without case
 
 
-_MACOS = sys.platform == "darwin"
 _PRIVATE = "/private"
 _PRIVATE_TOPS = ("/tmp/", "/var/", "/etc/")
 
 
 def browsers_using(profile: str) -> list[psutil.Process]:
     """This user's processes whose command line names exactly ``profile`` as user data dir."""
-    wanted = _normalise(profile)
+    wanted = normalise(profile)
     uid = os.getuid() if hasattr(os, "getuid") else None
     # "uids" is POSIX only: psutil refuses the name on Windows.
     attrs = ["cmdline", "uids"] if uid is not None else ["cmdline"]
@@ -180,7 +179,7 @@ def browsers_using(profile: str) -> list[psutil.Process]:
             uids = proc.info.get("uids")
             if uid is not None and uids is not None and uids.real != uid:
                 continue
-            if _names_profile(cmdline, wanted):
+            if names_profile(cmdline, wanted):
                 found.append(proc)
         except (psutil.Error, OSError):
             continue
@@ -201,7 +200,7 @@ def stop_browsers(procs: list[psutil.Process], grace: float = 3.0) -> None:
             tree.update((child.pid, child) for child in proc.children(recursive=True))
         except psutil.Error:
             continue
-    if _WINDOWS:
+    if platform.WINDOWS:
         asked = list(tree.values())
     else:  # only browser processes: their helpers (``--type=``) follow them
         asked = [p for p in procs if not _is_child_process(p)] or procs
@@ -233,7 +232,7 @@ def ask_to_stop(proc: _Stoppable, windows: bool | None = None) -> None:
     but not on SIGTERM. Windows has neither: ``terminate`` (``TerminateProcess``) it is, and
     the browser's ``lockfile`` goes with its last handle.
     """
-    if _WINDOWS if windows is None else windows:
+    if platform.WINDOWS if windows is None else windows:
         proc.terminate()
     else:
         proc.send_signal(signal.SIGHUP)
@@ -245,7 +244,7 @@ def helpers_to_stop(pid: int) -> list[psutil.Process]:
     None on POSIX, where helpers follow their browser. On Windows a child outlives its parent,
     and the ``lockfile`` that would lead ``stop_browser_on`` to them goes with the browser.
     """
-    if not _WINDOWS:
+    if not platform.WINDOWS:
         return []
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -272,9 +271,9 @@ def stop_browser_on(profile: Path) -> None:
         # A profile swapped for a link: whatever runs on its target is not ours to stop.
         log.warning("not stopping browsers on %s: it is a symlink, not our profile", profile)
         return
-    if not chromium.has_lock_entries(profile):
+    if not userdata.has_lock_entries(profile):
         return
-    sockets = chromium.socket_dir(profile)
+    sockets = userdata.socket_dir(profile)
     # A browser still starting launches helpers after the first look: look until none is left.
     for _ in range(3):
         procs = browsers_using(str(profile))
@@ -282,8 +281,8 @@ def stop_browser_on(profile: Path) -> None:
             break
         stop_browsers(procs)
     if lock_state(profile)[0] == "stale":  # a browser killed before it could tidy up
-        chromium.remove_lock_links(profile)
-    if sockets is not None and chromium.is_leftover_socket_dir(sockets):
+        userdata.remove_lock_links(profile)
+    if sockets is not None and userdata.is_leftover_socket_dir(sockets):
         files.remove_tree(sockets)
 
 
@@ -292,7 +291,7 @@ def a_browser(pid: int | None) -> str:
     return "a browser" if pid is None else f"a browser (pid {pid})"
 
 
-def lock_state(user_data_dir: Path) -> tuple[str, chromium.LockOwner | None]:
+def lock_state(user_data_dir: Path) -> tuple[str, userdata.LockOwner | None]:
     """What the dir's ``SingletonLock`` (or Windows ``lockfile``) says, and who it names.
 
     ``none``; ``live`` (a browser of this host runs on the dir; on Windows its owner is not
@@ -301,11 +300,11 @@ def lock_state(user_data_dir: Path) -> tuple[str, chromium.LockOwner | None]:
     container whose hostname changed: the browser refuses the dir); ``invalid`` (not a
     ``<host>-<pid>`` link: refused too).
     """
-    owner = chromium.read_singleton_lock(user_data_dir)
+    owner = userdata.read_singleton_lock(user_data_dir)
     if owner is None:  # Windows browsers hold a ``lockfile`` instead, which names nobody
-        return ("live" if chromium.lockfile_held(user_data_dir) else "none"), None
+        return ("live" if userdata.lockfile_held(user_data_dir) else "none"), None
     if owner.pid is None:
         return "invalid", owner
-    if owner.host != chromium.this_host():
+    if owner.host != platform.this_host():
         return "foreign-host", owner
     return ("live" if process_uses(owner.pid, str(user_data_dir)) else "stale"), owner

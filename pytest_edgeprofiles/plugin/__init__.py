@@ -18,17 +18,26 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .options import OPTIONS, OptionError, Settings, resolve_all
-from .roots import RUNS, UnsafeDirectoryError, default_root, refuse_foreign, refuse_planted_root
+from .._options import OPTIONS, OptionError, Settings, resolve_all
+from .._profiles.roots import (
+    RUNS,
+    UnsafeDirectoryError,
+    default_root,
+    refuse_foreign,
+    refuse_planted_root,
+)
 
 if TYPE_CHECKING:
-    from .lifecycle import RunLifecycle
-    from .prelaunch import Wish
-    from .profile_manager import ProfileManager
-    from .sessions import BrowserSession
+    from .._browser.ahead import Wish
+    from .._browser.sessions import BrowserSession
+    from .._profiles.manager import ProfileManager
+    from ._run import RunLifecycle
 
 #: Fixtures to launch a browser yourself, and fixtures that start one: plugins of their own.
-pytest_plugins = ["pytest_edgeprofiles.launch_fixtures", "pytest_edgeprofiles.session_fixtures"]
+pytest_plugins = [
+    "pytest_edgeprofiles.plugin._launch_fixtures",
+    "pytest_edgeprofiles.plugin._browser_fixtures",
+]
 
 _WORKERINPUT_KEY = "edgeprofiles"
 
@@ -70,9 +79,9 @@ EDGE_FIXTURES = frozenset(
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from . import hooks
+    from . import _hookspecs
 
-    pluginmanager.add_hookspecs(hooks)
+    pluginmanager.add_hookspecs(_hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -182,7 +191,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f"base profile {base}, retention {settings.profile_retention}",
         f"edgeprofiles: browser {browser}",
     ]
-    from .chromium import SOCKET_PATH_MAX, SOCKET_TMPDIR_VAR, socket_path_too_long, socket_tmpdir
+    from .._chromium.userdata import (
+        SOCKET_PATH_MAX,
+        SOCKET_TMPDIR_VAR,
+        socket_path_too_long,
+        socket_tmpdir,
+    )
 
     tmpdir = socket_tmpdir(os.environ)
     if tmpdir is not None and socket_path_too_long(tmpdir):
@@ -206,7 +220,7 @@ def _lifecycle(config: pytest.Config) -> RunLifecycle:
     when a worker's test did: to report and remove what it made)."""
     lifecycle = config.stash.get(_LIFECYCLE, None)
     if lifecycle is None:
-        from .lifecycle import CONTROLLER_KEY, RunLifecycle
+        from ._run import CONTROLLER_KEY, RunLifecycle
 
         workerinput = getattr(config, "workerinput", None)
         lifecycle = RunLifecycle(

@@ -18,8 +18,9 @@ from typing import Any
 
 from filelock import FileLock
 
-from . import clone, files
-from .logs import log
+from .._system import files
+from .._system.logs import log
+from . import clone
 from .records import new_record, record_path, write_record
 from .roots import (
     RUNS,

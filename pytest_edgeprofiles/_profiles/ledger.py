@@ -15,10 +15,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from time import monotonic
 
-from . import files, processes, removal
-from .background import Background
-from .errors import ProfileCleanupError
-from .logs import log
+from .._chromium import processes
+from .._system import files
+from .._system.lanes import Background
+from .._system.logs import log
+from ..errors import ProfileCleanupError
+from . import removal
 from .making import Made
 from .records import ProfileRecord, write_record
 from .registry import Registry

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -17,9 +16,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from . import files, processes
-from .logs import log
-from .roots import is_mine
+from .._chromium import processes
+from .._system import files
+from .._system.logs import log
+from .._system.platform import is_mine, this_host
 
 SUFFIX = ".owner"
 
@@ -90,7 +90,7 @@ class ProfileRecord:
         assumed to: its processes cannot be seen from here. One of an earlier boot is dead.
         Records without namespace or boot (old ones) are judged by host, pid and start time.
         """
-        if self.host != socket.gethostname():
+        if self.host != this_host():
             return True
         this_boot = processes.boot_id()
         if self.boot_id is not None and this_boot is not None and self.boot_id != this_boot:
@@ -116,7 +116,7 @@ def new_record(
         path=path,
         pid=pid,
         create_time=create_time,
-        host=socket.gethostname(),
+        host=this_host(),
         created_at=time.time(),
         pid_ns=processes.pid_namespace(),
         boot_id=processes.boot_id(),

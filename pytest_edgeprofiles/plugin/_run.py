@@ -18,20 +18,20 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import summary
-from .base import BaseUnusable, RunBase
-from .browsers import Browser, browser_version, find_browser, kind_of
-from .errors import MAX_PROFILES_RANGE, ProfileLimitError
-from .logs import log
-from .options import Settings, option
-from .profile_manager import ProfileManager
-from .roots import UnsafeDirectoryError
-from .runs import RunFolder, sweep_leftovers
-from .sweep import prune_kept
+from .._chromium.installs import Browser, browser_version, find_browser, kind_of
+from .._options import Settings, option
+from .._profiles.manager import ProfileManager
+from .._profiles.roots import UnsafeDirectoryError
+from .._profiles.runs import RunFolder, sweep_leftovers
+from .._profiles.sweep import prune_kept
+from .._system.logs import log
+from ..errors import MAX_PROFILES_RANGE, ProfileLimitError
+from . import _summary
+from ._base import BaseUnusable, RunBase
 
 if TYPE_CHECKING:
-    from .prelaunch import Prelauncher, Wish
-    from .sessions import BrowserSession, Stopper
+    from .._browser.ahead import Prelauncher, Wish
+    from .._browser.sessions import BrowserSession, Stopper
 
 #: The profile key of a process without xdist workers, as pytest-xdist names it.
 CONTROLLER_KEY = "master"
@@ -52,7 +52,7 @@ class RunLifecycle:
         session_profile_failed: A test using the session profile failed: it is kept.
         prelauncher: This process's browsers started ahead, made when a test first asks for
             a browser session (see :meth:`prelaunch_for`).
-        starts: How this process's tests got their browsers (``summary.STARTS``).
+        starts: How this process's tests got their browsers (``_summary.STARTS``).
     """
 
     def __init__(
@@ -292,7 +292,7 @@ class RunLifecycle:
         """This process's browsers started ahead, made on first use (on the tests' thread:
         made from two threads, there would be two)."""
         if self.prelauncher is None:
-            from .prelaunch import Prelauncher
+            from .._browser.ahead import Prelauncher
 
             self.prelauncher = Prelauncher(
                 manager,
@@ -309,7 +309,7 @@ class RunLifecycle:
     def stopper(self) -> Stopper:
         """What stops this process's browsers in the background, made on first use."""
         if self._stopper is None:
-            from .sessions import Stopper
+            from .._browser.sessions import Stopper
 
             self._stopper = Stopper()
         return self._stopper
@@ -325,7 +325,7 @@ class RunLifecycle:
             return
         stopper.drain()
         events: list[tuple[str, dict[str, Any]]] = [
-            ("starts", {k: self.starts[k] for k in summary.STARTS})
+            ("starts", {k: self.starts[k] for k in _summary.STARTS})
         ]
         events += [("cleanup_failed", {"path": p, "error": e}) for p, e in stopper.failures]
         try:
@@ -347,7 +347,7 @@ class RunLifecycle:
 
     def summary(self) -> tuple[list[str], bool]:
         """The lines of the terminal summary, and whether any is worth saying under ``-q``."""
-        return summary.summarize(self.run_folder, self.settings.max_profiles)
+        return _summary.summarize(self.run_folder, self.settings.max_profiles)
 
     def finish(self) -> None:
         """The end of this process's part: after the summary, which names kept profiles."""

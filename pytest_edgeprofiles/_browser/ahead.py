@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from .._chromium.installs import Browser
+from .._profiles.manager import ProfileManager
+from .._system.lanes import Background
+from .._system.logs import log
+from ..errors import ProfileLimitError
 from . import sessions
-from .background import Background
-from .chromium import Browser
-from .errors import ProfileLimitError
-from .logs import log
-from .profile_manager import ProfileManager
 from .sessions import BrowserSession, Stopper
 
 

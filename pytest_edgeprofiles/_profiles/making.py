@@ -14,11 +14,12 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple
 
-from . import files, removal, roots
-from .background import Background
+from .._system import files
+from .._system.lanes import Background
+from .._system.logs import log
+from ..errors import ProfileLimitError
+from . import removal, roots
 from .clone import Cloner
-from .errors import ProfileLimitError
-from .logs import log
 from .records import ProfileRecord, new_record, record_path, write_record
 from .registry import Registry, RegistryFull
 

@@ -26,8 +26,8 @@ from typing import Any
 
 from filelock import FileLock
 
-from . import files
-from .logs import log
+from .._system import files
+from .._system.logs import log
 from .records import ProfileRecord, iter_records, record_path
 
 #: How often a waiter retries the lock. filelock's 50 ms default would dominate every fixture.

@@ -15,10 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import files, processes
-from .logs import log
+from .._chromium import processes
+from .._system import files
+from .._system.logs import log
+from .._system.platform import is_mine
 from .records import ProfileRecord, owned_paths, profile_of, read_record, record_path, write_record
-from .roots import is_mine
 
 
 @dataclass

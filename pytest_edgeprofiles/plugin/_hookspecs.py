@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .browsers import Browser
+    from .._chromium.installs import Browser
 
 
 @pytest.hookspec(firstresult=True)

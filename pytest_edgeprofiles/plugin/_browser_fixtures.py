@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .launch_fixtures import require
-from .plugin import (
+from ..plugin import (
     _LIFECYCLE,
     _SETTINGS,
     BROWSER_ON_PROFILE,
@@ -25,14 +24,15 @@ from .plugin import (
     PROFILE_KEY,
     _lifecycle,
 )
+from ._launch_fixtures import require
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
-    from .browsers import Browser
-    from .prelaunch import Wish
-    from .profile_manager import ProfileManager
-    from .sessions import BrowserSession
+    from .._browser.ahead import Wish
+    from .._browser.sessions import BrowserSession
+    from .._chromium.installs import Browser
+    from .._profiles.manager import ProfileManager
 
 #: Marker and ini value: flags added to the browser's command line.
 ARGS_NAME = "edge_browser_args"
@@ -67,7 +67,7 @@ def browser_extra_args(node: pytest.Item, config: pytest.Config) -> list[str]:
 def _wish(item: pytest.Item | None, config: pytest.Config) -> Wish | None:
     if item is None or not SESSION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
         return None
-    from .prelaunch import Wish
+    from .._browser.ahead import Wish
 
     return Wish(not _headed(config), tuple(browser_extra_args(item, config)))
 
@@ -78,7 +78,7 @@ def _ini_args(config: pytest.Config) -> list[str]:
 
 def _run_wish(config: pytest.Config) -> Wish:
     """What the browsers started ahead are started for: the run's flags, no marker's."""
-    from .prelaunch import Wish
+    from .._browser.ahead import Wish
 
     return Wish(not _headed(config), tuple(_ini_args(config)))
 
@@ -152,7 +152,7 @@ def edge_browser_session(
 
 
 def _start(node: pytest.Item, profile: Path, browser: Browser) -> BrowserSession:
-    from . import sessions
+    from .._browser import sessions
 
     extra = browser_extra_args(node, node.config)
     try:
@@ -176,7 +176,7 @@ def edge_driver(
     require("selenium")
     from selenium import webdriver
 
-    from . import launch
+    from .._browser import launch
 
     service = launch.selenium_service(edge_browser, edge_profile)
     # The driver starts while the browser does: ~0.1 s, mostly Selenium waiting for its port.

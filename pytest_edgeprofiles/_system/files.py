@@ -8,7 +8,6 @@ import json
 import ntpath
 import os
 import shutil
-import socket
 import stat
 import sys
 import threading
@@ -17,15 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import treecopy
+from . import platform, treecopy
 
 #: Errors that say "the destination cannot take more", never "the source is bad".
 DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
-_WINDOWS = sys.platform == "win32"
 
-
-def long_path(path: str | os.PathLike[str], windows: bool = _WINDOWS) -> str:
+def long_path(path: str | os.PathLike[str], windows: bool | None = None) -> str:
     r"""``path`` as Windows takes it past 260 characters (``\\?\C:\...``,
     ``\\?\UNC\server\share\...``); unchanged elsewhere.
 
@@ -34,7 +31,7 @@ def long_path(path: str | os.PathLike[str], windows: bool = _WINDOWS) -> str:
     turns off the normalisation of ``/`` and ``..``, so the path is made absolute first.
     """
     text = os.fspath(path)
-    if not windows or text.startswith("\\\\?\\"):
+    if not (platform.WINDOWS if windows is None else windows) or text.startswith("\\\\?\\"):
         return text
     text = ntpath.abspath(text)
     if text.startswith("\\\\"):
@@ -71,7 +68,7 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
     """Write JSON so that readers see the old file or the new one, never half of one."""
     # Host and pid in the name: a sweep can tell a dead writer's leftover from a live one's.
     tmp = path.with_name(
-        f".{path.name}.{socket.gethostname()}.{os.getpid()}.{threading.get_ident()}.tmp"
+        f".{path.name}.{platform.this_host()}.{os.getpid()}.{threading.get_ident()}.tmp"
     )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -94,7 +91,7 @@ def _replace(src: str | Path, dst: Path, windows: bool | None = None) -> None:
             os.replace(src, dst)
             return
         except PermissionError:
-            if not (_WINDOWS if windows is None else windows) or delay > 0.25:
+            if not (platform.WINDOWS if windows is None else windows) or delay > 0.25:
                 raise
         time.sleep(delay)  # a backoff: a reader tells nobody when it closes the file
         delay *= 2

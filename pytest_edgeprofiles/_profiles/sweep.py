@@ -1,0 +1,184 @@
+"""Sweeping a root: finding what crashed or finished processes left behind.
+
+What is found is removed by ``removal``, the one place a profile leaves the disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import stat
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from .._chromium import processes
+from .._chromium.processes import running_since
+from .._system import files
+from .._system.logs import log
+from .._system.platform import is_mine, this_host
+from .records import SUFFIX, ProfileRecord, iter_records, owned_by_user, profile_of, record_path
+from .removal import SweepResult, remove_many
+
+__all__ = ["SweepResult", "garbage_folders", "prune_kept", "sweep", "unreadable_records"]
+
+
+def _removable(record: ProfileRecord) -> bool:
+    if record.keep:
+        return False
+    return record.released or not record.owner_alive()
+
+
+def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> SweepResult:
+    """Remove the profiles under ``root`` that nobody owns any more.
+
+    A profile goes when its owner process is dead (same host: pid gone, or reused by another
+    process) or it was released to the sweep after a failed removal; so do ``garbage-*``
+    folders, which were moved aside to be deleted, and temp files of writers killed before
+    they renamed them. A profile whose owner lives, of another host, or marked kept is never
+    touched. ``older_than`` (seconds) spares younger profiles.
+    """
+    now = time.time()
+    doomed: list[tuple[Path, ProfileRecord | None]] = [
+        (profile_of(record_file), record)
+        for record_file, record in iter_records(root)
+        if _removable(record) and now - record.created_at >= older_than
+    ]
+    # Garbage was moved aside by a process that died before it finished, or is still
+    # finishing: removing it twice is harmless.
+    doomed += [(garbage, None) for garbage in garbage_folders(root)]
+    doomed += [(nonsense, None) for nonsense in unreadable_records(root, now - older_than)]
+    result = _remove(doomed, dry_run)
+    if not dry_run:
+        for temp in _stale_temp_files(root):
+            # Not a profile: not reported. Gone already: its writer finished after all.
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+    return result
+
+
+def unreadable_records(root: Path, written_before: float) -> list[Path]:
+    """This user's owner records under ``root`` that are no record (``read_record`` warned
+    about them), written before ``written_before``, each after its profile folder: garbage
+    that no process can own. One beside a symlink or another user's folder stays, folder and
+    record: what it stands for is not ours to judge."""
+    try:
+        with os.scandir(root) as entries:
+            candidates = [e for e in entries if e.name.endswith(SUFFIX) and e.name != SUFFIX]
+    except OSError:
+        return []
+    doomed: list[Path] = []
+    for entry in candidates:
+        record_file = Path(entry.path)
+        try:
+            if not (entry.is_file(follow_symlinks=False) and owned_by_user(entry)):
+                continue
+            if entry.stat(follow_symlinks=False).st_mtime > written_before:
+                continue
+            ProfileRecord.from_dict(files.read_json(record_file))
+            continue  # a record: the sweep judges its owner
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        except (OSError, ValueError):
+            pass
+        profile = profile_of(record_file)
+        try:
+            st = profile.lstat()
+        except FileNotFoundError:
+            doomed.append(record_file)  # the record alone
+            continue
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and is_mine(st):
+            doomed += [profile, record_file]
+    return doomed
+
+
+_GARBAGE = re.compile(re.escape(files.GARBAGE_PREFIX) + r".+-[0-9a-f]{12}")
+
+
+def garbage_folders(root: Path) -> list[Path]:
+    """This user's ``garbage-*`` folders under ``root``: profiles moved aside to be deleted.
+
+    A folder with an owner record of its own is a profile whose worker id starts with
+    ``garbage-``, not garbage: moving a profile aside never renames its record.
+    """
+    try:
+        with os.scandir(root) as entries:
+            return sorted(
+                Path(e.path)
+                for e in entries
+                if _GARBAGE.fullmatch(e.name)
+                and owned_by_user(e)
+                and not os.path.lexists(record_path(Path(e.path)))
+            )
+    except OSError:
+        return []
+
+
+#: What ``files.write_json_atomic`` writes before renaming an owner record:
+#: ``.<name>.owner.<host>.<pid>.<thread>.tmp``.
+_TEMP = re.compile(r"\..+\.owner\.(.+)\.(\d+)\.\d+\.tmp")
+
+
+def _stale_temp_files(root: Path) -> list[Path]:
+    """Our temp files whose writer died before renaming them (killed mid-write): nothing
+    else would ever remove them."""
+    stale = []
+    try:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                match = _TEMP.fullmatch(entry.name)
+                if match is None or match[1] != this_host() or not owned_by_user(entry):
+                    continue  # not ours, or another host's, whose processes we cannot see
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and not running_since(int(match[2]), st.st_mtime):
+                    stale.append(Path(entry.path))
+    except OSError:
+        return []
+    return stale
+
+
+def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepResult:
+    """Remove kept profiles of all but the newest ``keep_runs`` runs (records naming a run).
+
+    Only profiles given up and kept (``keep_profile``) count: a manager made with
+    ``cleanup_on_exit=False`` marks its profiles kept from the start, while they are in use.
+    A run is pruned only once it is over: none of its kept profiles belongs to a live
+    process other than this one (the run that prunes, at its end) or to another host.
+    """
+    if keep_runs < 0:
+        raise ValueError(f"keep_runs must be >= 0, got {keep_runs}")
+    runs: dict[str, list[tuple[Path, ProfileRecord]]] = defaultdict(list)
+    for record_file, record in iter_records(root):
+        if record.keep and record.released and record.run is not None:
+            runs[record.run].append((record_file, record))
+    newest_first = sorted(
+        runs.values(), key=lambda rs: max(r.created_at for _, r in rs), reverse=True
+    )
+    old: list[tuple[Path, ProfileRecord | None]] = [
+        (profile_of(record_file), record)
+        for group in newest_first[keep_runs:]
+        if all(_over(record) for _, record in group)
+        for record_file, record in group
+    ]
+    return _remove(old, dry_run)
+
+
+def _over(record: ProfileRecord) -> bool:
+    """Whether the profile's owner is done with it: dead, or this very process."""
+    if record.host != this_host():
+        return False  # its processes cannot be seen from here
+    own = (record.pid, record.create_time) == processes.own_identity()
+    return own or not record.owner_alive()
+
+
+def _remove(doomed: list[tuple[Path, ProfileRecord | None]], dry_run: bool) -> SweepResult:
+    result = remove_many(doomed, dry_run)
+    for path, exc in zip(result.failed, result.errors, strict=True):
+        log.warning("sweep could not remove %s: %s", path, exc)
+    return result

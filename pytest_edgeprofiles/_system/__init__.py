@@ -1,0 +1,1 @@
+"""The machine: platform facts, filesystem mechanics, background lanes, waiting, the logger."""
