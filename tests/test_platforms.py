@@ -16,7 +16,6 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import psutil
@@ -27,7 +26,7 @@ from pytest_edgeprofiles._browser import launch
 from pytest_edgeprofiles._chromium import processes, userdata
 from pytest_edgeprofiles._chromium.userdata import SkipRules
 from pytest_edgeprofiles._profiles import roots, sweep
-from pytest_edgeprofiles._system import files, platform
+from pytest_edgeprofiles._system import files, platform, waiting
 
 WINDOWS = sys.platform == "win32"
 
@@ -103,7 +102,7 @@ class HeldFile:
 
         monkeypatch.setattr(files, "_rmtree", rmtree)
         # The backoff is observed, not waited for.
-        monkeypatch.setattr(files, "time", SimpleNamespace(sleep=self.pause))
+        monkeypatch.setattr(waiting, "sleep", self.pause)
 
     def pause(self, seconds: float) -> None:
         self.pauses.append(seconds)

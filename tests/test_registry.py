@@ -14,7 +14,6 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -23,9 +22,10 @@ from conftest import SINGLETON_LOCK, posix_only
 
 from pytest_edgeprofiles import ProfileLimitError
 from pytest_edgeprofiles._chromium import processes
-from pytest_edgeprofiles._profiles import registry, sweep
+from pytest_edgeprofiles._profiles import sweep
 from pytest_edgeprofiles._profiles.records import ProfileRecord, write_record
 from pytest_edgeprofiles._profiles.registry import Registry
+from pytest_edgeprofiles._system import waiting as polling
 
 CHILD = textwrap.dedent(
     """
@@ -103,7 +103,7 @@ def test_create_waits_for_a_slot_released_by_another_thread(manager, registry_pa
         waiting.set()
         real_sleep(seconds)
 
-    monkeypatch.setattr(registry, "time", SimpleNamespace(monotonic=time.monotonic, sleep=pause))
+    monkeypatch.setattr(polling, "sleep", pause)
     released = []
 
     def release() -> None:
@@ -153,7 +153,7 @@ def test_a_spare_slot_is_never_one_a_waiting_taker_could_have(manager, registry_
             go_on.wait(timeout=10)
         real_sleep(seconds)
 
-    monkeypatch.setattr(registry, "time", SimpleNamespace(monotonic=time.monotonic, sleep=pause))
+    monkeypatch.setattr(polling, "sleep", pause)
     taken: list[str] = []
     waiter = threading.Thread(target=lambda: taken.append(theirs.create_profile("gw1", timeout=10)))
     waiter.start()

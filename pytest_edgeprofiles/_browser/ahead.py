@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from .._chromium.installs import Browser
 from .._profiles.manager import ProfileManager
-from .._system.lanes import Background
+from .._system.lanes import Lanes
 from .._system.logs import log
 from ..errors import ProfileLimitError
 from . import sessions
@@ -79,7 +79,7 @@ class Prelauncher:
         self._prepared_as = prepared_as
         self._stopper = stopper
         self._queue: deque[Future[Warm | None]] = deque()
-        self._background = Background()
+        self._background = Lanes()
         self._closed = False
 
     @property

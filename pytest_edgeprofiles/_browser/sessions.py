@@ -18,7 +18,6 @@ import os
 import re
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -28,8 +27,9 @@ from typing import IO
 
 from .._chromium import processes
 from .._chromium.installs import Browser
-from .._system.lanes import Background
+from .._system.lanes import Lanes
 from .._system.logs import log
+from .._system.waiting import Backoff
 from . import launch
 
 #: The switches chromedriver adds when it launches a browser (read from the browser's command
@@ -61,7 +61,7 @@ CHROMEDRIVER_SWITCHES = (
 PORT_FILE = "DevToolsActivePort"
 #: How long a browser may take to be ready: a cold start is ~0.5 s, a loaded CI machine slower.
 START_TIMEOUT = 30.0
-_POLL = 0.01  # the browser signals nothing we can wait on: poll, with a deadline
+_POLL = 0.01
 _STDERR_TAIL = 2000
 _BROWSER_TARGET = re.compile(r"/devtools/browser/[0-9a-f-]{36}")
 #: Flags of the marker or ini that would take the session from under the fixture: another
@@ -133,7 +133,7 @@ class Stopper:
     """
 
     def __init__(self) -> None:
-        self._background = Background()
+        self._background = Lanes()
         self.failures: list[tuple[str, str]] = []
 
     def stop(self, session: BrowserSession, then: Callable[[], object]) -> None:
@@ -214,7 +214,7 @@ def start_session(
         stderr.close()
         raise BrowserStartError(f"cannot start {browser.describe()}: {exc}") from None
     try:
-        port, target = _wait_ready(proc, profile, time.monotonic() + timeout)
+        port, target = _wait_ready(proc, profile, timeout)
     except BaseException as exc:
         _kill(proc, profile)
         if isinstance(exc, BrowserStartError):
@@ -224,8 +224,10 @@ def start_session(
     return BrowserSession(browser, profile, proc, port, target, stderr)
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], profile: Path, deadline: float) -> tuple[int, str]:
+def _wait_ready(proc: subprocess.Popen[bytes], profile: Path, timeout: float) -> tuple[int, str]:
     endpoint: tuple[int, str] | None = None
+    # The browser signals nothing we can wait on: poll, with a deadline.
+    backoff = Backoff(_POLL, most=_POLL, timeout=timeout)
     while True:
         if proc.poll() is not None:
             raise BrowserStartError("the browser exited while starting")
@@ -233,9 +235,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], profile: Path, deadline: float) -
             endpoint = read_port_file(profile / PORT_FILE)
         if endpoint is not None and has_page(endpoint[0]):
             return endpoint
-        if time.monotonic() > deadline:
+        if not backoff.pause():
             raise BrowserStartError("the browser was not ready in time")
-        time.sleep(_POLL)
 
 
 def read_port_file(path: Path) -> tuple[int, str] | None:

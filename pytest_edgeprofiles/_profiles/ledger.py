@@ -17,7 +17,7 @@ from time import monotonic
 
 from .._chromium import processes
 from .._system import files
-from .._system.lanes import Background
+from .._system.lanes import Lanes
 from .._system.logs import log
 from ..errors import ProfileCleanupError
 from . import removal
@@ -39,7 +39,7 @@ class Handouts:
         #: The last size measured (or known from a copy) of a profile handed out, by path,
         #: with when (``monotonic``): what a listing may reuse instead of a walk.
         self.sizes: dict[str, tuple[int, float]] = {}
-        self.background = Background()
+        self.background = Lanes()
         #: Paths whose background removal failed, with the error: left to the sweep.
         self.failures: list[tuple[str, str]] = []
 
@@ -141,7 +141,7 @@ class Handouts:
         with self.lock:
             keys = list(self.profiles)
         removed = sum(self.remove(key) for key in keys)
-        self.background.drain()
+        self.background.close()
         if keys:
             log.info("removed %d of %d profiles", removed, len(keys))
         return removed

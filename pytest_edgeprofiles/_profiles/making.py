@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .._system import files
-from .._system.lanes import Background
+from .._system.lanes import Lanes
 from .._system.logs import log
 from ..errors import ProfileLimitError
 from . import removal, roots
@@ -41,7 +41,7 @@ class ProfileMaker:
         registry: Registry,
         max_profiles: int,
         cloner: Cloner,
-        background: Background,
+        background: Lanes,
         keep: bool = False,
         run_id: str | None = None,
         download_root: Path | None = None,

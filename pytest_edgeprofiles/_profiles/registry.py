@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ from filelock import FileLock
 
 from .._system import files
 from .._system.logs import log
+from .._system.waiting import Backoff
 from .records import ProfileRecord, iter_records, record_path
 
 #: How often a waiter retries the lock. filelock's 50 ms default would dominate every fixture.
@@ -98,8 +98,8 @@ class Registry:
         and never one that a waiting taker could have, so that work started ahead never
         keeps another process's test waiting.
         """
-        deadline = time.monotonic() + timeout
-        pause = SLOT_POLL[0]
+        # Polling with a deadline: a slot freed in another process sends us no event.
+        backoff = Backoff(SLOT_POLL[0], most=SLOT_POLL[1], timeout=timeout)
         reaped: list[ProfileRecord] = []
         waiting = False
         try:
@@ -119,16 +119,13 @@ class Registry:
                         stats["peak"] = max(stats["peak"], len(entries))
                         return reaped
                     holders = [ProfileRecord.from_dict(e) for e in entries.values()]
-                    remaining = deadline - time.monotonic()
-                    if remaining > 0 and not spare:
+                    may_wait = not spare and backoff.remaining() > 0
+                    if may_wait:
                         # Again on every look: a registry rebuilt meanwhile forgot us.
                         state.setdefault("waiting", {})[record.path] = record.to_dict()
                         waiting = True
-                if remaining <= 0 or spare:
+                if not may_wait or not backoff.pause():
                     raise RegistryFull(holders, max_profiles, reaped)
-                # Polling with a deadline: a slot freed in another process sends us no event.
-                time.sleep(min(pause, remaining))
-                pause = min(pause * 2, SLOT_POLL[1])
         finally:
             if waiting:  # timed out or interrupted: nobody waits under this name any more
                 with contextlib.suppress(OSError), self._state() as state:

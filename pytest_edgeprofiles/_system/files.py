@@ -11,12 +11,12 @@ import shutil
 import stat
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from . import platform, treecopy
+from .waiting import Backoff
 
 #: Errors that say "the destination cannot take more", never "the source is bad".
 DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
@@ -85,16 +85,14 @@ def _replace(src: str | Path, dst: Path, windows: bool | None = None) -> None:
     """``os.replace``, retried on Windows for about half a second while the destination is
     open elsewhere (a sweep reading a record): Windows refuses to replace an open file with
     "access denied" or a sharing violation, where POSIX replaces it under the reader."""
-    delay = 0.001
+    backoff = Backoff(0.001, tries=9)  # a reader tells nobody when it closes the file
     while True:
         try:
             os.replace(src, dst)
             return
         except PermissionError:
-            if not (platform.WINDOWS if windows is None else windows) or delay > 0.25:
+            if not (platform.WINDOWS if windows is None else windows) or not backoff.pause():
                 raise
-        time.sleep(delay)  # a backoff: a reader tells nobody when it closes the file
-        delay *= 2
 
 
 def _never(parts: tuple[str, ...], is_dir: bool) -> bool:
@@ -255,8 +253,9 @@ def remove_tree(path: Path, attempts: int = 6, first_delay: float = 0.05) -> Non
     that stayed, when the tree stays. Paths past 260 characters are removed on Windows too.
     """
     target = Path(long_path(path))
-    delay = first_delay
-    for attempt in range(attempts):
+    # A backoff, not a wait for an event: a file lock's holder tells nobody when it lets go.
+    backoff = Backoff(first_delay, tries=attempts)
+    while True:
         try:
             if os.path.islink(target) or os.path.isfile(target):
                 os.unlink(target)
@@ -266,11 +265,8 @@ def remove_tree(path: Path, attempts: int = 6, first_delay: float = 0.05) -> Non
         except FileNotFoundError:
             return
         except OSError:
-            if attempt == attempts - 1:
+            if not backoff.pause():
                 raise
-        # A backoff, not a wait for an event: a file lock's holder tells nobody when it lets go.
-        time.sleep(delay)
-        delay *= 2
 
 
 GARBAGE_PREFIX = "garbage-"

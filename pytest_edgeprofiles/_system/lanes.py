@@ -1,46 +1,86 @@
-"""Background threads for the work a test should not wait for, one lane per kind of work so
-that one never queues behind another: a manager's lanes prepare the next clone and delete the
-last profile; others start the next test's browser and stop the last one's."""
+"""Lanes: the one way work leaves the caller's thread, for what a test should not wait for.
+
+One thread a lane, started on first use, so that one kind of work never queues behind another
+(a manager's lanes make the next clone and delete the last profile; a browser owner's start
+the next browser and stop the last one). The threads are daemons: an interrupted run
+(Ctrl-C) never hangs at exit waiting for them; ``close`` waits for what was given and ends
+them, and is what every owner of lanes calls at its end.
+"""
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+_Job = tuple[Callable[[], Any], "Future[Any]"] | None
 
 
-class Background:
-    """One worker thread per lane, started on first use; ``drain`` waits for all it was given."""
+class Lanes:
+    """Named lanes of one thread each; ``drain`` waits for all they were given."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "edgeprofiles") -> None:
+        self._prefix = prefix
         self._lock = threading.Lock()
-        self._executors: dict[str, ThreadPoolExecutor] = {}
-        self._pending: set[Future[object]] = set()
+        self._queues: dict[str, queue.SimpleQueue[_Job]] = {}
+        self._threads: list[threading.Thread] = []
+        self._pending: set[Future[Any]] = set()
 
     def submit(self, lane: str, fn: Callable[[], T]) -> Future[T]:
+        """Run ``fn`` in ``lane``, after what the lane was given before."""
+        future: Future[T] = Future()
         with self._lock:
-            executor = self._executors.get(lane)
-            if executor is None:
-                executor = ThreadPoolExecutor(1, thread_name_prefix=f"edgeprofiles-{lane}")
-                self._executors[lane] = executor
-            future = executor.submit(fn)
-            self._pending.add(future)  # type: ignore[arg-type]
+            jobs = self._queues.get(lane)
+            if jobs is None:
+                jobs = self._queues[lane] = queue.SimpleQueue()
+                thread = threading.Thread(
+                    target=_serve, args=(jobs,), name=f"{self._prefix}-{lane}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+            self._pending.add(future)
+            jobs.put((fn, future))
         future.add_done_callback(self._done)
         return future
 
-    def _done(self, future: Future[T]) -> None:
+    def _done(self, future: Future[Any]) -> None:
         with self._lock:
             self._pending.discard(future)
 
     def drain(self) -> None:
-        """Wait until everything submitted so far has run."""
+        """Wait until everything submitted so far has run (errors are the submitter's)."""
         while True:
             with self._lock:
                 pending = list(self._pending)
             if not pending:
                 return
             for future in pending:
-                future.exception()  # waits; errors are the submitter's to report
+                future.exception()
+
+    def close(self) -> None:
+        """Wait for what was given, then end the threads; a later ``submit`` starts anew."""
+        self.drain()
+        with self._lock:
+            jobs, self._queues = list(self._queues.values()), {}
+            threads, self._threads = self._threads, []
+        for lane in jobs:
+            lane.put(None)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join()
+
+
+def _serve(jobs: queue.SimpleQueue[_Job]) -> None:
+    while (job := jobs.get()) is not None:
+        fn, future = job
+        if not future.set_running_or_notify_cancel():
+            continue  # cancelled before it began
+        try:
+            result = fn()
+        except BaseException as exc:  # the submitter's to report, as an executor would
+            future.set_exception(exc)
+        else:
+            future.set_result(result)

@@ -1,0 +1,45 @@
+"""Waiting for what sends no event: one backoff for every loop that polls with a deadline.
+
+A slot freed in another process, a file a Windows reader lets go, a browser writing its
+DevTools port: none tells us, so we look again after pauses that grow, up to a deadline.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+#: The one sleep of every backoff: a test may replace it to observe or pace the pauses.
+sleep = time.sleep
+
+
+class Backoff:
+    """Pauses between tries, doubling from ``first`` up to ``most``, ending at ``timeout``
+    seconds from now or after ``tries`` tries, whichever comes first."""
+
+    def __init__(
+        self,
+        first: float,
+        *,
+        most: float = math.inf,
+        timeout: float = math.inf,
+        tries: int | None = None,
+    ) -> None:
+        self.delay = first
+        self.most = most
+        self.deadline = time.monotonic() + timeout
+        self.pauses_left = math.inf if tries is None else tries - 1
+
+    def remaining(self) -> float:
+        """Seconds left until the deadline (negative once it passed)."""
+        return self.deadline - time.monotonic()
+
+    def pause(self) -> bool:
+        """Sleep before the next try, never past the deadline; False when no try is left."""
+        left = self.remaining()
+        if left <= 0 or self.pauses_left <= 0:
+            return False
+        self.pauses_left -= 1
+        sleep(min(self.delay, left))
+        self.delay = min(self.delay * 2, self.most)
+        return True
