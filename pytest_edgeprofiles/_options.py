@@ -1,13 +1,7 @@
-"""The plugin's options: declared once, parsed and resolved in one place.
+"""The plugin's options: declared once in :data:`OPTIONS`, parsed and resolved in one place.
 
-Each option is one row of :data:`OPTIONS`: its key (also the :class:`Settings` field and, as
-``edge_<key>``, the ini name), its command-line flag and its environment variable. The plugin,
-the ``edgeprofiles`` command line and every message take those names from the table.
-
-Resolution is plain data in, value or :class:`OptionError` out: the caller reads the command
-line and the ini file (pytest's ``Config`` in the plugin). This module imports no pytest,
-psutil, filelock or profile manager when imported, so reading options costs a run that uses
-no profile nothing; the parsers that need those import them when they run.
+Imports nothing heavy (pytest, psutil, filelock, the manager) at import time, so reading options
+costs a run that uses no profile nothing; the parsers that need those import them when they run.
 """
 
 from __future__ import annotations
@@ -26,9 +20,7 @@ class OptionError(ValueError):
     """An option's value is invalid; the message names the option, the value and its source."""
 
 
-# -- parsers: text in, value out, ValueError (or OSError) with the reason ---------------------
-
-
+# Parsers: text in, value out, ValueError (or OSError) with the reason.
 def _int_in(low: int, high: int | None) -> Callable[[str], int]:
     expected = f"a whole number from {low} to {high}" if high else f"a whole number >= {low}"
 
@@ -82,8 +74,7 @@ def _folder(text: str) -> str:
 
 
 def _check_can_make(folder: Path) -> None:
-    """``ValueError`` unless ``folder`` exists, or can be made: its nearest existing parent
-    must be a folder we may write in, on a file system that is not read-only."""
+    """``ValueError`` unless ``folder``'s nearest existing parent is a writable folder."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -110,22 +101,11 @@ def _flag(text: str) -> bool:
     return lowered in ("1", "true", "yes", "on")
 
 
-# -- the table --------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Option:
-    """One option of the plugin, reachable as a flag, an environment variable and an ini value.
+    """One option: a flag (None: ini only), an environment variable and the ini ``edge_<key>``.
 
-    Attributes:
-        key: The :class:`Settings` field; the ini name is ``edge_<key>``.
-        flag: The command-line flag, or None for an ini-only option.
-        env: The environment variable, or None.
-        help: Shared by the flag and the ini value.
-        default: Text parsed like a given value, or None for "unset".
-        parse: Text to value; raises ValueError or OSError with the reason.
-        is_path: A relative path in the ini file is relative to that file.
-        const: What a flag that takes no value stores.
+    ``default`` is text parsed like a given value; ``is_path``: relative to the ini file's folder.
     """
 
     key: str
@@ -136,8 +116,7 @@ class Option:
     parse: Callable[[str], Any]
     is_path: bool = False
     const: str | None = None
-    #: What a native TOML config (pytest 9's ``[tool.pytest]``) may give: ``string``,
-    #: ``int``, ``float`` or ``bool``; an ini file's text is parsed as for the others.
+    #: What a native TOML config (pytest 9's ``[tool.pytest]``) may give; ini text is parsed.
     ini_type: str = "string"
 
     @property
@@ -152,142 +131,59 @@ class Option:
 
 
 OPTIONS = (
-    Option(
-        "base_profile",
-        "--edge-base-profile",
-        "EDGEPROFILES_BASE_PROFILE",
-        "template user data dir that every profile is cloned from (default: none, empty profiles)",
-        None,
-        _existing_base,
-        is_path=True,
-    ),
-    Option(
-        "max_profiles",
-        "--edge-max-profiles",
-        "EDGEPROFILES_MAX_PROFILES",
-        "profiles alive at once across all xdist workers, 1 to 16 (default: 8)",
-        "8",
-        _profile_count,
-        ini_type="int",
-    ),
-    Option(
-        "profile_size_limit_mb",
-        "--edge-profile-size-limit",
-        "EDGEPROFILES_SIZE_LIMIT_MB",
-        "size limit of one profile in MB (default: 500)",
-        "500",
-        _int_in(1, None),
-        ini_type="int",
-    ),
-    Option(
-        "profile_retention",
-        "--edge-profile-retention",
-        "EDGEPROFILES_RETENTION",
-        "which profiles survive their test: all, failed or none (default: failed)",
-        "failed",
-        _policy,
-    ),
-    Option(
-        "profile_wait",
-        "--edge-profile-wait",
-        "EDGEPROFILES_WAIT",
-        "seconds a test waits for a free profile slot, 0 for not at all (default: 300)",
-        "300",
-        _seconds,
-        ini_type="float",
-    ),
-    Option(
-        "profile_root",
-        "--edge-profile-root",
-        "EDGEPROFILES_ROOT",
-        "folder for profiles (default: <system temp>/edgeprofiles-of-<user>)",
-        None,
-        _folder,
-        is_path=True,
-    ),
-    Option(
-        "download_root",
-        "--edge-download-root",
-        "EDGEPROFILES_DOWNLOAD_ROOT",
-        "folder for each profile's own download folder (default: <profile>/Downloads)",
-        None,
-        _folder,
-        is_path=True,
-    ),
-    Option(
-        "browser",
-        "--edge-browser",
-        "EDGEPROFILES_BROWSER",
-        "browser to launch, a path or a command (default: Edge, else Chrome, else Chromium)",
-        None,
-        _browser,
-    ),
-    Option(
-        "headed",
-        "--edge-headed",
-        "EDGEPROFILES_HEADED",
-        "launch browsers with a window; the launch fixtures are headless by default",
-        None,
-        _flag,
-        const="1",
-        ini_type="bool",
-    ),
-    Option(
-        "require_browser",
-        "--edge-require-browser",
-        "EDGEPROFILES_REQUIRE_BROWSER",
-        "fail, not skip, the tests that need a browser when none is found (for CI)",
-        None,
-        _flag,
-        const="1",
-        ini_type="bool",
-    ),
-    Option(
-        "prelaunch",
-        "--edge-prelaunch",
-        "EDGEPROFILES_PRELAUNCH",
-        "browsers each worker starts ahead, while a test runs, for its next tests that ask "
-        "for edge_driver, edge_context or edge_page; 0 turns it off (default: 1)",
-        "1",
-        _int_in(0, 16),
-        ini_type="int",
-    ),
-    Option(
-        "profile_retention_count",
-        None,
-        None,
-        "kept profiles of how many runs stay on disk, as for tmp_path (default: 3)",
-        "3",
-        _int_in(0, None),
-        ini_type="int",
-    ),
-)
+    Option("base_profile", "--edge-base-profile", "EDGEPROFILES_BASE_PROFILE",
+           "template user data dir that every profile is cloned from "
+           "(default: none, empty profiles)", None, _existing_base, is_path=True),
+    Option("max_profiles", "--edge-max-profiles", "EDGEPROFILES_MAX_PROFILES",
+           "profiles alive at once across all xdist workers, 1 to 16 (default: 8)",
+           "8", _profile_count, ini_type="int"),
+    Option("profile_size_limit_mb", "--edge-profile-size-limit", "EDGEPROFILES_SIZE_LIMIT_MB",
+           "size limit of one profile in MB (default: 500)", "500", _int_in(1, None),
+           ini_type="int"),
+    Option("profile_retention", "--edge-profile-retention", "EDGEPROFILES_RETENTION",
+           "which profiles survive their test: all, failed or none (default: failed)",
+           "failed", _policy),
+    Option("profile_wait", "--edge-profile-wait", "EDGEPROFILES_WAIT",
+           "seconds a test waits for a free profile slot, 0 for not at all (default: 300)",
+           "300", _seconds, ini_type="float"),
+    Option("profile_root", "--edge-profile-root", "EDGEPROFILES_ROOT",
+           "folder for profiles (default: <system temp>/edgeprofiles-of-<user>)",
+           None, _folder, is_path=True),
+    Option("download_root", "--edge-download-root", "EDGEPROFILES_DOWNLOAD_ROOT",
+           "folder for each profile's own download folder (default: <profile>/Downloads)",
+           None, _folder, is_path=True),
+    Option("browser", "--edge-browser", "EDGEPROFILES_BROWSER",
+           "browser to launch, a path or a command (default: Edge, else Chrome, else Chromium)",
+           None, _browser),
+    Option("headed", "--edge-headed", "EDGEPROFILES_HEADED",
+           "launch browsers with a window; the launch fixtures are headless by default",
+           None, _flag, const="1", ini_type="bool"),
+    Option("require_browser", "--edge-require-browser", "EDGEPROFILES_REQUIRE_BROWSER",
+           "fail, not skip, the tests that need a browser when none is found (for CI)",
+           None, _flag, const="1", ini_type="bool"),
+    Option("prelaunch", "--edge-prelaunch", "EDGEPROFILES_PRELAUNCH",
+           "browsers each worker starts ahead, while a test runs, for its next tests that ask "
+           "for edge_driver, edge_context or edge_page; 0 turns it off (default: 1)",
+           "1", _int_in(0, 16), ini_type="int"),
+    Option("profile_retention_count", None, None,
+           "kept profiles of how many runs stay on disk, as for tmp_path (default: 3)",
+           "3", _int_in(0, None), ini_type="int"),
+)  # fmt: skip
 
 _BY_KEY = {option.key: option for option in OPTIONS}
 
 
 def option(key: str) -> Option:
-    """The option with this key.
-
-    Raises:
-        KeyError: No option has this key.
-    """
+    """The option with this key (``KeyError`` if none)."""
     return _BY_KEY[key]
 
 
 def env_of(key: str) -> str:
-    """The environment variable of the option with this key.
-
-    Raises:
-        KeyError: No option has this key, or it has no environment variable.
-    """
+    """The environment variable of the option with this key (``KeyError`` if none)."""
     env = option(key).env
     if env is None:
         raise KeyError(f"option {key} has no environment variable")
     return env
-
-
-# -- resolution -------------------------------------------------------------------------------
 
 
 def resolve(
@@ -298,21 +194,8 @@ def resolve(
     inipath: Path | None,
     environ: Mapping[str, str] | None = None,
 ) -> Any:
-    """The value of one option: command line, then environment, then ini file, then default.
-
-    Args:
-        opt: The option.
-        cli: The command-line value, None when not given.
-        ini: The ini file's value, None or empty when not given.
-        inipath: The ini file, whose folder a relative path in it is relative to.
-        environ: The environment; ``os.environ`` when None.
-
-    Returns:
-        The parsed value, or None for an unset option without a default.
-
-    Raises:
-        OptionError: The value is invalid; the message names the option, value and source.
-    """
+    """The value of one option: command line, then environment, then ini file, then default
+    (None if none); ``OptionError`` naming the option, value and source when invalid."""
     env = os.environ if environ is None else environ
     sources: list[tuple[str | None, str, Path | None]] = [
         (cli, f"on the command line ({opt.flag})", None),
@@ -341,35 +224,19 @@ def resolve_all(
     inipath: Path | None,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Every option's value by key, in the order of :data:`OPTIONS`.
-
-    Args:
-        cli: Reads an option's command-line value (None when not given).
-        ini: Reads an option's ini value (None or empty when not given).
-        inipath: The ini file, or None.
-        environ: The environment; ``os.environ`` when None.
-
-    Raises:
-        OptionError: The first invalid value.
-    """
+    """Every option's value by key, in the order of :data:`OPTIONS` (``OptionError``: the
+    first invalid one)."""
     return {
         opt.key: resolve(opt, cli=cli(opt), ini=ini(opt), inipath=inipath, environ=environ)
         for opt in OPTIONS
     }
 
 
-# -- the resolved settings of a run -----------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Settings:
-    """The resolved options of a run, as handed from the controller to its workers.
-
-    The fields before ``run_id`` are the options, named by their keys (an unset profile root
-    already replaced by the default root, unset flags by False); the rest the controller
-    derives. Plain data only: the whole of it crosses to xdist workers as a dict, and
-    making it starts no process and creates nothing.
-    """
+    """The resolved options of a run by key (an unset root already the default one, unset flags
+    False), then from ``run_id`` what the controller derives. Plain data: it crosses to xdist
+    workers as a dict, and making it creates nothing."""
 
     base_profile: str | None
     max_profiles: int

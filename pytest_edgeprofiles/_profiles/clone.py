@@ -1,9 +1,4 @@
-"""What goes into a profile: the base checked, copied without caches, prefs adjusted.
-
-A clone of a base user data dir leaves out what ``userdata.SkipRules`` names (caches and lock
-state, which the browser recreates), marks a crashed exit clean, and points the download
-prefs at a folder of the profile's own. The run's snapshot of the base is made the same way.
-"""
+"""What goes into a profile: the base checked, copied without caches and locks, prefs adjusted."""
 
 from __future__ import annotations
 
@@ -23,14 +18,8 @@ MB = 1024 * 1024
 
 
 def check_base_profile(base_profile_path: str | os.PathLike[str]) -> Path:
-    """The resolved base profile, or the error a manager raises for it.
-
-    Raises:
-        FileNotFoundError: If it does not exist
-        NotADirectoryError: If it is not a folder
-        PermissionError: If it is not readable
-        ValueError: If it is a profile folder (``Default``) rather than a user data dir
-    """
+    """The resolved base profile; an ``OSError`` when missing, not a folder or unreadable,
+    ``ValueError`` for a profile folder (``Default``) rather than a user data dir."""
     base = Path(base_profile_path).expanduser()
     if not base.exists():
         raise FileNotFoundError(errno.ENOENT, "base profile not found", str(base))
@@ -52,13 +41,8 @@ def clone_size(base: Path, skip_rules: SkipRules = DEFAULT_SKIP_RULES) -> int:
 
 
 def snapshot(base: Path, target: Path) -> None:
-    """Copy ``base`` into the empty folder ``target`` as a clone would, exit marked clean:
-    the run's one copy of the user's live base, which every clone is then made from.
-
-    Its SQLite databases are copied again through SQLite's online backup: a browser still
-    running on the base writes them while we copy, and a plain copy can catch half a
-    transaction (a database that fails ``PRAGMA integrity_check``).
-    """
+    """Copy ``base`` into the empty ``target`` as a clone would, exit marked clean. SQLite files
+    are copied again by online backup: a browser on the base may write them mid-copy."""
     files.copy_tree(base, target, DEFAULT_SKIP_RULES.skips)
     for entry, rel in files.walk(target, tolerant=True):
         if entry.is_file(follow_symlinks=False) and _is_sqlite(entry.path):
@@ -66,9 +50,7 @@ def snapshot(base: Path, target: Path) -> None:
     userdata.mark_clean_exit(target)
 
 
-#: The first bytes of every SQLite database file.
 _SQLITE_HEADER = b"SQLite format 3\x00"
-#: Files beside a database that belong to its state at one moment only.
 _SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
 
 
@@ -81,21 +63,14 @@ def _is_sqlite(path: str) -> bool:
 
 
 def _backup_database(source: Path, copy: Path) -> None:
-    """Replace ``copy`` by a consistent backup of ``source``; keep the plain copy (with a
-    warning) when the source cannot be read that way, e.g. locked exclusively."""
+    """Replace ``copy`` by a consistent backup of ``source``; else keep it, with a warning."""
     import sqlite3  # only a snapshot needs it: checking a base's path must stay light
 
     partial = copy.with_name(copy.name + ".backup")
     try:
         src = sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True, timeout=1.0)
-        try:
-            dst = sqlite3.connect(partial)
-            try:
-                src.backup(dst)
-            finally:
-                dst.close()
-        finally:
-            src.close()
+        with contextlib.closing(src), contextlib.closing(sqlite3.connect(partial)) as dst:
+            src.backup(dst)
         os.replace(partial, copy)
     except (sqlite3.Error, OSError) as exc:
         log.warning("copied %s as it is, maybe mid-write (%s)", source, exc)
@@ -117,8 +92,7 @@ class Cloner:
         self._base_size: int | None = None
 
     def check_room(self, key: str, root: Path) -> None:
-        """Before a copy: ``ProfileCreationError`` when a clone would pass the limit, an
-        ``OSError`` (ENOSPC) when ``root`` has no room for one."""
+        """``ProfileCreationError`` if a clone would pass the limit, ENOSPC if ``root`` is full."""
         if self.base is None:
             return
         need = self._clone_size()
@@ -133,8 +107,8 @@ class Cloner:
             )
 
     def fill(self, key: str, profile: Path, downloads: Path | None) -> int:
-        """Copy the base (if any) into the empty folder ``profile`` and adjust its prefs;
-        return its size. ``ProfileCreationError`` when the copy passed the limit."""
+        """Copy the base into the empty ``profile``, adjust prefs, return the size (or
+        ``ProfileCreationError`` over the limit)."""
         size = 0
         if self.base is not None:
             size = files.copy_tree(self.base, profile, self.skip_rules.skips)
@@ -143,8 +117,7 @@ class Cloner:
         return self.adjust_prefs(profile, downloads, size)
 
     def refill(self, key: str, profile: Path, downloads: Path | None) -> int | None:
-        """Replace the contents of ``profile`` by a fresh clone, at the same path; its size,
-        or None when it failed (logged): a refresh is asked for, not relied on."""
+        """Refill ``profile`` with a fresh clone; its size, or None when it failed (logged)."""
         if self.base is None:
             return None
         try:
@@ -166,15 +139,13 @@ class Cloner:
         )
 
     def _clone_size(self) -> int:
-        """Bytes a clone of the base takes, measured once: the base is a template."""
         if self._base_size is None and self.base is not None:
             self._base_size = clone_size(self.base, self.skip_rules)
         return self._base_size or 0
 
     @staticmethod
     def adjust_prefs(profile: Path, downloads: Path | None, copied: int) -> int:
-        """Clean exit type and a download folder of its own; then the profile's size, known
-        without a walk: what was copied, give or take what these writes changed."""
+        """Clean exit and own downloads; the size is what was copied plus what these changed."""
         touched = userdata.pref_files(profile)
         before = files.total_size(touched)
         userdata.mark_clean_exit(profile)
@@ -183,9 +154,7 @@ class Cloner:
 
 
 def _own_downloads(profile: Path, downloads: Path | None) -> None:
-    """Give the profile a download folder of its own (``downloads``, else ``Downloads``
-    inside it): parallel browsers must not save into one folder. A base's own download
-    folder name is kept below it."""
+    """``downloads``, else ``<profile>/Downloads``: parallel browsers must not share one."""
     top = downloads or profile / "Downloads"
     if downloads is not None:
         files.make_dirs(downloads)
@@ -199,6 +168,5 @@ def _own_downloads(profile: Path, downloads: Path | None) -> None:
     try:
         userdata.set_download_dir(profile, folder)
     except ValueError as exc:
-        # A corrupt Preferences (of the base): the browser starts on defaults anyway, and
-        # validate_profile reports the profile invalid. Not a reason to fail creation.
+        # A corrupt Preferences: the browser starts on defaults anyway, no reason to fail.
         log.warning("cannot set the download folder of %s: %s", profile, exc)

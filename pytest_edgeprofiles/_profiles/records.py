@@ -1,8 +1,7 @@
 """Owner records: who made a profile, the source of truth for registries and sweeps.
 
-Each profile ``<root>/<name>`` has a record ``<root>/<name>.owner`` beside it. The record is
-written before the folder is made and removed after the folder is gone, so a folder of ours
-never exists without one, whatever point a process is killed at.
+``<root>/<name>.owner`` is written before the folder ``<root>/<name>`` and removed after it, so
+a folder of ours never exists without one, wherever a process is killed.
 """
 
 from __future__ import annotations
@@ -59,9 +58,8 @@ class ProfileRecord:
             record = cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
         except TypeError as exc:
             raise ValueError(f"not a profile record: {data!r}") from exc
-        # A record may hold anything (a bug, a hand edit, another user's plant): a value that
-        # makes no sense makes it no record, never an error further on (psutil raises on a
-        # negative pid) nor an owner taken for alive (pid 0 is the kernel's).
+        # A senseless value (a bug, a hand edit, a plant) makes it no record, never an error
+        # further on (psutil raises on a negative pid) nor a live owner (pid 0 is the kernel's).
         for name, (makes_sense, wanted) in _FIELDS.items():
             value = getattr(record, name)
             if not makes_sense(value):
@@ -83,30 +81,34 @@ class ProfileRecord:
     def holds_slot(self) -> bool:
         return not (self.released or self.prepared)
 
-    def owner_alive(self) -> bool:
-        """Whether the owner still runs.
+    def owner(self) -> str:
+        """``this process``, ``alive``, ``dead`` or ``unseen`` (another host's: never dead).
 
-        An owner on another host, or in another pid namespace of this boot of this host, is
-        assumed to: its processes cannot be seen from here. One of an earlier boot is dead.
-        Records without namespace or boot (old ones) are judged by host, pid and start time.
+        One in another pid namespace of this boot is taken for alive; one of an earlier boot is
+        dead. Old records without namespace or boot are judged by host, pid and start time.
         """
         if self.host != this_host():
-            return True
+            return "unseen"
         this_boot = processes.boot_id()
         if self.boot_id is not None and this_boot is not None and self.boot_id != this_boot:
-            return False
+            return "dead"
+        if (self.pid, self.create_time) == processes.own_identity():
+            return "this process"
         ours = processes.pid_namespace()
         if self.pid_ns is not None and ours is not None and self.pid_ns != ours:
-            return True
-        return processes.process_alive(self.pid, self.create_time)
+            return "alive"
+        return "alive" if processes.process_alive(self.pid, self.create_time) else "dead"
+
+    def owner_alive(self) -> bool:
+        """Whether the owner may still run: anything but ``dead`` (see :meth:`owner`)."""
+        return self.owner() != "dead"
 
 
 def new_record(
     *, worker_id: str, path: str, owner: int | None = None, **rest: Any
 ) -> ProfileRecord:
-    """A record of a profile at ``path`` owned by this process (or by ``owner``, a live
-    process of this host and pid namespace: a parent), its whole identity filled in (pid,
-    start time, host, pid namespace, boot); ``rest`` sets the other fields."""
+    """A record of a profile at ``path`` owned by this process (or by ``owner``, a live parent
+    here), its whole identity filled in; ``rest`` sets the other fields."""
     if owner is None:
         pid, create_time = processes.own_identity()
     else:
@@ -128,18 +130,12 @@ def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _text_or_none(value: object) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def _flag(value: object) -> bool:
-    return isinstance(value, bool)
-
-
 def _namespace(value: object) -> bool:
     return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
 
 
+_TEXT_OR_NONE = (lambda v: v is None or isinstance(v, str), "a string or null")
+_FLAG = (lambda v: isinstance(v, bool), "true or false")
 #: What each field of a record must be, checked and named by ``ProfileRecord.from_dict``.
 _FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "worker_id": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
@@ -148,14 +144,14 @@ _FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "create_time": (_finite, "a finite number"),
     "host": (lambda v: isinstance(v, str), "a string"),
     "created_at": (_finite, "a finite number"),
-    "registry": (_text_or_none, "a string or null"),
-    "keep": (_flag, "true or false"),
-    "released": (_flag, "true or false"),
-    "run": (_text_or_none, "a string or null"),
-    "downloads": (_text_or_none, "a string or null"),
-    "prepared": (_flag, "true or false"),
+    "registry": _TEXT_OR_NONE,
+    "keep": _FLAG,
+    "released": _FLAG,
+    "run": _TEXT_OR_NONE,
+    "downloads": _TEXT_OR_NONE,
+    "prepared": _FLAG,
     "pid_ns": (_namespace, "a positive int or null"),
-    "boot_id": (_text_or_none, "a string or null"),
+    "boot_id": _TEXT_OR_NONE,
 }
 
 
@@ -184,9 +180,8 @@ def profile_of(record_file: Path) -> Path:
 
 
 def owned_paths(profile: Path, record: ProfileRecord) -> list[Path]:
-    """What removing ``profile`` removes, its record last: the folder, a download folder
-    outside it (only one named like the profile: a record is never trusted further), and
-    the record."""
+    """What removing ``profile`` removes: the folder, a download folder outside it (only one
+    named like the profile: a record is never trusted further), and the record last."""
     paths = [profile]
     if record.downloads and _ours(Path(record.downloads), profile.name):
         paths.append(Path(record.downloads))
@@ -195,7 +190,6 @@ def owned_paths(profile: Path, record: ProfileRecord) -> list[Path]:
 
 
 def _ours(folder: Path, name: str) -> bool:
-    """A folder named like the profile, a real folder, and the current user's."""
     try:
         st = folder.lstat()
     except OSError:
@@ -204,7 +198,6 @@ def _ours(folder: Path, name: str) -> bool:
 
 
 def owned_by_user(entry: os.DirEntry[str]) -> bool:
-    """Whether the entry (not followed) belongs to the current user."""
     try:
         return is_mine(entry.stat(follow_symlinks=False))
     except OSError:
@@ -212,11 +205,8 @@ def owned_by_user(entry: os.DirEntry[str]) -> bool:
 
 
 def iter_records(root: Path) -> Iterator[tuple[Path, ProfileRecord]]:
-    """Each readable owner record directly under ``root`` with its file's path.
-
-    Records of other users are ignored: in a shared root anyone can plant a record naming
-    a folder of ours, and no sweep or registry may act on it.
-    """
+    """Each readable owner record directly under ``root`` with its file's path; other users'
+    are ignored (in a shared root, anyone can plant a record naming a folder of ours)."""
     try:
         with os.scandir(root) as entries:
             names = [

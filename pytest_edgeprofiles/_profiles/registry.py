@@ -1,15 +1,9 @@
 """The slot registry: how many profiles are alive, shared by every process that names one file.
 
-The file is JSON guarded by a ``filelock`` lock beside it. Every change is a read-modify-write
-under the lock, and the lock is held for that bookkeeping only. Without a file the registry
-lives in memory, private to one manager.
-
-Writes go into the file in place, as one ``write`` of the new JSON padded with spaces to the
-old length (JSON allows trailing white space), not to a temp file renamed over it: on the
-ext4 of our machines that rename costs ~0.3 ms, half of a slot's whole cost. Readers hold the
-lock, so they never see a write in progress; a writer killed mid-write leaves the old text,
-the new one, or (for a file over a page) a mix that does not parse, which is rebuilt from
-the owner records like any corrupt registry. The cap is never lifted by it.
+The file is JSON, changed read-modify-write under a ``filelock`` lock beside it (without a file,
+it lives in memory). Writes go in place, one ``write`` padded to the old length, not a temp file
+renamed over it (~0.3 ms on ext4, half a slot's cost); a write torn by a kill does not parse
+and is rebuilt from the owner records like any corrupt registry, so the cap is never lifted.
 """
 
 from __future__ import annotations
@@ -37,8 +31,7 @@ SLOT_POLL = (0.0005, 0.01)
 
 
 class RegistryFull(Exception):
-    """No slot is free; ``holders`` are the records that hold them, ``reaped`` those of dead
-    owners reclaimed on the way (as ``Registry.take`` returns them)."""
+    """No slot is free; ``holders`` hold them, ``reaped`` were dead owners' reclaimed on the way."""
 
     def __init__(
         self,
@@ -85,20 +78,13 @@ class Registry:
         spare: bool = False,
     ) -> list[ProfileRecord]:
         """Take a slot for ``record``, waiting up to ``timeout`` s; ``RegistryFull`` if none.
+        Returns the dead owners' records whose slots were reclaimed: theirs to remove.
 
-        Returns the records of dead owners whose slots were reclaimed on the way: their
-        folders, and any browser still running on them, are the caller's to remove.
-
-        ``on_take`` runs once a slot is free, before it is taken and while the registry is
-        still locked; if it raises, no slot is taken. The manager writes the owner record
-        there: a registry rebuilt from owner records in between must not lose the slot.
-
-        A taker that has to wait is listed as waiting until it is done. ``spare``: a slot
-        for something wanted later (a browser started ahead): taken at once or not at all,
-        and never one that a waiting taker could have, so that work started ahead never
-        keeps another process's test waiting.
+        ``on_take`` runs under the lock before the slot is taken (if it raises, none is): the
+        owner record written there keeps the slot in a rebuilt registry. A ``spare`` slot (for
+        work started ahead) is taken at once or not at all, never one a waiting taker could have.
         """
-        # Polling with a deadline: a slot freed in another process sends us no event.
+        # Polling: a slot freed in another process sends us no event.
         backoff = Backoff(SLOT_POLL[0], most=SLOT_POLL[1], timeout=timeout)
         reaped: list[ProfileRecord] = []
         waiting = False
@@ -170,8 +156,7 @@ class Registry:
                 del entries[key]
                 dead.append(record)
             elif not os.path.lexists(record.path) and not os.path.lexists(record_path(record.path)):
-                # Folder and record removed, but the slot was never given back (the registry
-                # could not be written then): the profile is gone for good.
+                # Removed, but its slot never given back (the registry could not be written).
                 log.info("reclaiming the slot of %s: the profile is gone", record.path)
                 del entries[key]
         return dead
@@ -184,8 +169,7 @@ class Registry:
                 return
             try:
                 if not self._seen:
-                    # Only before first use: later, a missing folder was removed on purpose
-                    # (a finished run), and recreating it would leave it nobody's.
+                    # Only at first: later a missing folder was removed on purpose (a run ended).
                     files.make_dirs(self.path.parent)
                 lock = self._file_lock.acquire(poll_interval=LOCK_POLL)
             except OSError as exc:
@@ -207,8 +191,7 @@ class Registry:
             # Roots of other managers sharing the file: a rebuild must count their profiles.
             self._roots_seen.update(os.path.dirname(p) for p in state["entries"])
             if dropped:
-                # A dropped entry may have been a live profile's, damaged: its owner record
-                # still holds the slot. The file's other entries stay, whatever their root.
+                # A dropped entry may be a live profile's: its owner record still holds the slot.
                 state["entries"] = {**self._rebuild(path)["entries"], **state["entries"]}
                 _write(path, state)
             return state  # type: ignore[no-any-return]
@@ -233,8 +216,7 @@ class Registry:
 
 
 def _write(path: Path, state: dict[str, Any]) -> None:
-    """Write the registry; an error names it. A file made read-only in a folder we may
-    write is replaced (with a warning): the cap must go on being counted."""
+    """Write the registry (an error names it); a read-only one is replaced: the cap must count."""
     try:
         _write_in_place(path, state)
     except PermissionError as exc:
@@ -248,7 +230,7 @@ def _write(path: Path, state: dict[str, Any]) -> None:
 
 
 def _registry_error(path: Path, action: str, exc: OSError) -> OSError:
-    """``exc`` (same type and errno) saying which registry could not be used, and how."""
+    """``exc`` (same type and errno) naming the registry and the action."""
     reason = exc.strerror or str(exc)
     return type(exc)(exc.errno, f"cannot {action} the profile registry ({reason})", str(path))
 
@@ -279,12 +261,8 @@ def _check_shape(state: Any) -> None:
 
 
 def _drop_nonsense(path: Path, entries: dict[str, Any]) -> bool:
-    """Drop the entries that are no profile record, each with a warning; whether any was.
-
-    Only those: rejecting the whole file would rebuild it from the owner records of the roots
-    this process knows alone, and lose the slots of managers in other roots sharing it;
-    keeping one would stop every manager that reads it (psutil raises on a negative pid).
-    """
+    """Drop (with a warning) entries that are no profile record; whether any was. Not the whole
+    file: a rebuild from only the roots we know would lose other roots' slots sharing it."""
     dropped = []
     for key, entry in list(entries.items()):
         try:

@@ -1,10 +1,5 @@
-"""Every way a profile leaves the disk, in one place.
-
-A profile is removed in one order wherever that happens (a test's cleanup, a sweep, a
-reclaimed slot, pruning, ``edgeprofiles clean``): stop a browser still running on it, remove
-its folder, then its download folder outside it, then its owner record, last, so that a
-half-removed profile is always found again. When a step fails, the record is marked for the
-sweep (it holds no slot any more) and the rest stays for the sweep to finish.
+"""Every way a profile leaves the disk, in one order: stop its browser, remove the folder, the
+download folder outside it, and the owner record last, so a half-removed profile is found again.
 """
 
 from __future__ import annotations
@@ -44,8 +39,7 @@ def remove(path: Path, record: ProfileRecord | None) -> None:
 
 
 def remove_profile(record: ProfileRecord) -> None:
-    """Remove the profile ``record`` stands for; on the first failure mark the record for
-    the sweep and raise: a folder is never left without a record that leads to it."""
+    """Remove ``record``'s profile; on failure, mark the record for the sweep and raise."""
     try:
         remove(Path(record.path), record)
     except OSError:
@@ -57,8 +51,8 @@ def remove_profile(record: ProfileRecord) -> None:
 def remove_many(
     doomed: Iterable[tuple[Path, ProfileRecord | None]], dry_run: bool = False
 ) -> SweepResult:
-    """Remove each profile (or garbage, with no record), counting what it frees; a failure
-    is listed with its error for the caller to report, and the next one is tried."""
+    """Remove each profile (or garbage, no record), counting what it frees; failures are listed
+    with their errors, for the caller to report."""
     result = SweepResult()
     for path, record in doomed:
         size = files.tree_size(path)
@@ -75,13 +69,9 @@ def remove_many(
 
 
 def move_aside(record: ProfileRecord) -> list[Path]:
-    """Stop what runs on the profile and rename it ``garbage-<name>`` (a name no live
-    profile has), to be deleted later; return what remains to delete, in order.
-
-    The record goes at once when everything left carries the garbage name, which the sweep
-    finds by itself; otherwise (the rename failed, or a download folder lies elsewhere) it is
-    marked for the sweep and comes last in the list.
-    """
+    """Stop the profile's browser and rename it ``garbage-<name>``; return what remains to
+    delete, in order. The record goes now if the sweep finds the rest by name, else it is
+    marked for the sweep and comes last."""
     path = Path(record.path)
     leftovers = owned_paths(path, record)
     try:
@@ -104,8 +94,7 @@ def move_aside(record: ProfileRecord) -> list[Path]:
 
 
 def delete_in_order(paths: list[Path]) -> tuple[Path, OSError] | None:
-    """Delete ``paths`` one after the other; stop at the first that fails and return it
-    with its error: the rest, the record last, stays for the sweep."""
+    """Delete ``paths`` in order; return the first that fails, with its error (the rest stays)."""
     for path in paths:
         try:
             files.remove_tree(path)
@@ -116,12 +105,8 @@ def delete_in_order(paths: list[Path]) -> tuple[Path, OSError] | None:
 
 
 def remove_reclaimed(record: ProfileRecord) -> None:
-    """Remove the profile of a dead owner whose slot a registry reclaimed (``record`` is the
-    registry's entry for it); what cannot be removed is logged and left to the sweep.
-
-    The registry's word alone is never enough, since whoever can write a shared registry
-    could name any folder: the profile's own owner record must be there, be the current
-    user's, name the same owner, and not be kept.
+    """Remove the profile of a dead owner whose slot a registry reclaimed, only if its own owner
+    record (a shared registry could name any folder) is ours, names that owner and is not kept.
     """
     record_file = record_path(record.path)
     try:

@@ -1,8 +1,7 @@
 """Where profiles live: the per-user default root, its fallback, and whether a folder is ours.
 
-A root another local user could create first (the well-known per-user ones) is refused when
-it is a symlink or not ours, as pytest checks ``pytest-of-<user>``; a root the user named is
-the user's business.
+A well-known per-user root is refused when a symlink or another user's (as pytest checks
+``pytest-of-<user>``); a root the user named is the user's business.
 """
 
 from __future__ import annotations
@@ -48,8 +47,8 @@ def private_roots() -> set[Path]:
 
 
 def prepare_root(root: Path, private: set[Path] | None = None) -> None:
-    """Make ``root`` if missing (0700); one of the ``private`` roots (by default
-    ``private_roots()``) is refused when planted (a symlink or another user's)."""
+    """Make ``root`` (0700); one of the ``private`` roots (default ``private_roots()``) is
+    refused when planted."""
     if root in (private_roots() if private is None else private):
         files.make_dirs(root.parent)
         make_private_dir(root)
@@ -76,8 +75,7 @@ def make_private_dir(path: Path) -> None:
 
 
 def refuse_foreign(path: Path) -> os.stat_result | None:
-    """``UnsafeDirectoryError`` when ``path`` is a symlink or another user's; its ``lstat``
-    otherwise, or None when it does not exist."""
+    """``UnsafeDirectoryError`` for a symlink or another user's; else ``lstat`` or None."""
     try:
         st = path.lstat()
     except FileNotFoundError:

@@ -1,11 +1,7 @@
-"""A test run's shared folder: its registry and the events its workers report.
+"""A test run's shared folder ``<root>/.runs/<run id>/``, made when a test first needs a profile.
 
-``<root>/.runs/<run id>/`` holds ``registry.json`` (the run's one cap), ``events.jsonl``
-(kept profiles, cleanup failures, sweeps), so the summary survives a worker that dies, and
-``clone-source/``, the run's sanitised copy of the base profile. It is made only when a test
-of the run first needs a profile, by whichever process that is. The folder has an owner
-record like a profile, naming the run's controller, so a run killed outright is swept by the
-next one.
+It holds ``registry.json`` (the run's one cap), ``events.jsonl`` (so the summary survives a dead
+worker) and ``clone-source/``; its owner record names the controller, so a killed run is swept.
 """
 
 from __future__ import annotations
@@ -48,8 +44,7 @@ class RunFolder:
 
     @classmethod
     def create(cls, root: Path, run_id: str, owner: int | None = None) -> RunFolder:
-        """Make the run's folder under ``root``, its owner record first: this process's,
-        or ``owner``'s (the run's controller, when a worker makes it)."""
+        """Make the run's folder under ``root``, its owner record (``owner``'s, else ours) first."""
         prepare_root(root)  # refuses a planted one
         runs = root / RUNS
         # In a shared root, another user could make it first and swap the run's folder.
@@ -67,13 +62,8 @@ class RunFolder:
 
     @classmethod
     def open(cls, root: Path, run_id: str, owner: int) -> tuple[RunFolder, int]:
-        """The run's folder, made by whichever process of the run needs it first, which then
-        sweeps what dead runs left; with how many leftovers it swept (0 but for it).
-
-        Processes racing here all write the same owner record; the one whose ``mkdir`` wins
-        made the folder, and only it sweeps (the run's own record names a live owner, the
-        controller, so the sweep leaves the new folder alone).
-        """
+        """The run's folder and how many leftovers were swept: only the process whose ``mkdir``
+        wins the race makes it and sweeps (racers all write the same owner record)."""
         path = root / RUNS / run_id
         if path.is_dir():
             return cls(path), 0
@@ -91,15 +81,9 @@ class RunFolder:
         return self.path / "clone-source"
 
     def make_clone_source(self, base: Path, owner: int | None = None) -> Path:
-        """Copy ``base`` once per run, without caches and locks, as ``clone_source``: clones
-        then read a small, hot, unchanging tree instead of the user's live one. Returns
-        where it is: when the root's disk cannot hold it, this run's folder under the
-        fallback root holds it, as for clones.
-
-        Every process of the run may ask; the first copies (into a temp folder, renamed when
-        complete), the others wait for it on a lock in the run folder. A folder made under
-        the fallback root is ``owner``'s (the run's controller): a worker ends before the run.
-        """
+        """Copy ``base`` once per run (the first caller; others wait on a lock), without caches
+        and locks, so clones read a small unchanging tree; return where it is: under the
+        fallback root if the root's disk is full, in a run folder that is ``owner``'s."""
         spare = self._spare()
         with FileLock(f"{self.clone_source}.lock", mode=0o600, thread_local=False):
             for made in (self.clone_source, spare.clone_source):
@@ -161,12 +145,9 @@ class RunFolder:
 
 
 def sweep_leftovers(root: Path) -> SweepResult:
-    """Sweep dead owners' profiles under ``root`` and its fallback root, and run folders.
-
-    A planted default root is refused (``UnsafeDirectoryError``); a planted fallback root, or
-    a ``.runs`` folder that is a link or another user's, is passed over with a warning:
-    nothing is ever read or removed through it.
-    """
+    """Sweep dead owners' profiles under ``root`` and its fallback root, and run folders. A
+    planted default root is refused (``UnsafeDirectoryError``); a planted fallback root or
+    ``.runs`` is passed over with a warning."""
     refuse_planted_root(root)
     result = sweep(root)
     for other, refuse in (

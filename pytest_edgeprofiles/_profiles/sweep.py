@@ -1,7 +1,4 @@
-"""Sweeping a root: finding what crashed or finished processes left behind.
-
-What is found is removed by ``removal``, the one place a profile leaves the disk.
-"""
+"""Sweeping a root: finding what crashed or finished processes left, for ``removal`` to remove."""
 
 from __future__ import annotations
 
@@ -13,7 +10,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from .._chromium import processes
 from .._chromium.processes import running_since
 from .._system import files
 from .._system.logs import log
@@ -24,29 +20,19 @@ from .removal import SweepResult, remove_many
 __all__ = ["SweepResult", "garbage_folders", "prune_kept", "sweep", "unreadable_records"]
 
 
-def _removable(record: ProfileRecord) -> bool:
-    if record.keep:
-        return False
-    return record.released or not record.owner_alive()
-
-
 def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> SweepResult:
-    """Remove the profiles under ``root`` that nobody owns any more.
-
-    A profile goes when its owner process is dead (same host: pid gone, or reused by another
-    process) or it was released to the sweep after a failed removal; so do ``garbage-*``
-    folders, which were moved aside to be deleted, and temp files of writers killed before
-    they renamed them. A profile whose owner lives, of another host, or marked kept is never
-    touched. ``older_than`` (seconds) spares younger profiles.
-    """
+    """Remove under ``root`` the profiles of dead owners or released to the sweep (never kept
+    ones), ``garbage-*`` folders and killed writers' temp files; ``older_than`` (seconds) spares
+    younger profiles."""
     now = time.time()
     doomed: list[tuple[Path, ProfileRecord | None]] = [
         (profile_of(record_file), record)
         for record_file, record in iter_records(root)
-        if _removable(record) and now - record.created_at >= older_than
+        if not record.keep
+        and (record.released or record.owner() == "dead")
+        and now - record.created_at >= older_than
     ]
-    # Garbage was moved aside by a process that died before it finished, or is still
-    # finishing: removing it twice is harmless.
+    # Garbage of a process still finishing with it: removing it twice is harmless.
     doomed += [(garbage, None) for garbage in garbage_folders(root)]
     doomed += [(nonsense, None) for nonsense in unreadable_records(root, now - older_than)]
     result = _remove(doomed, dry_run)
@@ -59,10 +45,8 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
 
 
 def unreadable_records(root: Path, written_before: float) -> list[Path]:
-    """This user's owner records under ``root`` that are no record (``read_record`` warned
-    about them), written before ``written_before``, each after its profile folder: garbage
-    that no process can own. One beside a symlink or another user's folder stays, folder and
-    record: what it stands for is not ours to judge."""
+    """This user's unreadable owner records under ``root`` written before ``written_before``,
+    each after its profile folder; none beside a symlink or another user's folder."""
     try:
         with os.scandir(root) as entries:
             candidates = [e for e in entries if e.name.endswith(SUFFIX) and e.name != SUFFIX]
@@ -99,11 +83,8 @@ _GARBAGE = re.compile(re.escape(files.GARBAGE_PREFIX) + r".+-[0-9a-f]{12}")
 
 
 def garbage_folders(root: Path) -> list[Path]:
-    """This user's ``garbage-*`` folders under ``root``: profiles moved aside to be deleted.
-
-    A folder with an owner record of its own is a profile whose worker id starts with
-    ``garbage-``, not garbage: moving a profile aside never renames its record.
-    """
+    """This user's ``garbage-*`` folders under ``root``: profiles moved aside to be deleted
+    (one with an owner record is a profile: moving aside never renames the record)."""
     try:
         with os.scandir(root) as entries:
             return sorted(
@@ -123,8 +104,7 @@ _TEMP = re.compile(r"\..+\.owner\.(.+)\.(\d+)\.\d+\.tmp")
 
 
 def _stale_temp_files(root: Path) -> list[Path]:
-    """Our temp files whose writer died before renaming them (killed mid-write): nothing
-    else would ever remove them."""
+    """Our temp files whose writer died before renaming them: nothing else removes them."""
     stale = []
     try:
         with os.scandir(root) as entries:
@@ -144,13 +124,9 @@ def _stale_temp_files(root: Path) -> list[Path]:
 
 
 def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepResult:
-    """Remove kept profiles of all but the newest ``keep_runs`` runs (records naming a run).
-
-    Only profiles given up and kept (``keep_profile``) count: a manager made with
-    ``cleanup_on_exit=False`` marks its profiles kept from the start, while they are in use.
-    A run is pruned only once it is over: none of its kept profiles belongs to a live
-    process other than this one (the run that prunes, at its end) or to another host.
-    """
+    """Remove kept profiles of all but the newest ``keep_runs`` runs: only released ones (with
+    ``cleanup_on_exit=False``, profiles in use are kept too), of runs whose owners are all dead
+    or this very process (at its end)."""
     if keep_runs < 0:
         raise ValueError(f"keep_runs must be >= 0, got {keep_runs}")
     runs: dict[str, list[tuple[Path, ProfileRecord]]] = defaultdict(list)
@@ -163,18 +139,10 @@ def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepRes
     old: list[tuple[Path, ProfileRecord | None]] = [
         (profile_of(record_file), record)
         for group in newest_first[keep_runs:]
-        if all(_over(record) for _, record in group)
+        if all(record.owner() in ("dead", "this process") for _, record in group)
         for record_file, record in group
     ]
     return _remove(old, dry_run)
-
-
-def _over(record: ProfileRecord) -> bool:
-    """Whether the profile's owner is done with it: dead, or this very process."""
-    if record.host != this_host():
-        return False  # its processes cannot be seen from here
-    own = (record.pid, record.create_time) == processes.own_identity()
-    return own or not record.owner_alive()
 
 
 def _remove(doomed: list[tuple[Path, ProfileRecord | None]], dry_run: bool) -> SweepResult:

@@ -1,9 +1,6 @@
 """The ``edgeprofiles`` command line: look at, clean up and check profiles outside a test run.
 
-A run killed outright (SIGKILL, a CI timeout, a closed laptop) leaves profiles whose owners
-are gone; the next run on the same root sweeps them, but a person wants to see them, free the
-space now, or find out why a base profile misbehaves. One function a subcommand; each builds
-one dict, printed as JSON with ``--json`` or as text, so both always say the same.
+Each subcommand builds one dict, printed as JSON (``--json``) or as text, so both say the same.
 """
 
 from __future__ import annotations
@@ -23,13 +20,11 @@ from .._profiles import removal, sweep
 from .._profiles.records import ProfileRecord, iter_records, profile_of
 from .._profiles.roots import RUNS, default_root, refuse_planted_root
 from .._system import files
-from .._system.platform import this_host
 from ._common import (
     EPILOG,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    Subcommands,
     UsageError,
     add_command,
     count,
@@ -42,16 +37,10 @@ from ._doctor import add_doctor
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-# -- small helpers --------------------------------------------------------------------------
-
 
 def duration(text: str) -> float:
-    """Seconds in ``90s``, ``30m``, ``2h`` or ``7d``; a unit is required, so ``30`` is
-    never silently read as seconds when minutes were meant.
-
-    Raises:
-        argparse.ArgumentTypeError: No number with a unit, said as argparse shows it.
-    """
+    """Seconds in ``90s``, ``30m``, ``2h`` or ``7d``; a unit is required, so ``30`` is never
+    read as seconds when minutes were meant (``argparse.ArgumentTypeError`` otherwise)."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
     if match is None:
         raise argparse.ArgumentTypeError(
@@ -84,10 +73,8 @@ Entry = tuple[str, Path, ProfileRecord | None]
 
 
 def _entries(root: Path) -> list[Entry]:
-    """What a killed run leaves under ``root``: profiles and run folders (``root/.runs``)
-    with their records; and garbage, which has none: ``garbage-*`` folders, moved aside to be
-    deleted, and records that make no sense, each after its folder of ours.
-    """
+    """Profiles and run folders under ``root`` with their records, then garbage (no record):
+    ``garbage-*`` folders and records that make no sense, each after its folder."""
     found: list[Entry] = [
         (kind, profile_of(record_file), record)
         for kind, folder in (("profile", root), ("run", root / RUNS))
@@ -98,13 +85,10 @@ def _entries(root: Path) -> list[Entry]:
 
 
 def _owner(record: ProfileRecord | None) -> str:
-    """``alive``, ``dead``, ``other-host`` (whose processes we cannot see: never removed) or
-    ``none`` (garbage: nobody's)."""
+    """``alive``, ``dead``, ``other-host`` (never removed) or ``none`` (garbage)."""
     if record is None:
         return "none"
-    if record.host != this_host():
-        return "other-host"
-    return "alive" if record.owner_alive() else "dead"
+    return {"unseen": "other-host", "dead": "dead"}.get(record.owner(), "alive")
 
 
 def _created(path: Path, record: ProfileRecord | None) -> float:
@@ -117,22 +101,8 @@ def _created(path: Path, record: ProfileRecord | None) -> float:
         return time.time()
 
 
-# -- list -------------------------------------------------------------------------------------
-
-
 def cmd_list(args: argparse.Namespace) -> int:
-    """``edgeprofiles list``: the profiles, run folders and garbage under a root.
-
-    Args:
-        args: The parsed arguments (``root``, ``json``).
-
-    Returns:
-        ``EXIT_OK``.
-
-    Raises:
-        UsageError: The root is not a directory.
-        OSError: The root could not be read.
-    """
+    """``edgeprofiles list``: the profiles, run folders and garbage under a root."""
     root = _root(args)
     now = time.time()
     entries = _entries(root)
@@ -198,38 +168,18 @@ def _print_list(doc: dict[str, Any]) -> None:
     print(f"{entries}, {human_size(total)}; {dead} with a dead owner")
 
 
-# -- clean ------------------------------------------------------------------------------------
-
-
 def _doomed(record: ProfileRecord | None, include_kept: bool) -> bool:
-    """Only a dead owner's profile (same host, pid gone or reused), kept ones only when asked,
-    and garbage, which its owner gave up already.
-
-    Stricter than ``sweep.sweep``, which also takes profiles a live owner released after a
-    failed removal: a person running ``clean`` next to a test run must never pull a folder
-    from under it; that run's own sweep takes those.
-    """
+    """Garbage, or a dead owner's profile (kept ones only when asked). Stricter than
+    ``sweep.sweep``: ``clean`` next to a test run must never take a live owner's released one."""
     if record is None:
         return True
     if record.keep and not include_kept:
         return False
-    return record.host == this_host() and not record.owner_alive()
+    return record.owner() == "dead"
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    """``edgeprofiles clean``: remove what dead owners left under a root.
-
-    Args:
-        args: The parsed arguments (``root``, ``json``, ``dry_run``, ``older_than``,
-            ``include_kept``).
-
-    Returns:
-        ``EXIT_FAILED`` when something could not be removed, else ``EXIT_OK``.
-
-    Raises:
-        UsageError: The root is not a directory.
-        OSError: The root could not be read.
-    """
+    """``edgeprofiles clean``: remove what dead owners left; ``EXIT_FAILED`` if any stayed."""
     root = _root(args)
     now = time.time()
     doomed = [
@@ -284,12 +234,8 @@ def _what(paths: list[str]) -> str:
     return ", ".join(n for n in named if not n.startswith("0 ")) or "nothing"
 
 
-# -- the parser -------------------------------------------------------------------------------
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The ``edgeprofiles`` parser: one subparser a subcommand, each declared by its own
-    function."""
+    """The ``edgeprofiles`` parser: one subparser a subcommand."""
     parser = argparse.ArgumentParser(
         prog="edgeprofiles",
         description="Look at, clean up and check the temporary Edge/Chromium profiles of "
@@ -308,13 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/.runs are included",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_list(commands, rooted)
-    _add_clean(commands, rooted)
-    add_doctor(commands, common)
-    return parser
-
-
-def _add_list(commands: Subcommands, rooted: argparse.ArgumentParser) -> None:
     add_command(
         commands,
         "list",
@@ -327,9 +266,6 @@ def _add_list(commands: Subcommands, rooted: argparse.ArgumentParser) -> None:
         "holds no slot any more; missing: an owner record without its folder) and the run id. "
         "Also garbage-* folders: profiles moved aside to be deleted, owned by nobody.",
     )
-
-
-def _add_clean(commands: Subcommands, rooted: argparse.ArgumentParser) -> None:
     clean = add_command(
         commands,
         "clean",
@@ -355,17 +291,13 @@ def _add_clean(commands: Subcommands, rooted: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also remove profiles kept after a failure (still only those of dead owners)",
     )
+    add_doctor(commands, common)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line: an error is one line on stderr, never a traceback.
-
-    Args:
-        argv: The arguments after the program name; ``sys.argv[1:]`` when None.
-
-    Returns:
-        The exit code, for ``--help``, ``--version`` and usage errors too (see ``EPILOG``).
-    """
+    """Run the command line and return the exit code (``--help`` and usage errors too); an
+    error is one line on stderr, never a traceback."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -1,5 +1,4 @@
-"""What every subcommand of the ``edgeprofiles`` command line shares: exit codes, the usage
-error, how a subcommand is declared, JSON or text output, progress bars, human units and counts."""
+"""What the ``edgeprofiles`` subcommands share: exit codes, output, progress, units, counts."""
 
 from __future__ import annotations
 
@@ -31,19 +30,11 @@ class UsageError(Exception):
 def add_command(
     commands: Subcommands, name: str, run: Command, **kw: Any
 ) -> argparse.ArgumentParser:
-    """Declare the subcommand ``name``, run by ``run``, with the exit codes as its epilog.
+    """Declare the subcommand ``name``, run by ``run``, and return its parser.
 
-    Args:
-        commands: The main parser's subparsers.
-        name: The subcommand's name.
-        run: Runs it: the parsed arguments in, the exit code out.
-        **kw: Passed on to ``add_parser`` (help, description, parents).
-
-    Returns:
-        The subcommand's parser, to add its own arguments to.
+    The parser is kept in the defaults: a usage error found after parsing is reported by it.
     """
     sub: argparse.ArgumentParser = commands.add_parser(name, epilog=EPILOG, **kw)
-    # The parser too: a usage error found after parsing is reported by the subcommand's.
     sub.set_defaults(run=run, parser=sub)
     return sub
 
@@ -59,19 +50,15 @@ def output(
 
 
 def interactive(args: argparse.Namespace) -> bool:
-    """Progress only for a person: never with ``--json``, and only when both stdout and
-    stderr (where the bar goes) are terminals, so no log or pipe gets bar fragments."""
+    """Progress only without ``--json`` and when stdout and stderr (the bar's) are terminals."""
     return not args.json and sys.stdout.isatty() and sys.stderr.isatty()
 
 
 def progress(
     items: Iterable[T], args: argparse.Namespace, what: str, unit: str, total: int | None = None
 ) -> Iterable[T]:
-    """``items`` behind a progress bar when :func:`interactive` and tqdm (the ``progress``
-    extra) is installed; otherwise ``items`` as they are, and nothing extra printed.
-
-    The bar shows up only after half a second, so quick work does not flicker.
-    """
+    """``items`` behind a tqdm bar (shown after 0.5 s, so quick work does not flicker) when
+    :func:`interactive` and tqdm (the ``progress`` extra) is installed; else ``items``."""
     if not interactive(args):
         return items
     try:
@@ -84,8 +71,7 @@ def progress(
 
 
 def human_size(n: int) -> str:
-    """``512 B``, ``1.5 KiB``, ... up to TiB: powers of 1024, named as such (a ``KB`` is
-    1000 bytes)."""
+    """``512 B``, ``1.5 KiB``, ... up to TiB: powers of 1024, named as such."""
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":
@@ -95,16 +81,7 @@ def human_size(n: int) -> str:
 
 
 def count(n: int, singular: str, plural: str | None = None) -> str:
-    """``1 entry``, ``2 entries``, ``0 profiles``: a count that agrees in number.
-
-    Args:
-        n: How many.
-        singular: The noun for one.
-        plural: The noun for any other number; ``singular`` + ``s`` when None.
-
-    Returns:
-        The number and the noun.
-    """
+    """``1 entry``, ``2 entries``, ``0 profiles``: ``plural`` defaults to ``singular`` + s."""
     return f"{n} {singular if n == 1 else plural or singular + 's'}"
 
 

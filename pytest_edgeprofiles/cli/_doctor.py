@@ -1,8 +1,6 @@
 """``edgeprofiles doctor``: the browser that would be used, and the health of a base profile.
 
-A report for a person deciding why a base misbehaves: its size with and without what a clone
-skips, its lock, its last browser version against the browser's, and whether its JSON files
-parse. It exits 0 whatever it finds (except ``--require-browser`` without a browser).
+A report: it exits 0 whatever it finds (except ``--require-browser`` without a browser).
 """
 
 from __future__ import annotations
@@ -16,13 +14,7 @@ from typing import Any
 from .._chromium import processes
 from .._chromium.installs import Browser, compare_versions, find_browser
 from .._chromium.processes import a_browser
-from .._chromium.userdata import (
-    DEFAULT_SKIP_RULES,
-    JSON_FILES,
-    LOCK_NAME,
-    SkipRules,
-    last_version,
-)
+from .._chromium.userdata import DEFAULT_SKIP_RULES, JSON_FILES, LOCK_NAME, SkipRules, last_version
 from .._options import env_of
 from .._profiles.clone import check_base_profile
 from .._system import files
@@ -62,11 +54,8 @@ def _base(args: argparse.Namespace) -> Path | None:
 
 
 def _measure(base: Path, rules: SkipRules, args: argparse.Namespace) -> tuple[int, dict[str, int]]:
-    """Bytes of the whole base, and each entry a clone skips with its bytes, in one walk.
-
-    A real base holds GBs of cache, so it is walked once, with progress. An entry below a
-    skipped folder counts towards that folder: a clone never looks inside it.
-    """
+    """Bytes of the whole base, and of each entry a clone skips, in one walk with progress (a
+    real base holds GBs of cache); what lies below a skipped folder counts towards it."""
     total = 0
     skipped: dict[tuple[str, ...], int] = {}
     for entry, rel in progress(files.walk(base, tolerant=True), args, "measuring", "file"):
@@ -82,19 +71,14 @@ def _measure(base: Path, rules: SkipRules, args: argparse.Namespace) -> tuple[in
 
 
 def _lock(base: Path) -> dict[str, Any]:
-    """The base's ``SingletonLock`` or Windows ``lockfile`` (see ``processes.lock_state``).
-    Clones never copy either."""
+    """The base's ``SingletonLock`` or Windows ``lockfile`` (``processes.lock_state``)."""
     state, owner = processes.lock_state(base)
-    return {
-        "state": state,
-        "host": owner.host or None if owner else None,
-        "pid": owner.pid if owner else None,
-    }
+    host, pid = (owner.host or None, owner.pid) if owner else (None, None)
+    return {"state": state, "host": host, "pid": pid}
 
 
 def _json_state(path: Path) -> str:
-    """``ok``, ``missing`` or ``corrupt`` (not a JSON object), for one file: where
-    ``chromium.json_files_ok`` answers yes or no for all, a person needs to know which."""
+    """``ok``, ``missing`` or ``corrupt`` (not a JSON object): a person needs to know which."""
     try:
         data = files.read_json(path)
     except FileNotFoundError:
@@ -102,10 +86,6 @@ def _json_state(path: Path) -> str:
     except (OSError, ValueError):
         return "corrupt"
     return "ok" if isinstance(data, dict) else "corrupt"
-
-
-def _version_check(base_version: str | None, browser: Browser | None) -> str:
-    return compare_versions(base_version, browser.version if browser else None)
 
 
 def _base_report(base: Path, browser: Browser | None, args: argparse.Namespace) -> dict[str, Any]:
@@ -117,7 +97,7 @@ def _base_report(base: Path, browser: Browser | None, args: argparse.Namespace) 
         "clone_bytes": size - sum(skipped.values()),
         "lock": _lock(base),
         "last_version": version,
-        "version_check": _version_check(version, browser),
+        "version_check": compare_versions(version, browser.version if browser else None),
         "json_files": {name: _json_state(base / name) for name in JSON_FILES},
         "skipped": [{"path": rel, "bytes": n} for rel, n in skipped.items()],
     }
@@ -151,18 +131,7 @@ def _problems(browser: Browser | None, base: dict[str, Any] | None) -> list[str]
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """``edgeprofiles doctor``: report the browser and, if one is named, the base profile.
-
-    Args:
-        args: The parsed arguments (``json``, ``base_profile``, ``browser``,
-            ``require_browser``).
-
-    Returns:
-        ``EXIT_FAILED`` when ``--require-browser`` finds no browser, else ``EXIT_OK``.
-
-    Raises:
-        UsageError: The named browser or base profile is not usable.
-    """
+    """``edgeprofiles doctor``: report the browser and, if one is named, the base profile."""
     browser = _browser(args)
     base = _base(args)
     report = None if base is None else _base_report(base, browser, args)
