@@ -9,6 +9,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+COMMANDS = {
+    "edge": ("msedge", "microsoft-edge", "microsoft-edge-stable", "microsoft-edge-beta",
+             "microsoft-edge-dev"),
+    "chrome": ("google-chrome", "google-chrome-stable", "chrome"),
+    "chromium": ("chromium", "chromium-browser"),
+}  # fmt: skip
+
 
 def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:4])
@@ -43,11 +50,6 @@ class Browser:
         return f"{name} {self.version or '(version unknown)'} at {self.path}"
 
 
-def _windows_paths(*tails: str) -> list[str]:
-    roots = [os.environ.get(v) for v in ("PROGRAMFILES(X86)", "PROGRAMFILES", "LOCALAPPDATA")]
-    return [os.path.join(r, t) for r in roots if r for t in tails]
-
-
 def _install_paths(kind: str) -> list[str]:
     """Standard install locations, stable channel first."""
     if sys.platform == "win32":
@@ -58,7 +60,8 @@ def _install_paths(kind: str) -> list[str]:
             "chrome": [r"Google\Chrome\Application\chrome.exe"],
             "chromium": [r"Chromium\Application\chrome.exe"],
         }[kind]
-        return _windows_paths(*tails)
+        roots = [os.environ.get(v) for v in ("PROGRAMFILES(X86)", "PROGRAMFILES", "LOCALAPPDATA")]
+        return [os.path.join(r, t) for r in roots if r for t in tails]
     if sys.platform == "darwin":
         apps = {
             "edge": [f"Microsoft Edge{c}" for c in ("", " Beta", " Dev", " Canary")],
@@ -71,14 +74,6 @@ def _install_paths(kind: str) -> list[str]:
         "chrome": ["/opt/google/chrome/chrome"],
         "chromium": [],
     }[kind]
-
-
-COMMANDS = {
-    "edge": ("msedge", "microsoft-edge", "microsoft-edge-stable", "microsoft-edge-beta",
-             "microsoft-edge-dev"),
-    "chrome": ("google-chrome", "google-chrome-stable", "chrome"),
-    "chromium": ("chromium", "chromium-browser"),
-}  # fmt: skip
 
 
 def _channel(path: str) -> str | None:
@@ -101,11 +96,8 @@ def kind_of(path: str) -> str:
 
 
 def browser_version(path: str) -> str | None:
-    """Ask the browser for its version (``--version``); None when it does not say.
-
-    On Windows ``--version`` prints nothing (and may start the browser), so the version is
-    read from the ``<version>`` folder installers put beside the executable.
-    """
+    """The browser's version (``--version``), or on Windows, where that prints nothing (and may
+    start the browser), the newest ``<version>`` folder beside the executable."""
     if sys.platform == "win32":
         folder = os.path.dirname(path)
         names = [n for n in os.listdir(folder) if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", n)]
@@ -132,15 +124,11 @@ def kind_of_channel(channel: str) -> str:
 
 
 def find_browser(override: str | None = None, channel: str | None = None) -> Browser | None:
-    """Edge first (stable, beta, dev, canary; install paths, then PATH), then Chrome, then
-    Chromium. ``override`` (a path or a command name) wins when given; a Playwright
-    ``channel`` (pytest-playwright's ``--browser-channel``) limits the search to its kind
-    (for Edge, that channel's install path first)."""
+    """``override`` (a path or command) if given; else Edge (stable first; install paths, then
+    PATH), Chrome, Chromium, or only a Playwright ``channel``'s kind, its own path first."""
     if override:
         path = shutil.which(override) or (override if os.path.isfile(override) else None)
-        if path is None:
-            return None
-        return Browser(path, kind_of(path), browser_version(path))
+        return None if path is None else Browser(path, kind_of(path), browser_version(path))
     kinds = (kind_of_channel(channel),) if channel else ("edge", "chrome", "chromium")
     for kind in kinds:
         paths = sorted(_install_paths(kind), key=lambda p: bool(channel) and _channel(p) != channel)
@@ -148,7 +136,6 @@ def find_browser(override: str | None = None, channel: str | None = None) -> Bro
             if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
                 return Browser(candidate, kind, browser_version(candidate), _channel(candidate))
         for command in COMMANDS[kind]:
-            found = shutil.which(command)
-            if found:
+            if found := shutil.which(command):
                 return Browser(found, kind, browser_version(found))
     return None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -17,17 +19,18 @@ from . import userdata
 
 #: Two create times closer than this are the same process (Linux counts in 10 ms ticks).
 _SAME_START = 0.01
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if sys.platform.startswith("linux") else None
+#: The largest pid there can be: pid_t is a signed 32-bit int on POSIX, a DWORD on Windows.
+_MAX_PID = 2**32 - 1 if platform.WINDOWS else 2**31 - 1
+_PRIVATE = "/private"
+_PRIVATE_TOPS = ("/tmp/", "/var/", "/etc/")
 _own: tuple[int, float] | None = None
+_own_ns: tuple[int, int | None] | None = None
 
 
 def start_time(pid: int) -> float:
-    """When process ``pid`` started: the key, with the pid, that tells it from a later process
-    given the same pid.
-
-    On Linux, seconds since boot from ``/proc/<pid>/stat``: psutil's ``create_time`` adds the
-    boot time, which moves whenever the wall clock steps (NTP, a resume from suspend), and
-    would then make every live owner look dead. Elsewhere psutil's ``create_time``.
-    """
+    """When ``pid`` started, which tells it from a later process given its pid. On Linux from
+    ``/proc``: psutil adds a boot time that moves with the wall clock (NTP, resume)."""
     if _CLOCK_TICKS is None:
         return psutil.Process(pid).create_time()
     try:
@@ -40,9 +43,6 @@ def start_time(pid: int) -> float:
     return int(fields[22 - 3]) / _CLOCK_TICKS
 
 
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if sys.platform.startswith("linux") else None
-
-
 def own_identity() -> tuple[int, float]:
     """This process's pid and start time; recomputed after a fork."""
     global _own
@@ -53,11 +53,7 @@ def own_identity() -> tuple[int, float]:
 
 
 def pid_namespace() -> int | None:
-    """The id (inode) of this process's pid namespace; None where there are none (not Linux).
-
-    Pids are only meaningful within one namespace: a record written in another one (a
-    container sharing our host name and temp dir) names a process we cannot see.
-    """
+    """This process's pid namespace inode (Linux): a record of another names unseen pids."""
     global _own_ns
     pid = os.getpid()
     if _own_ns is None or _own_ns[0] != pid:
@@ -68,13 +64,9 @@ def pid_namespace() -> int | None:
     return _own_ns[1]
 
 
-_own_ns: tuple[int, int | None] | None = None
-
-
 @functools.cache
 def boot_id() -> str | None:
-    """This boot's random id (Linux), None elsewhere: a record of an earlier boot names a
-    process that is gone, whatever now runs with its pid and start time."""
+    """This boot's id (Linux): a record of an earlier boot names a process that is gone."""
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
             return fh.read().strip() or None
@@ -82,46 +74,32 @@ def boot_id() -> str | None:
         return None
 
 
-#: The largest pid there can be: pid_t is a signed 32-bit int on POSIX, a DWORD on Windows.
-_MAX_PID = 2**32 - 1 if platform.WINDOWS else 2**31 - 1
-
-
 def valid_pid(pid: object) -> bool:
-    """Whether ``pid`` can name a process at all: records and registries may hold anything,
-    and psutil raises (not returns) for a negative pid, a float or a pid past the OS's range."""
+    """Whether ``pid`` can name a process (psutil raises for a negative, float or huge pid)."""
     return isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= _MAX_PID
 
 
-def process_alive(pid: int, started: float) -> bool:
-    """Whether the process that was ``pid``, started at ``started`` (see ``start_time``),
-    still runs: a pid reused by another process does not count, nor one that cannot be."""
-    if not valid_pid(pid):
-        return False
-    try:
-        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            return False
-        return abs(start_time(pid) - started) < _SAME_START
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return False
-    except psutil.AccessDenied:
-        return True
-
-
-def running_since(pid: int, moment: float) -> bool:
-    """Whether process ``pid`` runs and already ran at ``moment`` (a ``time.time()``): then it
-    may be the writer of a file last changed at that moment; a pid reused since is not."""
+def _live_and(pid: int, check: Callable[[psutil.Process], bool]) -> bool:
+    """Whether ``pid`` runs, is no zombie and passes ``check``; True when access is denied."""
     if not valid_pid(pid):
         return False
     try:
         proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        # Start times derive from a boot time counted in whole seconds: allow for that.
-        return proc.create_time() <= moment + 2.0
+        return proc.status() != psutil.STATUS_ZOMBIE and check(proc)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
     except psutil.AccessDenied:
         return True
+
+
+def process_alive(pid: int, started: float) -> bool:
+    """Whether the process ``pid`` started at ``started`` still runs (not a reused pid)."""
+    return _live_and(pid, lambda _: abs(start_time(pid) - started) < _SAME_START)
+
+
+def running_since(pid: int, moment: float) -> bool:
+    """Whether ``pid`` runs and ran at ``moment`` (``time.time()``, give or take 2 s)."""
+    return _live_and(pid, lambda proc: proc.create_time() <= moment + 2.0)
 
 
 def process_uses(pid: int, profile: str) -> bool:
@@ -137,84 +115,83 @@ def process_uses(pid: int, profile: str) -> bool:
 
 
 def names_profile(cmdline: list[str], profile: str) -> bool:
-    for i, arg in enumerate(cmdline):
-        flag, eq, value = arg.partition("=")
-        if flag not in userdata.PROFILE_FLAGS:
-            continue
-        if not eq:
-            if i + 1 >= len(cmdline):
-                continue
-            value = cmdline[i + 1]
-        if normalise(value) == profile:
-            return True
-    return False
+    return any(
+        flag in userdata.PROFILE_FLAGS
+        and (eq or i + 1 < len(cmdline))
+        and normalise(value if eq else cmdline[i + 1]) == profile
+        for i, (flag, eq, value) in enumerate(arg.partition("=") for arg in cmdline)
+    )
 
 
 def normalise(path: str) -> str:
-    """``path`` spelled one way, links never resolved: a profile is only ever the folder we
-    made, and a link swapped in for it must not match a browser on the link's target."""
+    """``path`` spelled one way, links unresolved: a link swapped in must not match its target."""
     path = os.path.normpath(os.path.abspath(path))
     rest = path[len(_PRIVATE) :]
     if platform.MACOS and path.startswith(_PRIVATE) and f"{rest}/".startswith(_PRIVATE_TOPS):
-        # macOS shows /tmp and /var as /private/tmp and /private/var: the same folders,
-        # through links of the system's own, the only links a comparison may see through.
+        # macOS's /tmp and /var are system links to /private/...: the only links we see through.
         path = rest
     return os.path.normcase(path)  # Windows paths compare without case
-
-
-_PRIVATE = "/private"
-_PRIVATE_TOPS = ("/tmp/", "/var/", "/etc/")
 
 
 def browsers_using(profile: str) -> list[psutil.Process]:
     """This user's processes whose command line names exactly ``profile`` as user data dir."""
     wanted = normalise(profile)
     uid = os.getuid() if hasattr(os, "getuid") else None
-    # "uids" is POSIX only: psutil refuses the name on Windows.
-    attrs = ["cmdline", "uids"] if uid is not None else ["cmdline"]
+    attrs = ["cmdline", "uids"] if uid is not None else ["cmdline"]  # psutil: no uids on Windows
     found = []
     for proc in psutil.process_iter(attrs):
-        try:
-            cmdline = proc.info["cmdline"] or []
+        with contextlib.suppress(psutil.Error, OSError):
             uids = proc.info.get("uids")
-            if uid is not None and uids is not None and uids.real != uid:
-                continue
-            if names_profile(cmdline, wanted):
+            mine = uid is None or uids is None or uids.real == uid
+            if mine and names_profile(proc.info["cmdline"] or [], wanted):
                 found.append(proc)
-        except (psutil.Error, OSError):
-            continue
     return found
 
 
-def stop_browsers(procs: list[psutil.Process], grace: float = 3.0) -> None:
-    """Stop the browsers (and their children) gracefully, then kill what survives ``grace`` s.
+def descendants_using(profile: str) -> list[psutil.Process]:
+    """This process's descendants naming ``profile``: seen even before they make a lock."""
+    if not _may_have_children():
+        return []
+    wanted = normalise(profile)
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if names_profile(proc.cmdline(), wanted):
+                found.append(proc)
+    return found
 
-    On POSIX the browser processes are asked (``ask_to_stop``) and stop their children
-    themselves. Windows has no signal to ask with, and a child outlives its parent there: every
-    process of the tree is terminated.
-    """
+
+def _may_have_children() -> bool:
+    """False when Linux's child lists are all empty (cheaper than a process table walk)."""
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children", "rb") as fh:
+                if fh.read().strip():
+                    return True
+    except OSError:
+        return True
+    return False
+
+
+def stop_browsers(procs: list[psutil.Process], grace: float = 3.0) -> None:
+    """Ask the browsers to stop, then kill what survives ``grace`` s, children included. On
+    Windows, with no signal to ask and children outliving parents, the whole tree is asked."""
     tree: dict[int, psutil.Process] = {}
     for proc in procs:
         tree[proc.pid] = proc
-        try:
+        with contextlib.suppress(psutil.Error):
             tree.update((child.pid, child) for child in proc.children(recursive=True))
-        except psutil.Error:
-            continue
     if platform.WINDOWS:
         asked = list(tree.values())
     else:  # only browser processes: their helpers (``--type=``) follow them
         asked = [p for p in procs if not _is_child_process(p)] or procs
     for proc in asked:
-        try:
+        with contextlib.suppress(psutil.Error):
             ask_to_stop(proc)
-        except psutil.Error:
-            continue
     _, alive = psutil.wait_procs(list(tree.values()), timeout=grace)
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.kill()
-        except psutil.Error:
-            continue
     _, still = psutil.wait_procs(alive, timeout=grace)
     for proc in still:
         log.warning("process %s on a profile survived SIGKILL", proc.pid)
@@ -226,12 +203,8 @@ class _Stoppable(Protocol):
 
 
 def ask_to_stop(proc: _Stoppable, windows: bool | None = None) -> None:
-    """Ask a browser process (a ``psutil.Process`` or a ``Popen``) to stop.
-
-    SIGHUP on POSIX: headless Chromium removes its ``Singleton*`` entries on SIGHUP or SIGINT
-    but not on SIGTERM. Windows has neither: ``terminate`` (``TerminateProcess``) it is, and
-    the browser's ``lockfile`` goes with its last handle.
-    """
+    """Ask a browser process to stop: SIGHUP on POSIX, since headless Chromium removes its
+    ``Singleton*`` entries on SIGHUP or SIGINT, not SIGTERM; on Windows ``terminate``."""
     if platform.WINDOWS if windows is None else windows:
         proc.terminate()
     else:
@@ -239,13 +212,9 @@ def ask_to_stop(proc: _Stoppable, windows: bool | None = None) -> None:
 
 
 def helpers_to_stop(pid: int) -> list[psutil.Process]:
-    """The processes browser ``pid`` started that would outlive it, taken before it stops.
-
-    None on POSIX, where helpers follow their browser. On Windows a child outlives its parent,
-    and the ``lockfile`` that would lead ``stop_browser_on`` to them goes with the browser.
-    """
-    if not platform.WINDOWS:
-        return []
+    """The processes browser ``pid`` started, taken before it stops: on Windows they outlive
+    it (and its ``lockfile``, that would lead ``stop_browser_on`` to them, goes with it); on
+    POSIX they follow it a moment later, and a stop returns only once they did."""
     try:
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
@@ -261,14 +230,8 @@ def _is_child_process(proc: psutil.Process) -> bool:
 
 
 def stop_browser_on(profile: Path) -> None:
-    """Stop whatever browser still runs on ``profile`` and remove the socket dir it leaked.
-
-    A ``profile`` that is a symlink stops nothing. Cheap when nothing runs: the process table
-    is scanned only when the profile shows lock entries. The socket dir under ``$TMPDIR`` is
-    removed only when it is ours and holds nothing but ``Singleton*`` entries.
-    """
+    """Stop any browser left on ``profile`` (not a symlink) and remove its leaked socket dir."""
     if os.path.islink(profile):
-        # A profile swapped for a link: whatever runs on its target is not ours to stop.
         log.warning("not stopping browsers on %s: it is a symlink, not our profile", profile)
         return
     if not userdata.has_lock_entries(profile):
@@ -292,14 +255,8 @@ def a_browser(pid: int | None) -> str:
 
 
 def lock_state(user_data_dir: Path) -> tuple[str, userdata.LockOwner | None]:
-    """What the dir's ``SingletonLock`` (or Windows ``lockfile``) says, and who it names.
-
-    ``none``; ``live`` (a browser of this host runs on the dir; on Windows its owner is not
-    known); ``stale`` (its process is
-    gone, or is no browser on this dir: the next browser takes over); ``foreign-host`` (a
-    container whose hostname changed: the browser refuses the dir); ``invalid`` (not a
-    ``<host>-<pid>`` link: refused too).
-    """
+    """What the dir's lock says, and who it names: ``none``, ``live``, ``stale`` (its process
+    is gone: the next browser takes over), ``foreign-host`` or ``invalid`` (both refused)."""
     owner = userdata.read_singleton_lock(user_data_dir)
     if owner is None:  # Windows browsers hold a ``lockfile`` instead, which names nobody
         return ("live" if userdata.lockfile_held(user_data_dir) else "none"), None

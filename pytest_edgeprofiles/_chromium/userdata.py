@@ -1,9 +1,5 @@
-"""What we know of an Edge/Chromium user data dir, as data plus small functions.
-
-A *user data dir* (what ``--user-data-dir`` names) holds ``Local State`` and one folder per
-profile (``Default``, ``Profile 1``, ...). The browser locks the whole dir, so every concurrent
-browser needs a dir of its own; that dir is what this package calls a profile.
-"""
+"""What we know of an Edge/Chromium user data dir (``--user-data-dir``): the browser locks it
+whole, so every concurrent browser needs its own, and that is what we call a profile."""
 
 from __future__ import annotations
 
@@ -25,30 +21,31 @@ from .._system.platform import is_mine
 
 #: The entry a running browser locks its dir with, as doctor names it.
 LOCK_NAME = "lockfile" if platform.WINDOWS else "SingletonLock"
-
-#: Entries at the top level that only mean "a browser runs here". Copying them makes the clone
-#: refuse to start (or start as a second instance of the original), so a clone never gets them.
+#: Top-level entries that only mean "a browser runs here": a clone with them refuses to start
+#: (or starts as a second instance of the original), so a clone never gets them.
 LOCK_ENTRIES = frozenset(
     {"SingletonLock", "SingletonSocket", "SingletonCookie", "lockfile", "DevToolsActivePort"}
 )
-
-#: Flags that name the user data dir a process works on: the browser's own, and the mark the
-#: launch helpers put on a WebDriver server started for a profile (the driver ignores it), so
-#: that removing the profile also stops a driver its killed worker left behind.
+#: Flags naming a process's user data dir: the browser's, and our mark on a WebDriver server
+#: (which ignores it), so that removing a profile stops its leftover driver.
 PROFILE_FLAGS = ("--user-data-dir", "--edgeprofiles-user-data-dir")
-
 #: JSON files a browser must be able to parse; a corrupt one loses the user's settings.
 JSON_FILES = ("Local State", "Default/Preferences")
+#: A unix socket path holds at most 107 bytes (103 on macOS); the browser aborts past that.
+SOCKET_PATH_MAX = 103 if sys.platform == "darwin" else 107
+#: What the browser appends to $TMPDIR for its socket.
+SOCKET_SUFFIX = "/org.chromium.Chromium.XXXXXX/SingletonSocket"
+_SOCKET_DIR = re.compile(
+    r"\.?(org\.chromium\.Chromium|com\.google\.Chrome|com\.microsoft\.Edge)[\w.]*\.\w{6}"
+)
+#: Where a browser makes its socket folder: ``MAC_CHROMIUM_TMPDIR`` on macOS, none on Windows.
+SOCKET_TMPDIR_VAR = {"win32": None, "darwin": "MAC_CHROMIUM_TMPDIR"}.get(sys.platform, "TMPDIR")
 
 
 @dataclass(frozen=True)
 class SkipRules:
-    """Which entries of a base profile a clone leaves out.
-
-    The defaults drop lock state and caches, which the browser recreates: measured on a small
-    profile, 82 % of its bytes were cache and a clone without them started faster. Everything
-    else is kept, unknown Edge folders included, since several of them hold user data.
-    """
+    """Which entries of a base a clone leaves out: by default lock state and caches, which the
+    browser recreates (82 % of a small profile's bytes); unknown folders may hold user data."""
 
     #: Names skipped only at the top level of the user data dir.
     top_level: frozenset[str] = LOCK_ENTRIES | frozenset(
@@ -73,10 +70,9 @@ class SkipRules:
             return True
         if not is_dir:
             return False
-        name = parts[-1]
-        if name.endswith(self.dir_suffixes):
-            return True
-        return any(parts[-len(tail) :] == tail for tail in self.dir_tails)
+        return parts[-1].endswith(self.dir_suffixes) or any(
+            parts[-len(tail) :] == tail for tail in self.dir_tails
+        )
 
 
 DEFAULT_SKIP_RULES = SkipRules()
@@ -86,12 +82,11 @@ def json_files_ok(user_data_dir: Path) -> bool:
     """Whether every JSON file the browser needs parses, where present."""
     for rel in JSON_FILES:
         try:
-            data = read_json(user_data_dir / rel)
+            if not isinstance(read_json(user_data_dir / rel), dict):
+                return False
         except FileNotFoundError:
             continue
         except (OSError, ValueError):
-            return False
-        if not isinstance(data, dict):
             return False
     return True
 
@@ -110,19 +105,14 @@ def profile_dirs(user_data_dir: Path) -> list[Path]:
 
 
 def pref_files(user_data_dir: Path) -> list[Path]:
-    """The ``Preferences`` files this package may rewrite in a clone (``mark_clean_exit``,
-    ``set_download_dir``): each profile folder's, and ``Default``'s even before it exists."""
+    """The ``Preferences`` files we may rewrite in a clone, ``Default``'s even if missing."""
     default = user_data_dir / "Default" / "Preferences"
     found = [folder / "Preferences" for folder in profile_dirs(user_data_dir)]
     return found if default in found else [*found, default]
 
 
 def mark_clean_exit(user_data_dir: Path) -> None:
-    """Turn ``profile.exit_type: Crashed`` into ``Normal`` in every profile folder.
-
-    A clone of a base whose browser was killed would otherwise greet every test with a
-    "Restore pages?" bubble. Only this untracked pref is touched.
-    """
+    """Mark a crash as a clean exit, or a killed base's clones greet tests with "Restore?"."""
     for folder in profile_dirs(user_data_dir):
         prefs_path = folder / "Preferences"
         try:
@@ -149,11 +139,7 @@ class LockOwner:
 
 
 def read_singleton_lock(user_data_dir: Path) -> LockOwner | None:
-    """The owner named by the POSIX ``SingletonLock`` link, or None when there is none.
-
-    The link's target is ``<hostname>-<pid>``. A lock that is not a link (which makes the browser
-    refuse the dir) is reported with an unknown host and pid.
-    """
+    """The owner the ``SingletonLock`` link (``<host>-<pid>``) names; unknown if no link."""
     lock = user_data_dir / "SingletonLock"
     try:
         target = os.readlink(lock)
@@ -166,14 +152,8 @@ def read_singleton_lock(user_data_dir: Path) -> LockOwner | None:
 
 
 def lockfile_held(user_data_dir: Path, windows: bool | None = None) -> bool:
-    """Whether a running browser holds the dir's Windows ``lockfile``.
-
-    On Windows the browser keeps ``lockfile`` open for writing, shared for reading only, and
-    deleted when it closes: opening it for writing is refused while the browser runs (the C
-    runtime under ``os.open`` reports the sharing violation as a plain ``EACCES``). A
-    ``lockfile`` that opens is a leftover (a browser of a machine that lost power), which the
-    next browser takes over. POSIX browsers lock with ``SingletonLock``.
-    """
+    """Whether a running browser holds the dir's Windows ``lockfile``, shared for reading only
+    (so a write open fails with ``EACCES``); one that opens is a leftover."""
     if not (platform.WINDOWS if windows is None else windows):
         return False
     try:
@@ -200,36 +180,15 @@ def remove_lock_links(user_data_dir: Path) -> None:
                 entry.unlink()
 
 
-# -- the socket dir a live browser makes under $TMPDIR -------------------------------------
-
-#: A unix socket path holds at most 107 bytes (103 on macOS); the browser aborts when its
-#: socket's is longer.
-SOCKET_PATH_MAX = 103 if sys.platform == "darwin" else 107
-#: What the browser appends to $TMPDIR for its socket.
-SOCKET_SUFFIX = "/org.chromium.Chromium.XXXXXX/SingletonSocket"
-_SOCKET_DIR = re.compile(
-    r"\.?(org\.chromium\.Chromium|com\.google\.Chrome|com\.microsoft\.Edge)[\w.]*\.\w{6}"
-)
-
-
-#: The variable naming the folder a browser makes its socket folder in. Chromium reads only
-#: ``MAC_CHROMIUM_TMPDIR`` on macOS, not ``TMPDIR``; Windows browsers have no socket (they
-#: find each other through a window and the ``lockfile``).
-SOCKET_TMPDIR_VAR = {"win32": None, "darwin": "MAC_CHROMIUM_TMPDIR"}.get(sys.platform, "TMPDIR")
-
-
 def socket_tmpdir(environ: Mapping[str, str]) -> str | None:
-    """The folder a browser started with ``environ`` makes its socket folder in, when its
-    length can matter: None on Windows, and on macOS without ``MAC_CHROMIUM_TMPDIR`` (the
-    system's per-user temp folder, which is short)."""
+    """Where a browser started with ``environ`` makes its socket folder, if it may be long."""
     if SOCKET_TMPDIR_VAR is None:
         return None
     return environ.get(SOCKET_TMPDIR_VAR) or ("/tmp" if SOCKET_TMPDIR_VAR == "TMPDIR" else None)
 
 
 def socket_path_too_long(tmpdir: str) -> bool:
-    """Whether a browser whose socket folder goes in ``tmpdir`` (see ``socket_tmpdir``) would
-    abort ("Socket path too long")."""
+    """Whether a browser with its socket folder in ``tmpdir`` would abort (path too long)."""
     return len(os.fsencode(tmpdir.rstrip("/")) + SOCKET_SUFFIX.encode()) > SOCKET_PATH_MAX
 
 
@@ -239,10 +198,8 @@ def socket_dir(user_data_dir: Path) -> Path | None:
         target = Path(os.readlink(user_data_dir / "SingletonSocket"))
     except OSError:
         return None
-    folder = target.parent
-    if target.name != "SingletonSocket" or not _SOCKET_DIR.fullmatch(folder.name):
-        return None
-    return folder
+    ours = target.name == "SingletonSocket" and _SOCKET_DIR.fullmatch(target.parent.name)
+    return target.parent if ours else None
 
 
 def is_leftover_socket_dir(folder: Path) -> bool:
@@ -253,21 +210,12 @@ def is_leftover_socket_dir(folder: Path) -> bool:
     except OSError:
         return False
     return (
-        stat.S_ISDIR(st.st_mode)
-        and is_mine(st)
-        and all(name.startswith("Singleton") for name in names)
+        stat.S_ISDIR(st.st_mode) and is_mine(st) and all(n.startswith("Singleton") for n in names)
     )
 
 
-# -- preferences ---------------------------------------------------------------------------
-
-
 def set_download_dir(user_data_dir: Path, folder: Path) -> None:
-    """Point the untracked prefs ``download.default_directory`` and
-    ``savefile.default_directory`` of the ``Default`` profile at ``folder``.
-
-    Every other pref, the base's other download and ``safebrowsing.*`` settings included, stays.
-    """
+    """Point ``Default``'s untracked ``download``/``savefile.default_directory`` at ``folder``."""
     prefs_path = user_data_dir / "Default" / "Preferences"
     try:
         prefs = read_json(prefs_path)
@@ -275,11 +223,11 @@ def set_download_dir(user_data_dir: Path, folder: Path) -> None:
         prefs = {}
     if not isinstance(prefs, dict):
         raise ValueError(f"{prefs_path} is not a JSON object")
-    for section, key in (("download", "default_directory"), ("savefile", "default_directory")):
+    for section in ("download", "savefile"):
         value = prefs.get(section)
         if not isinstance(value, dict):
             value = prefs[section] = {}
-        value[key] = str(folder)
+        value["default_directory"] = str(folder)
     prefs_path.parent.mkdir(mode=0o700, exist_ok=True)
     prefs_path.write_text(json.dumps(prefs, separators=(",", ":")), encoding="utf-8")
 

@@ -1,11 +1,5 @@
-"""Lanes: the one way work leaves the caller's thread, for what a test should not wait for.
-
-One thread a lane, started on first use, so that one kind of work never queues behind another
-(a manager's lanes make the next clone and delete the last profile; a browser owner's start
-the next browser and stop the last one). The threads are daemons: an interrupted run
-(Ctrl-C) never hangs at exit waiting for them; ``close`` waits for what was given and ends
-them, and is what every owner of lanes calls at its end.
-"""
+"""Lanes: one daemon thread each, so one kind of background work never queues behind another
+and Ctrl-C never hangs at exit; every owner of lanes calls ``close`` at its end."""
 
 from __future__ import annotations
 
@@ -52,6 +46,8 @@ class Lanes:
 
     def drain(self) -> None:
         """Wait until everything submitted so far has run (errors are the submitter's)."""
+        if threading.current_thread() in self._threads:
+            raise RuntimeError("a lane cannot wait for its own lanes: it would wait for itself")
         while True:
             with self._lock:
                 pending = list(self._pending)

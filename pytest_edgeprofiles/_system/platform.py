@@ -17,6 +17,5 @@ def this_host() -> str:
 
 
 def is_mine(st: os.stat_result) -> bool:
-    """Whether the entry (an ``lstat``) belongs to the current user. Always true where the
-    OS has no uids (Windows): there the folder's ACL, not its owner, protects it."""
+    """Whether the ``lstat``-ed entry is ours; always on Windows, where ACLs protect folders."""
     return not hasattr(os, "getuid") or st.st_uid == os.getuid()

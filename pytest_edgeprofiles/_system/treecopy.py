@@ -1,6 +1,5 @@
-"""Copying a tree relative to open folders (``dir_fd``), as ``files.copy_tree`` does where
-the OS allows: a path past ``PATH_MAX`` copies like any other, a link swapped in on the way is
-never followed, and holes in sparse files stay holes."""
+"""Copying a tree relative to open folders (``dir_fd``), for ``files.copy_tree``: paths past
+``PATH_MAX`` copy like any other, a link swapped in is never followed, sparse files stay so."""
 
 from __future__ import annotations
 
@@ -34,22 +33,17 @@ _CHUNK = 1 << 20
 
 
 def copy_tree_at(src: Path, dst: Path, skip: Skip) -> int:
-    """``files.copy_tree`` relative to open folders (see there); only where ``SUPPORTED``."""
-    src_fd = os.open(src, _DIR_FLAGS)
+    """``files.copy_tree`` by open folders, where ``SUPPORTED``; depth first, so that only the
+    folders on the way down are open, never one descriptor per folder of the tree."""
+    src_top = os.open(src, _DIR_FLAGS)
     try:
-        dst_fd = os.open(dst, _DIR_FLAGS)
+        dst_top = os.open(dst, _DIR_FLAGS)
     except BaseException:
-        os.close(src_fd)
+        os.close(src_top)
         raise
-    return _copy_folders(src_fd, dst_fd, (os.fspath(src), os.fspath(dst)), skip)
-
-
-def _copy_folders(src_top: int, dst_top: int, roots: Paths, skip: Skip) -> int:
-    """Copy below two open folders (closed on return), depth first: only the folders on the
-    way down stay open, two descriptors a level, never one per folder of the tree."""
+    roots = (os.fspath(src), os.fspath(dst))
     total = 0
-    top: Frame = (src_top, dst_top, (), _listing(src_top, dst_top, roots[0]))
-    stack = [top]
+    stack: list[Frame] = [(src_top, dst_top, (), _listing(src_top, dst_top, roots[0]))]
     try:
         while stack:
             src_fd, dst_fd, parts, pending = stack[-1]
@@ -82,8 +76,7 @@ def _close(*fds: int) -> None:
 
 @contextlib.contextmanager
 def _naming(path: str) -> Iterator[None]:
-    """A call relative to an open folder names only the entry, or nothing: errors must name
-    the whole path."""
+    """Errors of a call relative to an open folder, naming the whole ``path``."""
     try:
         yield
     except OSError as exc:
@@ -103,8 +96,7 @@ def _listing(src_fd: int, dst_fd: int, path: str) -> list[os.DirEntry[str]]:
 
 
 def _enter(name: str, src_fd: int, dst_fd: int, paths: Paths) -> tuple[int, int] | None:
-    """Open the source folder ``name``, make its copy and open it; None when the source is
-    no longer a folder (it vanished or was swapped for a link since the listing: a live base)."""
+    """Open ``name`` and its new copy; None when it is no longer a folder (a live base)."""
     try:
         sub_src = os.open(name, _DIR_FLAGS, dir_fd=src_fd)
     except OSError as exc:
@@ -122,7 +114,6 @@ def _enter(name: str, src_fd: int, dst_fd: int, paths: Paths) -> tuple[int, int]
 
 
 def _copy_entry(entry: os.DirEntry[str], src_fd: int, dst_fd: int, paths: Paths) -> int:
-    """Copy a link or a regular file listed in ``src_fd``; special files are left out."""
     name = entry.name
     try:
         if entry.is_symlink():
@@ -142,7 +133,6 @@ def _copy_entry(entry: os.DirEntry[str], src_fd: int, dst_fd: int, paths: Paths)
 
 
 def _copy_file(name: str, src_fd: int, dst_fd: int, paths: Paths) -> int:
-    """Copy the regular file ``name``, its mode and u+rw; the bytes it holds."""
     try:
         fd = os.open(name, _FILE_FLAGS, dir_fd=src_fd)
     except OSError as exc:
@@ -168,9 +158,8 @@ def _copy_file(name: str, src_fd: int, dst_fd: int, paths: Paths) -> int:
 
 
 def _copy_data(src: int, dst: int, st: os.stat_result, paths: Paths) -> None:
-    """Copy the bytes of ``src`` into the empty ``dst``. A file with fewer blocks than bytes
-    has holes: then only its data is copied where the OS can tell it (SEEK_DATA), so that a
-    sparse file of the base costs each clone what it costs the base, not its size in zeros."""
+    """Copy ``src`` into the empty ``dst``; of a sparse file (fewer blocks than bytes) only its
+    data where the OS can tell (SEEK_DATA), so that a clone costs what the base costs."""
     end = None
     if st.st_blocks * 512 < st.st_size and hasattr(os, "SEEK_DATA"):
         end = _copy_extents(src, dst, paths)
@@ -183,8 +172,7 @@ def _copy_data(src: int, dst: int, st: os.stat_result, paths: Paths) -> None:
 
 
 def _copy_extents(src: int, dst: int, paths: Paths) -> int | None:
-    """Copy each data extent of ``src`` to the same offset of ``dst``; the end of the last,
-    or None (nothing copied) when the file system cannot tell holes."""
+    """Copy each data extent of ``src`` to ``dst``; the end, or None if holes are unknown."""
     end = 0
     while True:
         try:
@@ -204,8 +192,7 @@ def _copy_extents(src: int, dst: int, paths: Paths) -> int | None:
 
 
 def _copy_range(src: int, dst: int, start: int, stop: int | None, paths: Paths) -> int:
-    """Copy ``src[start:stop]`` (to its end when ``stop`` is None) to the same offset of
-    ``dst``; the offset reached."""
+    """Copy ``src[start:stop]`` (None: to its end) to the same offset of ``dst``; the end."""
     pos = start
     while stop is None or pos < stop:
         with _naming(paths[0]):

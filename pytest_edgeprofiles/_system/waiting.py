@@ -1,8 +1,4 @@
-"""Waiting for what sends no event: one backoff for every loop that polls with a deadline.
-
-A slot freed in another process, a file a Windows reader lets go, a browser writing its
-DevTools port: none tells us, so we look again after pauses that grow, up to a deadline.
-"""
+"""One backoff for every loop that polls with a deadline for what sends no event."""
 
 from __future__ import annotations
 
@@ -14,8 +10,7 @@ sleep = time.sleep
 
 
 class Backoff:
-    """Pauses between tries, doubling from ``first`` up to ``most``, ending at ``timeout``
-    seconds from now or after ``tries`` tries, whichever comes first."""
+    """Pauses doubling from ``first`` up to ``most``, until ``timeout`` s or ``tries`` tries."""
 
     def __init__(
         self,
