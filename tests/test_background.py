@@ -167,3 +167,15 @@ def _fail_on(real, parent):
         return real(path, *args, **kwargs)
 
     return remove_tree
+
+
+def test_a_lane_waiting_for_its_own_lanes_fails_loudly_instead_of_hanging() -> None:
+    from pytest_edgeprofiles._system.lanes import Lanes
+
+    lanes = Lanes()
+    try:
+        waited = lanes.submit("one", lanes.drain)
+        with pytest.raises(RuntimeError, match="would wait for itself"):
+            waited.result(timeout=10)
+    finally:
+        lanes.close()

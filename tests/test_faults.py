@@ -522,8 +522,9 @@ def test_a_full_disk_or_io_error_during_the_base_copy(
     manager, make_base, tmp_path, tmp_root, registry_path, monkeypatch, code, nth
 ):
     fallback = tmp_path / "fallback"
-    m = manager(str(make_base()), max_profiles=2, registry_path=registry_path)
-    m.fallback_root = fallback
+    m = manager(
+        str(make_base()), max_profiles=2, registry_path=registry_path, fallback_root=fallback
+    )
     m.create_profile("gw0")
     copied = _failing_copy(monkeypatch, code, nth)
     with pytest.raises(OSError) as info:

@@ -300,6 +300,47 @@ def test_kept_profiles_of_the_last_runs_only_stay(pytester: pytest.Pytester, roo
 def test_waiting_for_a_slot_times_out_with_who_holds_it(
     pytester: pytest.Pytester, root: Path
 ) -> None:
+    # Another process holds the only slot of the run's registry while the test waits for it.
+    pytester.makepyfile(
+        test_inner="""
+        import subprocess, sys
+
+        HOLD = (
+            "import sys; from pytest_edgeprofiles import ProfileManager;"
+            "m = ProfileManager(max_profiles=1, root=sys.argv[1], registry_path=sys.argv[2]);"
+            "m.create_profile('holder'); print('held', flush=True); sys.stdin.read()"
+        )
+
+        def test_waits(request, edge_profile_manager):
+            m = edge_profile_manager
+            args = [sys.executable, "-c", HOLD, str(m.root), str(m.registry_path)]
+            holder = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            try:
+                assert holder.stdout.readline() == b"held\\n"
+                request.getfixturevalue("edge_profile")
+            finally:
+                holder.stdin.close()
+                holder.wait()
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", f"--edge-profile-root={root}",
+        "--edge-max-profiles=1", "--edge-profile-wait=0.2",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*no free profile slot after waiting 0.2 s: Profile limit exceeded: 1/1; held by "
+            "holder (pid *, since *). Raise the cap with --edge-max-profiles*"
+        ]
+    )
+
+
+def test_a_test_holding_every_slot_itself_fails_at_once_naming_its_fixtures(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    # No slot this process holds for this very test can come free while it waits: waiting
+    # the full --edge-profile-wait would only fail later.
     pytester.makepyfile(
         test_inner="""
         def test_both(edge_session_profile, edge_profile):
@@ -308,13 +349,14 @@ def test_waiting_for_a_slot_times_out_with_who_holds_it(
     )
     result = pytester.runpytest_subprocess(
         "-p", "no:xdist", f"--edge-profile-root={root}",
-        "--edge-max-profiles=1", "--edge-profile-wait=0.2",
+        "--edge-max-profiles=1", "--edge-profile-wait=300", timeout=120,
     )  # fmt: skip
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*no free profile slot after waiting 0.2 s: Profile limit exceeded: 1/1; held by "
-            "master.session (pid *, since *). Raise the cap with --edge-max-profiles*"
+            "*edgeprofiles: this test needs more profiles (edge_profile, edge_session_profile) "
+            "than --edge-max-profiles 1 allows: this process holds every slot for this test, so "
+            "none can come free while it waits. Raise the cap with --edge-max-profiles*"
         ]
     )
     # The session profile was used by a test that erred, so retention "failed" keeps it.
@@ -774,7 +816,7 @@ def test_native_toml_config_takes_typed_values(pytester: pytest.Pytester, root: 
     result.stdout.fnmatch_lines(
         [
             f"edgeprofiles: max 1 profiles, root {root}, *",
-            "*no free profile slot after waiting 1.5 s*",
+            "*needs more profiles (edge_session_profile) than --edge-max-profiles 1 allows*",
         ]
     )
 

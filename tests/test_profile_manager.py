@@ -1028,8 +1028,10 @@ def test_profiles_survive_exit_without_cleanup_on_exit(tmp_root):
 
 def test_copy_failure_leaves_nothing_behind(manager, make_base, tmp_path, tmp_root, monkeypatch):
     registry_path = tmp_path / "registry.json"
-    m = manager(str(make_base()), max_profiles=1, registry_path=registry_path)
-    m.fallback_root = tmp_path / "fallback"
+    m = manager(
+        str(make_base()), max_profiles=1, registry_path=registry_path,
+        fallback_root=tmp_path / "fallback",
+    )  # fmt: skip
     calls = []
 
     def broken(src, dst, *args, **kwargs):
@@ -1055,8 +1057,7 @@ def test_no_space_retries_once_in_the_fallback_root(
 ):
     fallback = tmp_path / "fallback"
     base = make_base()
-    m = manager(str(base), max_profiles=1)
-    m.fallback_root = fallback
+    m = manager(str(base), max_profiles=1, fallback_root=fallback)
     real_copy = files.copy_tree
     calls = []
 
@@ -1086,8 +1087,7 @@ def test_no_space_anywhere_raises_and_leaves_nothing(
     manager, make_base, tmp_path, tmp_root, monkeypatch
 ):
     fallback = tmp_path / "fallback"
-    m = manager(str(make_base()), max_profiles=1)
-    m.fallback_root = fallback
+    m = manager(str(make_base()), max_profiles=1, fallback_root=fallback)
     calls = []
 
     def full_disk(src, dst, *args, **kwargs):

@@ -717,3 +717,25 @@ def test_a_test_stopped_by_pytest_timeout_leaves_no_browser(
     )  # fmt: skip
     result.assert_outcomes(passed=2, failed=1)
     assert not browsers_under(inner)
+
+
+def test_a_browser_the_test_started_itself_just_before_it_ended_is_stopped(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    # Too young to have made a lock file when the test ends: found in the process table.
+    pytester.makepyfile(
+        test_inner="""
+        import subprocess
+
+        def test_starts_its_own(edge_launch_args, edge_browser):
+            subprocess.Popen(
+                [edge_browser.path, *edge_launch_args, "about:blank"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:playwright", f"--edge-profile-root={inner}")
+    result.assert_outcomes(passed=1)
+    assert not browsers_under(inner)
+    leftovers = [p.name for p in inner.iterdir() if p.name != ".runs"] if inner.exists() else []
+    assert leftovers == [], "no profile folder made again by a browser still starting"

@@ -2,16 +2,16 @@
 
 A browser started by its test costs that test 0.3-0.5 s before Selenium or Playwright can
 attach; one started while the test before ran is ready when its test asks. Each runs on a
-profile of its own, which holds a slot of the cap like any other, taken as a spare
+profile of its own, which holds a slot of the cap like any other, claimed as a spare
 (``create_profile(spare=True)``): at once or not at all, and never one that a waiting test of
 another process could have. A browser started ahead that died while it waited is stopped and
-its profile removed; the test starts its own. Knows nothing of pytest.
+its profile removed; the test starts its own.
 """
 
 from __future__ import annotations
 
 import functools
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
@@ -24,18 +24,18 @@ from .._system.lanes import Lanes
 from .._system.logs import log
 from ..errors import ProfileLimitError
 from . import sessions
-from .sessions import BrowserSession, Stopper
+from .sessions import BrowserSession
 
 
-class Wish(NamedTuple):
-    """What a test asks of its browser: a window or not, and its flags beyond the run's."""
+class LaunchFlags(NamedTuple):
+    """How a test's browser is launched: a window or not, and its flags beyond the run's."""
 
     headless: bool
     args: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class Warm:
+class AheadBrowser:
     """A browser started ahead on the profile of ``key`` (its manager's key), ready to attach."""
 
     key: str
@@ -50,36 +50,42 @@ class Warm:
         return self.session.process.poll() is None and sessions.has_page(self.session.port)
 
 
-class Prelauncher:
-    """The browsers one process starts ahead, all for one ``wish`` (the run's flags).
+#: Stops a browser in the background, then calls its second argument (the profile's return).
+StopLater = Callable[[BrowserSession, Callable[[], object]], None]
 
-    Used from the tests' thread; browsers are started in a background lane, and those not
-    used are stopped by ``stopper``. ``counts`` gets ``warm`` for each browser handed out and
-    ``unused`` for each stopped unused.
+
+class BrowsersAhead:
+    """The browsers one process starts ahead, all with one set of ``flags`` (the run's).
+
+    Used from the tests' thread; browsers start in the ``ahead`` lane of ``lanes``; those
+    not used are stopped with ``stop_later``, after ``drain_stops`` has waited for the
+    stops before them when a slot is short.
     """
 
     def __init__(
         self,
         manager: ProfileManager,
         browser: Browser,
-        wish: Wish,
+        flags: LaunchFlags,
         *,
         new_key: Callable[[], str],
-        prepared_as: str,
-        ahead: int,
-        stopper: Stopper,
-        counts: Counter[str],
+        clone_key: str,
+        count: int,
+        lanes: Lanes,
+        stop_later: StopLater,
+        drain_stops: Callable[[], None],
     ) -> None:
         self.manager = manager
         self.browser = browser
-        self.wish = wish
-        self.ahead = ahead
-        self.counts = counts
+        self.flags = flags
+        self.count = count
+        self.unused = 0
         self._new_key = new_key
-        self._prepared_as = prepared_as
-        self._stopper = stopper
-        self._queue: deque[Future[Warm | None]] = deque()
-        self._background = Lanes()
+        self._clone_key = clone_key
+        self._lanes = lanes
+        self._stop_later = stop_later
+        self._drain_stops = drain_stops
+        self._queue: deque[Future[AheadBrowser | None]] = deque()
         self._closed = False
 
     @property
@@ -87,65 +93,63 @@ class Prelauncher:
         """Whether browsers started ahead (or starting) may hold slots."""
         return bool(self._queue)
 
-    def fill(self, wish: Wish) -> None:
-        """For a next test that asks for ``wish``: start browsers in the background until
-        ``ahead`` are ready or starting, if it asks for the run's flags (a marker's flags get
-        a browser of their own, started by its test)."""
-        if self._closed or wish != self.wish:
+    def fill(self, flags: LaunchFlags) -> None:
+        """For a next test that asks for ``flags``: start browsers until ``count`` are ready or
+        starting, if they are the run's flags (a marker's get a browser of their own)."""
+        if self._closed or flags != self.flags:
             return
-        while len(self._queue) < self.ahead:
+        while len(self._queue) < self.count:
             start = functools.partial(self._start, self._new_key())
-            self._queue.append(self._background.submit("prelaunch", start))
+            self._queue.append(self._lanes.submit("ahead", start))
 
-    def take(self, wish: Wish, manager: ProfileManager) -> Warm | None:
-        """A browser started ahead for ``wish`` on a profile of ``manager``, ready; waits for
+    def pop(self, flags: LaunchFlags, manager: ProfileManager) -> AheadBrowser | None:
+        """A browser started ahead for ``flags`` on a profile of ``manager``, ready; waits for
         one still starting. None when there is none: the test starts its own. Those that
         died while they waited are stopped and their profiles removed on the way."""
-        if wish != self.wish or manager is not self.manager:
+        if flags != self.flags or manager is not self.manager:
             return None  # left for a later test: they hold slots only while there is room
         while self._queue:
-            warm = self._pop()
-            if warm is None:
+            ahead = self._oldest()
+            if ahead is None:
                 continue
-            if warm.ready():
-                self.counts["warm"] += 1
-                return warm
-            log.info("the browser started ahead on %s is gone; starting another", warm.path)
-            self._discard(warm)
+            if ahead.ready():
+                return ahead
+            log.info("the browser started ahead on %s is gone; starting another", ahead.path)
+            self._discard(ahead)
         return None
 
     def empty(self) -> None:
         """Stop every browser started ahead and give their slots back (a test of this process
         waits for one: its own browsers started ahead must not keep it waiting)."""
         while self._queue:
-            warm = self._pop(cancel=True)
-            if warm is not None:
-                self._discard(warm)
+            ahead = self._oldest(cancel=True)
+            if ahead is not None:
+                self._discard(ahead)
 
     def close(self) -> None:
         """The end: stop everything started ahead; nothing is started after this."""
         self._closed = True
         self.empty()
 
-    def _pop(self, cancel: bool = False) -> Warm | None:
+    def _oldest(self, cancel: bool = False) -> AheadBrowser | None:
         """The oldest browser started ahead, once its start is over (``cancel``: not begun);
         popped only then, so that an interrupted wait leaves it for ``close`` to stop."""
         future = self._queue[0]
         if cancel:
             future.cancel()
         try:
-            warm = future.result()
+            ahead = future.result()
         except CancelledError:
-            warm = None
+            ahead = None
         self._queue.popleft()
-        return warm
+        return ahead
 
-    def _discard(self, warm: Warm) -> None:
-        self.counts["unused"] += 1
-        self._stopper.stop(warm.session, then=lambda: self.manager.release_profile(warm.key))
+    def _discard(self, ahead: AheadBrowser) -> None:
+        self.unused += 1
+        self._stop_later(ahead.session, lambda: self.manager.release_profile(ahead.key))
 
-    def _start(self, key: str) -> Warm | None:
-        # In the background: failures are logged, and the next test starts its own browser.
+    def _start(self, key: str) -> AheadBrowser | None:
+        # In a lane: failures are logged, and the next test starts its own browser.
         try:
             path = self._spare_profile(key)
         except ProfileLimitError:
@@ -157,7 +161,7 @@ class Prelauncher:
             if not self.manager.validate_profile(key):
                 raise OSError(f"the profile {path} is not valid")
             session = sessions.start_session(
-                path, self.browser, headless=self.wish.headless, extra=self.wish.args
+                path, self.browser, headless=self.flags.headless, extra=self.flags.args
             )
         except BaseException as exc:
             self.manager.release_profile(key)
@@ -165,12 +169,12 @@ class Prelauncher:
                 raise
             log.warning("edgeprofiles: could not start a browser ahead: %s", exc)
             return None
-        return Warm(key, session)
+        return AheadBrowser(key, session)
 
     def _spare_profile(self, key: str) -> str:
         try:
-            return self.manager.create_profile(key, spare=True, prepared_as=self._prepared_as)
+            return self.manager.create_profile(key, spare=True, prepared_as=self._clone_key)
         except ProfileLimitError:
             # At a tight cap the slot may be the last test's, its browser still stopping.
-            self._stopper.drain()
-        return self.manager.create_profile(key, spare=True, prepared_as=self._prepared_as)
+            self._drain_stops()
+        return self.manager.create_profile(key, spare=True, prepared_as=self._clone_key)

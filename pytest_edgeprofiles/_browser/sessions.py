@@ -12,7 +12,6 @@ test: the browser behind it is stopped when the test ends.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -20,14 +19,13 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from .._chromium import processes
 from .._chromium.installs import Browser
-from .._system.lanes import Lanes
 from .._system.logs import log
 from .._system.waiting import Backoff
 from . import launch
@@ -99,10 +97,8 @@ class BrowserSession:
     def stop(self, grace: float = 10.0) -> int | None:
         """Stop the browser and whatever it left on the profile; its exit status.
 
-        Asked as ``processes.ask_to_stop`` asks. On POSIX only the main process is waited
-        for: its helpers follow it, and ``stop_browser_on`` catches any that do not. On
-        Windows its helpers are stopped too (``processes.helpers_to_stop``). Once stopped, a
-        second call does nothing.
+        Asked as ``processes.ask_to_stop`` asks; returns once its helpers are gone too
+        (``processes.helpers_to_stop``). Once stopped, a second call does nothing.
         """
         if self._stderr.closed:
             return self.process.returncode
@@ -121,36 +117,6 @@ class BrowserSession:
         finally:
             self._stderr.close()
         return self.process.returncode
-
-
-class Stopper:
-    """Stops browsers in the background, each followed by what must wait for it (its profile
-    given back): a browser takes ~0.1 s to stop, more on a busy machine, and the next test
-    need not wait for that.
-
-    Attributes:
-        failures: ``(profile, error)`` of each stop, or what followed it, that failed.
-    """
-
-    def __init__(self) -> None:
-        self._background = Lanes()
-        self.failures: list[tuple[str, str]] = []
-
-    def stop(self, session: BrowserSession, then: Callable[[], object]) -> None:
-        """Stop ``session``'s browser, then call ``then`` (also when the stop failed)."""
-        self._background.submit("stop", functools.partial(self._stop, session, then))
-
-    def _stop(self, session: BrowserSession, then: Callable[[], object]) -> None:
-        for step in (session.stop, then):
-            try:
-                step()
-            except Exception as exc:  # for the summary; the sweep takes what is left
-                log.warning("could not stop the browser on %s: %s", session.profile, exc)
-                self.failures.append((str(session.profile), str(exc)))
-
-    def drain(self) -> None:
-        """Wait until every browser given so far is stopped, and its ``then`` done."""
-        self._background.drain()
 
 
 def session_args(

@@ -24,7 +24,7 @@ from .records import ProfileRecord, new_record, record_path, write_record
 from .registry import Registry, RegistryFull
 
 
-class Made(NamedTuple):
+class NewProfile(NamedTuple):
     """A profile just made, and its size, known from the copy without a walk."""
 
     record: ProfileRecord
@@ -41,25 +41,28 @@ class ProfileMaker:
         registry: Registry,
         max_profiles: int,
         cloner: Cloner,
-        background: Lanes,
+        lanes: Lanes,
         keep: bool = False,
         run_id: str | None = None,
         download_root: Path | None = None,
+        fallback_root: Path | None = None,
     ) -> None:
         self.root = root
-        self.fallback_root = roots.fallback_root(root)
+        self.fallback_root = roots.fallback_root(root) if fallback_root is None else fallback_root
         self.registry = registry
         self.max_profiles = max_profiles
         self.cloner = cloner
-        self.background = background
+        self.lanes = lanes
         self.keep = keep
         self.run_id = run_id
         self.download_root = download_root
         self._private_roots = roots.private_roots()  # asked once: not on every profile
 
-    def make(self, key: str, timeout: float, prepared: bool = False, spare: bool = False) -> Made:
+    def make(
+        self, key: str, timeout: float, prepared: bool = False, spare: bool = False
+    ) -> NewProfile:
         """A new, filled profile for ``key``, with its size. ``prepared``: made ahead of
-        need, it takes no slot until ``take_slot``; else a slot is waited for ``timeout`` s
+        need, it takes no slot until ``claim_slot``; else a slot is waited for ``timeout`` s
         (``spare``: see ``Registry.take``).
 
         Raises:
@@ -93,7 +96,7 @@ class ProfileMaker:
             except BaseException:
                 self.undo(record)
                 raise
-            return Made(record, size)
+            return NewProfile(record, size)
         raise failures[1] from failures[0]  # both roots failed
 
     def _claim(
@@ -107,7 +110,7 @@ class ProfileMaker:
             write_record(record)  # holds no slot: no browser can be using it yet
         else:
             try:
-                self.take_slot(record, timeout, spare)
+                self.claim_slot(record, timeout, spare)
             except ProfileLimitError:
                 raise  # no record was written
             except BaseException:
@@ -135,8 +138,8 @@ class ProfileMaker:
             prepared=prepared,
         )
 
-    def take_slot(self, record: ProfileRecord, timeout: float, spare: bool = False) -> None:
-        """Take a slot and write ``record`` while the registry is locked: a registry rebuilt
+    def claim_slot(self, record: ProfileRecord, timeout: float, spare: bool = False) -> None:
+        """Claim a slot and write ``record`` while the registry is locked: a registry rebuilt
         from owner records (after it was deleted or damaged) must not miss a slot just taken.
 
         Raises:
@@ -157,10 +160,10 @@ class ProfileMaker:
     def _remove_reclaimed(self, records: list[ProfileRecord]) -> None:
         for leftover in records:
             # A killed owner's browser may still run: it would be one over the cap.
-            self.background.submit("delete", functools.partial(removal.remove_reclaimed, leftover))
+            self.lanes.submit("delete", functools.partial(removal.remove_reclaimed, leftover))
 
     def undo(self, record: ProfileRecord) -> None:
-        """Remove a profile that was never handed out, and give its slot back."""
+        """Remove a profile that was never handed out, and free its slot."""
         try:
             removal.remove_profile(record)
         except OSError as exc:

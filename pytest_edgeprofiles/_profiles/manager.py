@@ -1,8 +1,8 @@
 """ProfileManager: temporary Edge/Chromium user data dirs, one per worker, capped and cleaned up.
 
-A facade: ``making`` makes a profile (record, slot, folder), ``clone`` fills it, ``handouts``
-tracks what was handed out and how it comes back, ``removal`` takes it off the disk. This
-module knows nothing of pytest; the plugin wires it in.
+A facade, as the contract gives it: ``making`` makes a profile (record, slot, folder),
+``clone`` fills it, ``ledger`` knows what was handed out and how it comes back, ``removal``
+takes it off the disk. Knows nothing of pytest; the plugin wires it in.
 """
 
 from __future__ import annotations
@@ -19,28 +19,15 @@ from .._chromium.userdata import DEFAULT_SKIP_RULES, SkipRules
 from .._system.logs import log
 from ..errors import (
     MAX_PROFILES_RANGE,
-    ProfileCleanupError,
     ProfileCreationError,
     ProfileLimitError,
     WorkerIdTypeError,
 )
 from .clone import MB, Cloner, check_base_profile
-from .ledger import Handouts
-from .making import Made, ProfileMaker
+from .ledger import Ledger
+from .making import NewProfile, ProfileMaker
 from .registry import Registry
 from .roots import default_root
-
-# The contract's exceptions are importable from here, where it puts the manager.
-__all__ = [
-    "LISTED_SIZE_MAX_AGE",
-    "MAX_PROFILES_RANGE",
-    "ProfileCleanupError",
-    "ProfileCreationError",
-    "ProfileLimitError",
-    "ProfileManager",
-    "WorkerIdTypeError",
-    "check_worker_id",
-]
 
 #: How old a size ``list_profiles`` reports may be, in seconds: one walk of a large profile
 #: costs about 50 ms, so a listing of 16 could not stay under the contract's 100 ms otherwise.
@@ -62,7 +49,9 @@ def check_worker_id(worker_id: object) -> str:
     return worker_id
 
 
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
+def check_int(name: str, value: object, low: int, high: int | None = None) -> int:
+    """``value`` if it is an int from ``low`` to ``high``; else ``TypeError``/``ValueError``
+    naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}: {value!r}")
     if value < low or (high is not None and value > high):
@@ -71,10 +60,14 @@ def _check_int(name: str, value: object, low: int, high: int | None = None) -> i
     return value
 
 
-def _remove_all_in(pid: int, handouts: Handouts) -> None:
+def _remove_all_in(pid: int, ledger: Ledger) -> None:
     # A child forked by a test inherits the finalizer: the profiles are its parent's.
     if os.getpid() == pid:
-        handouts.remove_all()
+        ledger.remove_all()
+
+
+def _resolved(path: str | os.PathLike[str] | None) -> Path | None:
+    return None if path is None else Path(path).expanduser().resolve()
 
 
 class ProfileManager:
@@ -97,63 +90,49 @@ class ProfileManager:
         skip_rules: SkipRules = DEFAULT_SKIP_RULES,
         run_id: str | None = None,
         download_root: str | os.PathLike[str] | None = None,
+        fallback_root: str | os.PathLike[str] | None = None,
     ) -> None:
         """Initialize profile manager for temporary browser profiles.
 
-        Args:
-            base_profile_path: Template user data dir to copy (optional)
-            cleanup_on_exit: Remove profiles at interpreter exit and on garbage collection;
-                when False, profiles are marked kept and no sweep removes them
-            max_profiles: Maximum concurrent profiles allowed (1 to 16)
-            profile_size_limit_mb: Maximum profile size in MB
-            root: Folder for profiles (default ``<system temp>/edgeprofiles-of-<user>``)
-            registry_path: JSON file shared by managers that share one cap (None: private)
-            skip_rules: What a clone of the base leaves out
-            run_id: A label written into owner records (the plugin's test run)
-            download_root: Where each profile's own download folder goes, as
-                ``<download_root>/<profile name>``; by default ``<profile>/Downloads``
+        As the contract gives it; ``cleanup_on_exit=False`` marks profiles kept (no sweep
+        removes them). Extensions: ``root`` (default ``<system temp>/edgeprofiles-of-<user>``),
+        ``registry_path`` (a JSON file shared by managers that share one cap), ``skip_rules``
+        (what a clone leaves out), ``run_id`` (a label in owner records), ``download_root``
+        (each profile's download folder goes to ``<download_root>/<profile name>``, else
+        ``<profile>/Downloads``), ``fallback_root`` (where profiles go when ``root`` cannot
+        take one; see ``roots.fallback_root``).
 
         Raises:
             ValueError: If max_profiles < 1 or > 16
             FileNotFoundError: If base_profile_path specified but doesn't exist
             PermissionError: If base_profile_path not readable
         """
-        self.max_profiles = _check_int("max_profiles", max_profiles, *MAX_PROFILES_RANGE)
-        self.profile_size_limit_mb = _check_int("profile_size_limit_mb", profile_size_limit_mb, 1)
+        self.max_profiles = check_int("max_profiles", max_profiles, *MAX_PROFILES_RANGE)
+        self.profile_size_limit_mb = check_int("profile_size_limit_mb", profile_size_limit_mb, 1)
         self.base_profile_path = (
             None if base_profile_path is None else check_base_profile(base_profile_path)
         )
         self.cleanup_on_exit = bool(cleanup_on_exit)
         self.skip_rules = skip_rules
         self.run_id = run_id
-        self.root = default_root() if root is None else Path(root).expanduser().resolve()
+        self.root = _resolved(root) or default_root()
         self.registry_path = None if registry_path is None else Path(registry_path).resolve()
-        self.download_root = (
-            None if download_root is None else Path(download_root).expanduser().resolve()
-        )
-        self._handouts = Handouts(Registry(self.registry_path, [self.root]))
+        self.download_root = _resolved(download_root)
+        self._ledger = Ledger(Registry(self.registry_path, [self.root]))
         self._maker = ProfileMaker(
             root=self.root,
-            registry=self._handouts.registry,
+            registry=self._ledger.registry,
             max_profiles=self.max_profiles,
             cloner=Cloner(self.base_profile_path, self.profile_size_limit_mb, skip_rules),
-            background=self._handouts.background,
+            lanes=self._ledger.lanes,
             keep=not self.cleanup_on_exit,
             run_id=run_id,
             download_root=self.download_root,
+            fallback_root=_resolved(fallback_root),
         )
         self._pid = os.getpid()
         if self.cleanup_on_exit:
-            weakref.finalize(self, _remove_all_in, self._pid, self._handouts)
-
-    @property
-    def fallback_root(self) -> Path:
-        """Where profiles go when ``root`` cannot take one (see ``roots.fallback_root``)."""
-        return self._maker.fallback_root
-
-    @fallback_root.setter
-    def fallback_root(self, folder: Path) -> None:
-        self._maker.fallback_root = folder
+            weakref.finalize(self, _remove_all_in, self._pid, self._ledger)
 
     # -- handing profiles out ---------------------------------------------------------------
 
@@ -165,19 +144,12 @@ class ProfileManager:
         spare: bool = False,
         prepared_as: str | None = None,
     ) -> str:
-        """Create temporary browser profile for worker.
+        """Create temporary browser profile for worker; its absolute path.
 
-        Args:
-            worker_id: Unique identifier for the worker
-            timeout: Seconds to wait for a free slot when the cap is reached (extension)
-            spare: A profile wanted ahead of need (extension): it takes a slot only if one
-                is free that no other ``create_profile`` is waiting for, and never waits
-            prepared_as: Take the profile ``prepare_profile(prepared_as)`` made, if any
-                (extension; default ``worker_id``): a worker whose profiles each have a key
-                of their own prepares under one key for the next of them
-
-        Returns:
-            str: Absolute path to created profile directory
+        Extensions: ``timeout`` (seconds to wait for a free slot at the cap); ``spare`` (a
+        profile wanted ahead of need: it claims a slot only if one is free that no other
+        ``create_profile`` waits for, and never waits); ``prepared_as`` (take the clone
+        ``prepare_profile(prepared_as)`` made ahead, default ``worker_id``).
 
         Raises:
             ValueError: If worker_id already has profile or is invalid
@@ -188,40 +160,22 @@ class ProfileManager:
         """
         check_worker_id(worker_id)
         self._refuse_forked_child(worker_id)
-        handouts = self._handouts
-        with handouts.lock:
-            if worker_id in handouts.profiles or worker_id in handouts.pending:
-                held = handouts.profiles.get(worker_id)
-                where = f" at {held.path}" if held else ""
-                raise ValueError(f"worker {worker_id!r} already has a profile{where}")
-            handouts.pending.add(worker_id)
-        try:
-            prepared = self._take_prepared(prepared_as or worker_id, timeout, spare)
-            made = prepared or self._maker.make(worker_id, timeout, spare=spare)
-            with handouts.lock:
-                handouts.profiles[worker_id] = made.record
-                # Nothing wrote into it since the copy counted its bytes (no browser had it).
-                handouts.note_size(made.record.path, made.size)
+        with self._ledger.making(worker_id):
+            made = self._take_ahead(prepared_as or worker_id, timeout, spare)
+            made = made or self._maker.make(worker_id, timeout, spare=spare)
+            self._ledger.hand_out(worker_id, made)
             return made.record.path
-        finally:
-            with handouts.lock:
-                handouts.pending.discard(worker_id)
 
     def prepare_profile(self, worker_id: str) -> None:
-        """Start making the worker's next profile in the background (extension).
+        """Start making the worker's next profile ahead, in a lane (extension).
 
         The next ``create_profile(worker_id)`` takes it, which then costs a slot and a record
-        write instead of a copy. A prepared profile holds no slot (no browser can be using it)
-        and is removed with the manager's other profiles, or by the sweep if its owner dies.
+        write instead of a copy. It holds no slot (no browser can be using it) and is removed
+        with the manager's other profiles, or by the sweep if its owner dies.
         """
         check_worker_id(worker_id)
         self._refuse_forked_child(worker_id)
-        handouts = self._handouts
-        with handouts.lock:
-            if worker_id not in handouts.prepared:
-                handouts.prepared[worker_id] = handouts.background.submit(
-                    "prepare", lambda: self._maker.make(worker_id, 0.0, prepared=True)
-                )
+        self._ledger.make_ahead(worker_id, lambda: self._maker.make(worker_id, 0.0, prepared=True))
 
     def _refuse_forked_child(self, worker_id: str) -> None:
         # A child inherits the registry's file lock (unusable there) and none of the
@@ -233,130 +187,105 @@ class ProfileManager:
                 f"(pid {os.getpid()}) must make a ProfileManager of its own",
             )
 
-    def _take_prepared(self, worker_id: str, timeout: float, spare: bool) -> Made | None:
-        """The worker's prepared profile with a slot taken for it, or None if it has none."""
-        handouts = self._handouts
-        with handouts.lock:
-            future = handouts.prepared.pop(worker_id, None)
+    def _take_ahead(self, worker_id: str, timeout: float, spare: bool) -> NewProfile | None:
+        """The worker's clone made ahead with a slot claimed for it; None if it has none."""
+        future = self._ledger.take_ahead(worker_id)
         if future is None:
             return None
         try:
             made = future.result()
             record = made.record.activated()
         except Exception as exc:
-            log.info("could not prepare a profile for %s (%s); making one now", worker_id, exc)
+            log.info("could not make a profile ahead for %s (%s); making one now", worker_id, exc)
             return None
         except BaseException:  # interrupted while waiting: the clone stays ours to remove
-            with handouts.lock:
-                handouts.prepared.setdefault(worker_id, future)
+            self._ledger.put_back_ahead(worker_id, future)
             raise
         try:
-            self._maker.take_slot(record, timeout, spare)  # writes the activated record
+            self._maker.claim_slot(record, timeout, spare)  # writes the activated record
         except ProfileLimitError:
-            with handouts.lock:
-                handouts.prepared[worker_id] = future  # still good for the next try
+            self._ledger.put_back_ahead(worker_id, future)  # still good for the next try
             raise
         except BaseException:
             self._maker.undo(record)
             raise
-        return Made(record, made.size)
+        return NewProfile(record, made.size)
 
     def copy_base_profile(self, worker_id: str) -> bool:
         """Copy base profile template to worker's profile directory.
 
-        On a profile that already holds data, the profile is refreshed: its contents are
-        replaced by a fresh clone of the base, at the same path.
-
-        Returns:
-            bool: True if base profile was copied successfully; False for an unknown worker,
-            without a base profile, or when the copy failed (logged)
+        On a profile that already holds data, its contents are replaced by a fresh clone of
+        the base, at the same path. False for an unknown worker, without a base profile, or
+        when the copy failed (logged).
         """
-        record = self._handouts.get(worker_id)
+        record = self._ledger.get(worker_id)
         if record is None:
             return False
         downloads = Path(record.downloads) if record.downloads else None
         size = self._maker.cloner.refill(worker_id, Path(record.path), downloads)
         if size is None:  # what is left of the profile is anybody's guess: walk it next time
-            with self._handouts.lock:
-                self._handouts.sizes.pop(record.path, None)
+            self._ledger.forget_size(record.path)
         else:
-            self._handouts.note_size(record.path, size)
+            self._ledger.note_size(record.path, size)
         return size is not None
 
     # -- taking profiles back -----------------------------------------------------------------
 
     def cleanup_profile(self, worker_id: str, *, strict: bool = False) -> bool:
-        """Remove temporary profile for specified worker.
+        """Remove temporary profile for specified worker; True if removed (or never there).
 
-        A browser still running on the profile is stopped first. When the folder cannot be
-        removed, the slot is given back anyway, the folder is left to the sweep, a warning is
-        logged and False returned.
-
-        Args:
-            worker_id: Worker identifier whose profile to remove
-            strict: Raise ``ProfileCleanupError`` instead of returning False (extension)
-
-        Returns:
-            bool: True if profile was removed successfully (or never existed)
+        A browser still running on it is stopped first. When the folder cannot be removed,
+        its slot is freed anyway, the folder left to the sweep, a warning logged and False
+        returned (``strict``, an extension: ``ProfileCleanupError`` instead).
         """
-        return self._handouts.remove(worker_id, strict=strict)
+        return self._ledger.remove(worker_id, strict=strict)
 
     def release_profile(self, worker_id: str) -> None:
-        """Remove the worker's profile in the background (extension): ``cleanup_profile``
-        without the wait.
-
-        A browser still running on it is stopped first; then the folder is renamed to
-        ``garbage-<name>`` and its slot given back at once, and the manager's background
-        thread deletes it. ``drain()`` waits for that; what cannot be deleted is logged,
-        listed in ``background_failures`` and left to the sweep.
-        """
-        self._handouts.move_aside(worker_id)
+        """``cleanup_profile`` without the wait (extension): a browser still running on it is
+        stopped, the folder renamed ``garbage-<name>`` and its slot freed at once, and a lane
+        deletes it; what cannot be deleted is listed in ``background_failures``."""
+        self._ledger.move_aside(worker_id)
 
     def keep_profile(self, worker_id: str) -> str | None:
         """Stop managing a profile but leave it on disk, marked kept (no sweep removes it).
 
-        Its slot is given back. Returns the profile's path, or None for an unknown worker.
+        Its slot is freed. Returns the profile's path, or None for an unknown worker.
         """
-        return self._handouts.keep(worker_id)
+        return self._ledger.keep(worker_id)
 
     def cleanup_all_profiles(self) -> int:
-        """Remove all temporary profiles managed by this instance.
-
-        Returns:
-            int: Number of profiles successfully removed
-        """
-        return self._handouts.remove_all()
+        """Remove all temporary profiles managed by this instance; how many were removed."""
+        return self._ledger.remove_all()
 
     def drain(self) -> None:
-        """Wait for the background work (preparing and deleting profiles) given so far."""
-        self._handouts.background.drain()
+        """Wait for the work in lanes (making ahead, deleting) given so far."""
+        self._ledger.lanes.drain()
 
     @property
     def background_failures(self) -> list[tuple[str, str]]:
-        """Folders a background removal could not delete, with the error."""
-        return list(self._handouts.failures)
+        """Folders a deletion in a lane could not delete, with the error."""
+        return list(self._ledger.failures)
 
     # -- queries ------------------------------------------------------------------------------
 
     def get_profile_path(self, worker_id: str) -> str | None:
         """Get profile path for specified worker, None if it has none or it is gone."""
-        record = self._handouts.get(worker_id)
+        record = self._ledger.get(worker_id)
         return record.path if record is not None and os.path.isdir(record.path) else None
 
     def get_download_dir(self, worker_id: str) -> str | None:
         """The download folder of the worker's profile, None if it has no profile."""
-        record = self._handouts.get(worker_id)
+        record = self._ledger.get(worker_id)
         return None if record is None else userdata.download_dir(Path(record.path))
 
     def validate_profile(self, worker_id: str) -> bool:
         """Validate profile exists and is accessible for browser use.
 
-        True when a browser could start on the profile now: a folder we can read, write and
-        traverse, ``Local State`` and ``Default/Preferences`` parse as JSON where present, and
-        no live lock (a ``SingletonLock`` of another host, or of a live process of this host
-        running on this profile). A stale lock of a dead process does not count.
+        True when a browser could start on it now: a folder we can read, write and traverse,
+        ``Local State`` and ``Default/Preferences`` parse where present, and no live lock
+        (a stale lock of a dead process does not count).
         """
-        record = self._handouts.get(worker_id)
+        record = self._ledger.get(worker_id)
         if record is None:
             return False
         path = Path(record.path)
@@ -368,37 +297,26 @@ class ProfileManager:
         return userdata.json_files_ok(path) and not locked
 
     def get_profile_size(self, worker_id: str) -> int:
-        """Calculate disk usage of worker's profile directory.
-
-        Measured now, every time: the bytes of the regular files in the profile, symlinks
-        not followed, 0 if the worker has no profile. May be slow for large profiles (a walk:
-        about 5 ms per 1000 files), use sparingly.
-        """
-        record = self._handouts.get(worker_id)
-        return 0 if record is None else self._handouts.measure(record.path)
+        """Calculate disk usage of worker's profile directory, now: the bytes of its regular
+        files, symlinks not followed, 0 without a profile (a walk: ~5 ms per 1000 files)."""
+        record = self._ledger.get(worker_id)
+        return 0 if record is None else self._ledger.measure(record.path)
 
     def list_profiles(self) -> dict[str, dict[str, Any]]:
-        """Get all currently managed profiles with metadata.
+        """Get all currently managed profiles with metadata: ``path``, ``size_mb``,
+        ``created_at``, ``last_accessed`` (datetimes) and ``is_valid``, by worker id.
 
-        A listed size may be up to ``LISTED_SIZE_MAX_AGE`` (5) seconds old: one measured in
-        that time (by ``get_profile_size``, an earlier listing, or known from the copy that
-        made the profile) is reused; an older one is measured now, which costs a walk of that
-        profile. Ask ``get_profile_size`` for the size on disk now.
-
-        Returns:
-            Mapping of worker_id to ``path``, ``size_mb``, ``created_at``, ``last_accessed``
-            (datetimes) and ``is_valid``.
+        A size may be up to ``LISTED_SIZE_MAX_AGE`` seconds old (one measured since is
+        reused; an older one costs a walk); ``get_profile_size`` measures now.
         """
-        with self._handouts.lock:
-            records = dict(self._handouts.profiles)
         listing: dict[str, dict[str, Any]] = {}
-        for worker_id, record in records.items():
+        for worker_id, record in self._ledger.handed_out().items():
             try:
                 st = os.stat(record.path)
                 accessed = max(st.st_atime, st.st_mtime)
             except OSError:
                 accessed = record.created_at
-            size = self._handouts.recent_size(record.path, LISTED_SIZE_MAX_AGE)
+            size = self._ledger.recent_size(record.path, LISTED_SIZE_MAX_AGE)
             listing[worker_id] = {
                 "path": record.path,
                 "size_mb": size / MB,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .._options import option
-from ..plugin import _SETTINGS, _lifecycle
+from ._config import SETTINGS, run_of
 
 if TYPE_CHECKING:
     from .._chromium.installs import Browser
@@ -24,19 +24,19 @@ def edge_browser(pytestconfig: pytest.Config) -> Browser:
 
     Without one the test is skipped, or fails with ``--edge-require-browser`` (for CI).
     """
-    lifecycle = _lifecycle(pytestconfig)
+    run = run_of(pytestconfig)
     failure: str | None = None
     try:
-        browser = lifecycle.browser()
+        browser = run.browser()
     except ValueError as exc:
         browser, failure = None, f"edgeprofiles: --browser-channel (pytest-playwright): {exc}"
     if failure is not None:  # failed outside the except: no chained traceback
         pytest.fail(failure, pytrace=False)
     if browser is None:
-        flag, channel = option("browser").flag, lifecycle.playwright_channel()
+        flag, channel = option("browser").flag, run.playwright_channel()
         wanted = f"browser of channel {channel}" if channel else "Edge, Chrome or Chromium"
         message = f"edgeprofiles: no {wanted} found; name one with {flag}"
-        if lifecycle.settings.require_browser:
+        if run.settings.require_browser:
             required = option("require_browser")
             pytest.fail(f"{message} ({required.flag}, {required.env})", pytrace=False)
         pytest.skip(message)
@@ -72,7 +72,7 @@ def edge_launch_args(
 
     _short_tmpdir_for_children(monkeypatch)
 
-    headless = not pytestconfig.stash[_SETTINGS].headed
+    headless = not pytestconfig.stash[SETTINGS].headed
     return launch.browser_args(
         edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
     )
@@ -94,7 +94,7 @@ def edge_selenium_options(
 
     require("selenium")
     _short_tmpdir_for_children(monkeypatch)
-    headless = not pytestconfig.stash[_SETTINGS].headed
+    headless = not pytestconfig.stash[SETTINGS].headed
     return launch.selenium_options(
         edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
     )
@@ -113,7 +113,7 @@ def edge_playwright_kwargs(
     return launch.playwright_kwargs(
         edge_profile,
         edge_browser,
-        headless=not pytestconfig.stash[_SETTINGS].headed,
+        headless=not pytestconfig.stash[SETTINGS].headed,
         downloads=edge_download_dir,
         extra=launch.QUIET_FLAGS,
     )

@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from .._browser.owner import STARTS
 from .._profiles.registry import Registry
 from .._profiles.runs import RunFolder
 from .._system.logs import log
-
-#: How a test's browser was started: ahead of its test, by its test; or started ahead unused.
-STARTS = ("warm", "cold", "unused")
 
 
 def summarize(run: RunFolder, max_profiles: int) -> tuple[list[str], bool]:

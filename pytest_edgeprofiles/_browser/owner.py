@@ -1,0 +1,134 @@
+"""The one owner of a process's browsers: it starts them (by their test, or ahead), knows the
+profile each runs on, stops each before its profile is given back, and stops what is left at
+the end.
+
+Whoever gives a profile back asks it one question first, ``stop_on(profile)``: that stops the
+browser we started there and any browser the test started itself on it (found in the process
+table among this process's descendants, so also one too young to have made a lock file).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._chromium import processes
+from .._system.lanes import Lanes
+from .._system.logs import log
+
+if TYPE_CHECKING:  # imported with the first browser: every profile's return asks the owner
+    from .._chromium.installs import Browser
+    from .._profiles.manager import ProfileManager
+    from .ahead import AheadBrowser, BrowsersAhead, LaunchFlags
+    from .sessions import BrowserSession
+
+#: How a test's browser was started: ahead of its test, by its test; or started ahead unused.
+STARTS = ("warm", "cold", "unused")
+
+
+class BrowserOwner:
+    """Every browser one process starts. Used from the tests' thread.
+
+    Attributes:
+        ahead: The browsers started ahead, once :meth:`plan_ahead` made them possible.
+        failures: ``(profile, error)`` of each stop, or what followed it, that failed.
+    """
+
+    def __init__(self, count_ahead: int) -> None:
+        self.count_ahead = count_ahead
+        self.ahead: BrowsersAhead | None = None
+        self.failures: list[tuple[str, str]] = []
+        self._starts = Counter[str]()
+        # Two sets of lanes: a start ahead may wait for the stops, never for itself.
+        self._starting = Lanes("edgeprofiles-browsers")
+        self._stopping = Lanes("edgeprofiles-browsers")
+        self._on: dict[Path, BrowserSession] = {}
+
+    def start(self, browser: Browser, profile: Path, flags: LaunchFlags) -> BrowserSession:
+        """Start ``browser`` on ``profile`` now (see ``sessions.start_session``)."""
+        from . import sessions
+
+        session = sessions.start_session(
+            profile, browser, headless=flags.headless, extra=flags.args
+        )
+        self._starts["cold"] += 1
+        self._on[profile] = session
+        return session
+
+    def session_on(self, profile: Path) -> BrowserSession | None:
+        """The browser we started on ``profile`` and have not stopped, if any."""
+        return self._on.get(profile)
+
+    def plan_ahead(self, manager: ProfileManager, browser: Browser, flags: LaunchFlags,
+                   new_key: Callable[[], str], clone_key: str) -> None:  # fmt: skip
+        """From now on, start browsers ahead for tests that ask for the run's ``flags``."""
+        if self.ahead is None:
+            from .ahead import BrowsersAhead
+
+            self.ahead = BrowsersAhead(
+                manager, browser, flags, new_key=new_key, clone_key=clone_key,
+                count=self.count_ahead, lanes=self._starting, stop_later=self._stop_later,
+                drain_stops=self._stopping.drain,
+            )  # fmt: skip
+
+    def hand_out_ahead(self, flags: LaunchFlags, manager: ProfileManager) -> AheadBrowser | None:
+        """A browser started ahead for ``flags``, ready, with its profile; None if none."""
+        ahead = self.ahead.pop(flags, manager) if self.ahead else None
+        if ahead is not None:
+            self._starts["warm"] += 1
+            self._on[ahead.path] = ahead.session
+        return ahead
+
+    def stop_on(self, profile: Path, then: Callable[[], object], background: bool) -> None:
+        """Stop whatever runs on ``profile``, then call ``then`` (also when a stop failed);
+        ``background``: in the stop lane when there is anything to stop."""
+        session = self._on.pop(profile, None)
+        strays = processes.descendants_using(str(profile))
+        if session is None and not strays:
+            then()  # the common case of a test without a browser: nothing to wait for
+            return
+        job = functools.partial(self._stop, profile, session, strays, then)
+        if background:
+            self._stopping.submit("stop", job)
+        else:
+            job()
+
+    def make_room(self) -> None:
+        """Give back every slot this process holds for browsers: those started ahead stop,
+        and those stopping after their test are waited for."""
+        if self.ahead is not None:
+            self.ahead.empty()
+        self._stopping.drain()
+
+    def close(self) -> dict[str, int]:
+        """The end: stop everything still running, wait for every stop, end the lanes; how
+        this process's browsers were started (``STARTS``)."""
+        if self.ahead is not None:
+            self.ahead.close()
+            self._starts["unused"] = self.ahead.unused
+        for profile in list(self._on):
+            self.stop_on(profile, then=lambda: None, background=True)
+        self._starting.close()
+        self._stopping.close()
+        return {kind: self._starts[kind] for kind in STARTS}
+
+    def _stop_later(self, session: BrowserSession, then: Callable[[], object]) -> None:
+        job = functools.partial(self._stop, session.profile, session, [], then)
+        self._stopping.submit("stop", job)
+
+    def _stop(self, profile: Path, session: BrowserSession | None, strays: list[Any],
+              then: Callable[[], object]) -> None:  # fmt: skip
+        steps: list[Callable[[], object]] = [] if session is None else [session.stop]
+        if strays or session is not None:
+            # Started by the test itself (or by a driver of its own), maybe just now.
+            steps.append(lambda: processes.stop_browsers(
+                strays + processes.descendants_using(str(profile))))  # fmt: skip
+        for step in (*steps, then):
+            try:
+                step()
+            except Exception as exc:  # for the summary; the sweep takes what is left
+                log.warning("could not stop the browser on %s: %s", profile, exc)
+                self.failures.append((str(profile), str(exc)))

@@ -1,0 +1,172 @@
+"""What the plugin keeps in ``config.stash``: the options as pytest sees them (declared once
+from the table, resolved and checked at start-up, the run planned, handed to xdist workers),
+and this process's part of the run, made when a test first asks.
+
+Nothing is made here, and nothing heavy imported: a run that asks for no profile pays for
+reading its options only.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .._options import OPTIONS, OptionError, Settings, resolve_all
+from .._profiles.roots import (
+    RUNS,
+    UnsafeDirectoryError,
+    default_root,
+    refuse_foreign,
+    refuse_planted_root,
+)
+
+if TYPE_CHECKING:
+    from ._run import Run
+
+_WORKERINPUT_KEY = "edgeprofiles"
+SETTINGS = pytest.StashKey[Settings]()
+_RUN = pytest.StashKey["Run"]()
+#: The profile key of a process without xdist workers, as pytest-xdist names it.
+CONTROLLER_KEY = "master"
+
+
+def run_of(config: pytest.Config) -> Run:
+    """This process's part of the run, made when a test first asks (or, for the controller,
+    when a worker's test did: to report and remove what it made)."""
+    run = config.stash.get(_RUN, None)
+    if run is None:
+        from ._run import Run
+
+        workerinput = getattr(config, "workerinput", None)
+        key = workerinput["workerid"] if workerinput else CONTROLLER_KEY
+        run = config.stash[_RUN] = Run(config, config.stash[SETTINGS], key)
+    return run
+
+
+def started_run(config: pytest.Config) -> Run | None:
+    """This process's part of the run if a test made it; None otherwise."""
+    return config.stash.get(_RUN, None)
+
+
+def used_run(config: pytest.Config) -> Run | None:
+    """The controller's part, when the run made its folder (in this process or in a worker):
+    only then is there something to report, sweep and remove."""
+    settings = config.stash.get(SETTINGS, None)
+    if settings is None or hasattr(config, "workerinput") or not Path(settings.run_dir).is_dir():
+        return None
+    return run_of(config)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("edgeprofiles", "temporary Edge profiles (pytest-edgeprofiles)")
+    for opt in OPTIONS:
+        if opt.flag is not None:
+            env = f" [env {opt.env}]" if opt.env else ""
+            kind: dict[str, Any] = (
+                {"action": "store_const", "const": opt.const} if opt.const else {}
+            )
+            group.addoption(opt.flag, dest=opt.ini, default=None, help=opt.help + env, **kind)
+        # Typed, so that pytest 9's native TOML ([tool.pytest]) may say 4, 1.5 or true.
+        parser.addini(opt.ini, opt.help, type=opt.ini_type, default=None)  # type: ignore[arg-type]
+
+
+class _XdistHooks:
+    """Registered only when xdist is present: hands the run's settings to each worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[_WORKERINPUT_KEY] = asdict(self.settings)
+
+
+def configure(config: pytest.Config) -> Settings:
+    """This process's settings: the controller's, handed to a worker; else planned here."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and _WORKERINPUT_KEY in workerinput:
+        settings = Settings(**workerinput[_WORKERINPUT_KEY])
+    else:
+        settings = _plan_run(config)
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(_XdistHooks(settings), "edgeprofiles-xdist")
+    config.stash[SETTINGS] = settings
+    return settings
+
+
+def _plan_run(config: pytest.Config) -> Settings:
+    """The options resolved and the run named; a planted root refused (a look, no more)."""
+    values = _option_values(config)
+    root = Path(values["profile_root"]) if values["profile_root"] else default_root()
+    try:
+        refuse_planted_root(root)
+        refuse_foreign(root / RUNS)  # in a shared root, another user could make it first
+    except UnsafeDirectoryError as exc:
+        raise pytest.UsageError(f"edgeprofiles: {exc} (another user may have planted it)") from None
+    run_id = uuid.uuid4().hex[:12]
+    derived = {
+        "profile_root": str(root),
+        "headed": bool(values["headed"]),
+        "require_browser": bool(values["require_browser"]),
+        "run_id": run_id,
+        "run_dir": str(root / RUNS / run_id),
+        "controller_pid": os.getpid(),
+    }
+    return Settings(**{**values, **derived})
+
+
+def _option_values(config: pytest.Config) -> dict[str, Any]:
+    try:
+        return resolve_all(
+            cli=lambda opt: config.getoption(opt.ini) if opt.flag else None,
+            ini=lambda opt: _ini_text(config, opt.ini),
+            inipath=config.inipath,
+        )
+    except OptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _ini_text(config: pytest.Config, name: str) -> str | None:
+    """An ini value as text for the option's own parser (which names option and source in
+    its errors): an ini file gives text, pytest 9's native TOML an int, float or bool."""
+    try:
+        value = config.getini(name)
+    except (pytest.UsageError, ValueError) as exc:  # a TOML value of the wrong type
+        raise pytest.UsageError(f"{name}: invalid value in {config.inipath}: {exc}") from None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return None if value is None else str(value)
+
+
+def header(config: pytest.Config, settings: Settings) -> list[str]:
+    """The report header's lines: what the run will use, said before it uses any."""
+    browser = settings.browser or "Edge, else Chrome, else Chromium, found when a test needs one"
+    base = settings.base_profile or (
+        "from the pytest_edgeprofiles_base_profile hook, when a test needs one"
+        if config.hook.pytest_edgeprofiles_base_profile.get_hookimpls()
+        else "none"
+    )
+    lines = [
+        f"edgeprofiles: max {settings.max_profiles} profiles, root {settings.profile_root}, "
+        f"base profile {base}, retention {settings.profile_retention}",
+        f"edgeprofiles: browser {browser}",
+    ]
+    from .._chromium.userdata import (
+        SOCKET_PATH_MAX,
+        SOCKET_TMPDIR_VAR,
+        socket_path_too_long,
+        socket_tmpdir,
+    )
+
+    tmpdir = socket_tmpdir(os.environ)
+    if tmpdir is not None and socket_path_too_long(tmpdir):
+        lines.append(
+            f"edgeprofiles: warning: {SOCKET_TMPDIR_VAR} {tmpdir} is too deep for a browser's "
+            f"socket (over {SOCKET_PATH_MAX} bytes); the launch helpers give browsers a short one"
+        )
+    return lines

@@ -1,0 +1,66 @@
+"""The run's shared folder as one process sees it: made by the first process that needs it
+(sweeping what dead runs left), noted into by every process, removed by the controller."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from .._options import Settings
+from .._profiles.runs import RunFolder, sweep_leftovers
+from .._profiles.sweep import prune_kept
+from .._system.logs import log
+
+
+class SharedFolder:
+    """``<root>/.runs/<run id>`` for one process of the run; thread-safe."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.folder = RunFolder(Path(settings.run_dir))
+        self._lock = threading.Lock()
+        self._made = False
+
+    def get(self) -> RunFolder:
+        """The run folder, made (and dead runs' leftovers swept) if no process has yet."""
+        with self._lock:
+            if not self._made:
+                s = self.settings
+                run, swept = RunFolder.open(Path(s.profile_root), s.run_id, s.controller_pid)
+                if swept:
+                    run.add_event("swept", count=swept)
+                self._made = True
+            return self.folder
+
+    def note(self, kind: str, **fields: Any) -> None:
+        """An event for the controller's summary, best effort: never a test's failure."""
+        try:
+            self.get().add_event(kind, **fields)
+        except OSError as exc:  # UnsafeDirectoryError included: the fixture says it again
+            log.warning("edgeprofiles: could not note %s %r: %s", kind, fields, exc)
+
+    def tell(self, kind: str, text: str) -> None:
+        """A line of text for the summary (a warning, the browser found)."""
+        self.note(kind, text=text)
+
+    def sweep_again(self) -> None:
+        """What dead runs (and this run's dead workers) left, swept at the end too."""
+        try:
+            swept = len(sweep_leftovers(Path(self.settings.profile_root)).removed)
+            if swept:
+                self.folder.add_event("swept", count=swept)
+        except OSError as exc:  # a planted or lost root at the end: the run is over anyway
+            log.warning("edgeprofiles: could not sweep %s: %s", self.settings.profile_root, exc)
+
+    def remove(self) -> None:
+        """The controller's last act, after the summary: older runs' kept profiles go, this
+        run's stay as the summary said, and the run folder goes."""
+        if not self.folder.path.is_dir():
+            return  # a run that used no profile made nothing, and prunes nothing
+        try:
+            s = self.settings
+            prune_kept(Path(s.profile_root), s.profile_retention_count)
+            self.folder.remove()
+        except OSError as exc:
+            log.warning("could not remove the run folder %s: %s", self.settings.run_dir, exc)
