@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -93,14 +94,14 @@ class HeldFile:
     ) -> None:
         self.name, self.held, self.let_go_after = name, True, let_go_after
         self.pauses: list[float] = []
-        real = files._rmtree
+        real = shutil.rmtree
 
-        def rmtree(path: Path) -> None:
+        def rmtree(path: Path, **how: Any) -> None:
             if self.held and Path(files.long_path(name)).is_relative_to(path):
                 raise sharing_violation(name)
-            real(path)
+            real(path, **how)
 
-        monkeypatch.setattr(files, "_rmtree", rmtree)
+        monkeypatch.setattr(shutil, "rmtree", rmtree)
         # The backoff is observed, not waited for.
         monkeypatch.setattr(waiting, "sleep", self.pause)
 

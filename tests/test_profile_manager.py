@@ -690,9 +690,8 @@ def test_get_profile_size_does_not_follow_symlinks(manager, make_base, tmp_path)
 
 @posix_only("symlinks and FIFOs (os.mkfifo)")
 @pytest.mark.parametrize("stat_at", [True, False], ids=["fstatat", "entry-stat"])
-def test_a_walked_size_counts_regular_files_only(tmp_path, monkeypatch, stat_at):
+def test_a_walked_size_counts_regular_files_only(tmp_path, stat_at):
     # The walk get_profile_size makes for a tree it did not write, on both of its paths.
-    monkeypatch.setattr(files, "_STAT_AT", stat_at)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "big.bin").write_bytes(b"b" * 300_000)
@@ -705,10 +704,12 @@ def test_a_walked_size_counts_regular_files_only(tmp_path, monkeypatch, stat_at)
     os.symlink(outside / "big.bin", tree / "Default" / "big-link")
     os.symlink(outside, tree / "Default" / "dir-link")
     os.mkfifo(tree / "Default" / "fifo")
-    assert files.tree_size(tree) == 42_010 == regular_file_bytes(tree)
+    assert files.tree_size(tree, by_fd=stat_at) == 42_010 == regular_file_bytes(tree)
     os.symlink(tree, tmp_path / "tree-link")
-    assert files.tree_size(tmp_path / "tree-link") == 0, "a symlinked top is not followed"
-    assert files.tree_size(tmp_path / "missing") == 0
+    assert files.tree_size(tmp_path / "tree-link", by_fd=stat_at) == 0, (
+        "a symlinked top is not followed"
+    )
+    assert files.tree_size(tmp_path / "missing", by_fd=stat_at) == 0
 
 
 def test_get_profile_size_after_writes_is_the_size_on_disk_now(manager, make_base):

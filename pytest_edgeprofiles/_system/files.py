@@ -137,10 +137,12 @@ def copy_tree(src: Path, dst: Path, skip: Callable[[tuple[str, ...], bool], bool
     return total
 
 
-def tree_size(path: Path, skip: Callable[[tuple[str, ...], bool], bool] | None = None) -> int:
+def tree_size(
+    path: Path, skip: Callable[[tuple[str, ...], bool], bool] | None = None, *, by_fd: bool = True
+) -> int:
     """Bytes of the regular files under ``path``, links not followed; by ``fstatat`` relative to
     open folders as ``du`` does, since a ``stat`` by full path resolves every parent again."""
-    if skip is not None or not _STAT_AT:
+    if skip is not None or not (by_fd and _STAT_AT):
         # On Windows DirEntry.stat costs nothing: the folder listing carries the sizes.
         return sum(file_size(entry) for entry, _ in walk(path, skip or _never, tolerant=True))
     total = 0
