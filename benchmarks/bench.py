@@ -298,8 +298,8 @@ def _contend(registry_path: str, root: str, seconds: float, queue: multiprocessi
         record = ProfileRecord(
             f"p{pid}", f"{root}/p{pid}-{ops}", pid, create_time, "bench", time.time(), registry_path
         )
-        registry.take(record, 4, timeout=60)
-        registry.give_back(record.path)
+        registry.claim(record, 4, timeout=60)
+        registry.free(record.path)
         ops += 1
     queue.put(ops)
 

@@ -12,12 +12,7 @@ from .errors import ProfileCleanupError, ProfileCreationError, ProfileLimitError
 if TYPE_CHECKING:
     from ._profiles.manager import ProfileManager
 
-__all__ = [
-    "ProfileCleanupError",
-    "ProfileCreationError",
-    "ProfileLimitError",
-    "ProfileManager",
-]
+__all__ = ["ProfileCleanupError", "ProfileCreationError", "ProfileLimitError", "ProfileManager"]
 __version__ = "0.1.0"
 
 

@@ -1,12 +1,5 @@
-"""Browsers started ahead: while a test runs, its process starts the next test's browser.
-
-A browser started by its test costs that test 0.3-0.5 s before Selenium or Playwright can
-attach; one started while the test before ran is ready when its test asks. Each runs on a
-profile of its own, which holds a slot of the cap like any other, claimed as a spare
-(``create_profile(spare=True)``): at once or not at all, and never one that a waiting test of
-another process could have. A browser started ahead that died while it waited is stopped and
-its profile removed; the test starts its own.
-"""
+"""Browsers started ahead: while a test runs, its process starts the next test's (0.3-0.5 s
+saved), on a profile whose slot is a spare, never one a waiting test of another process needs."""
 
 from __future__ import annotations
 
@@ -55,36 +48,16 @@ StopLater = Callable[[BrowserSession, Callable[[], object]], None]
 
 
 class BrowsersAhead:
-    """The browsers one process starts ahead, all with one set of ``flags`` (the run's).
+    """The browsers one process starts ahead (in the ``ahead`` lane), all with the run's
+    ``flags``; used from the tests' thread. ``drain_stops`` waits for pending stops."""
 
-    Used from the tests' thread; browsers start in the ``ahead`` lane of ``lanes``; those
-    not used are stopped with ``stop_later``, after ``drain_stops`` has waited for the
-    stops before them when a slot is short.
-    """
-
-    def __init__(
-        self,
-        manager: ProfileManager,
-        browser: Browser,
-        flags: LaunchFlags,
-        *,
-        new_key: Callable[[], str],
-        clone_key: str,
-        count: int,
-        lanes: Lanes,
-        stop_later: StopLater,
-        drain_stops: Callable[[], None],
-    ) -> None:
-        self.manager = manager
-        self.browser = browser
-        self.flags = flags
-        self.count = count
+    def __init__(self, manager: ProfileManager, browser: Browser, flags: LaunchFlags, *,
+                 new_key: Callable[[], str], clone_key: str, count: int, lanes: Lanes,
+                 stop_later: StopLater, drain_stops: Callable[[], None]) -> None:  # fmt: skip
+        self.manager, self.browser, self.flags, self.count = manager, browser, flags, count
         self.unused = 0
-        self._new_key = new_key
-        self._clone_key = clone_key
-        self._lanes = lanes
-        self._stop_later = stop_later
-        self._drain_stops = drain_stops
+        self._new_key, self._clone_key, self._lanes = new_key, clone_key, lanes
+        self._stop_later, self._drain_stops = stop_later, drain_stops
         self._queue: deque[Future[AheadBrowser | None]] = deque()
         self._closed = False
 
@@ -94,8 +67,8 @@ class BrowsersAhead:
         return bool(self._queue)
 
     def fill(self, flags: LaunchFlags) -> None:
-        """For a next test that asks for ``flags``: start browsers until ``count`` are ready or
-        starting, if they are the run's flags (a marker's get a browser of their own)."""
+        """Start browsers until ``count`` are ready or starting, if ``flags`` (the next test's)
+        are the run's: a marker's get a browser of their own."""
         if self._closed or flags != self.flags:
             return
         while len(self._queue) < self.count:
@@ -103,9 +76,8 @@ class BrowsersAhead:
             self._queue.append(self._lanes.submit("ahead", start))
 
     def pop(self, flags: LaunchFlags, manager: ProfileManager) -> AheadBrowser | None:
-        """A browser started ahead for ``flags`` on a profile of ``manager``, ready; waits for
-        one still starting. None when there is none: the test starts its own. Those that
-        died while they waited are stopped and their profiles removed on the way."""
+        """A ready browser started ahead for ``flags`` on a profile of ``manager`` (waiting for
+        one still starting; dead ones discarded), or None: the test starts its own."""
         if flags != self.flags or manager is not self.manager:
             return None  # left for a later test: they hold slots only while there is room
         while self._queue:
@@ -120,7 +92,7 @@ class BrowsersAhead:
 
     def empty(self) -> None:
         """Stop every browser started ahead and give their slots back (a test of this process
-        waits for one: its own browsers started ahead must not keep it waiting)."""
+        waits for a slot)."""
         while self._queue:
             ahead = self._oldest(cancel=True)
             if ahead is not None:
@@ -132,8 +104,8 @@ class BrowsersAhead:
         self.empty()
 
     def _oldest(self, cancel: bool = False) -> AheadBrowser | None:
-        """The oldest browser started ahead, once its start is over (``cancel``: not begun);
-        popped only then, so that an interrupted wait leaves it for ``close`` to stop."""
+        # Popped once its start is over (``cancel``: not begun), so that an interrupted wait
+        # leaves it for ``close`` to stop.
         future = self._queue[0]
         if cancel:
             future.cancel()

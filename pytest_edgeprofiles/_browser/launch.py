@@ -1,8 +1,4 @@
-"""Everything to start a browser on a profile: flags, environment, Selenium and Playwright.
-
-Neither Selenium nor Playwright is a dependency: the Selenium helpers import it when called
-(extra ``selenium``), and the Playwright helper only builds keyword arguments.
-"""
+"""Flags, environment, Selenium and Playwright settings to start a browser on a profile."""
 
 from __future__ import annotations
 
@@ -23,47 +19,29 @@ from .._chromium.userdata import (
 )
 from .._profiles import roots
 
-#: Flags that keep a test browser off the network it does not need: without them it keeps
-#: calling home, which is slow or refused on CI machines.
-QUIET_FLAGS = (
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
+#: Keep a test browser from calling home, which is slow or refused on CI machines.
+QUIET_FLAGS = ("--disable-background-networking", "--disable-component-update", "--disable-sync")
 
 
-def browser_args(
-    profile: str | os.PathLike[str],
-    browser: Browser,
-    *,
-    headless: bool = True,
-    extra: Sequence[str] = (),
-) -> list[str]:
-    """Command-line flags that start ``browser`` on ``profile``.
-
-    As root on Linux, Chromium refuses to start without ``--no-sandbox``, so it is added there.
-    """
+def browser_args(profile: str | os.PathLike[str], browser: Browser, *, headless: bool = True,
+                 extra: Sequence[str] = ()) -> list[str]:  # fmt: skip
+    """Command-line flags that start ``browser`` on ``profile``."""
     args = [f"--user-data-dir={os.fspath(profile)}", "--no-first-run", "--no-default-browser-check"]
     if browser.is_edge:
         # Edge 133+ on Windows relaunches through a compatibility layer and breaks the driver.
         args.append("--edge-skip-compat-layer-relaunch")
     if headless:
         args.append("--headless=new")
-    if _is_root_on_linux():
-        args.append("--no-sandbox")
+    if sys.platform.startswith("linux") and os.geteuid() == 0:
+        args.append("--no-sandbox")  # as root, Chromium refuses to start without it
     args.extend(extra)
     return args
 
 
-def _is_root_on_linux() -> bool:
-    return sys.platform.startswith("linux") and os.geteuid() == 0
-
-
 def browser_env(environ: dict[str, str] | None = None) -> dict[str, str] | None:
-    """The environment for the browser: None when the current one will do, else a copy whose
-    ``SOCKET_TMPDIR_VAR`` (``TMPDIR``; ``MAC_CHROMIUM_TMPDIR`` on macOS) names a folder short
-    enough for the browser's socket path (a deep ``TMPDIR``, as CI systems and pytester set,
-    makes every launch abort)."""
+    """None when the current environment will do, else a copy whose ``SOCKET_TMPDIR_VAR`` names
+    a short folder: under a deep ``TMPDIR`` (CI, pytester) the browser's socket path is too
+    long and every launch aborts."""
     environ = dict(os.environ if environ is None else environ)
     tmpdir = socket_tmpdir(environ)
     if SOCKET_TMPDIR_VAR is None or tmpdir is None or not socket_path_too_long(tmpdir):
@@ -83,39 +61,25 @@ def short_tmpdir() -> Path:
     raise OSError("no short temporary folder for the browser's socket")
 
 
-def selenium_options(
-    profile: str | os.PathLike[str],
-    browser: Browser,
-    *,
-    headless: bool = True,
-    extra: Sequence[str] = (),
-) -> Any:
-    """Selenium options (Edge options for Edge, Chrome options otherwise) with the binary and
-    the profile set."""
-    options = _options_class(browser)()
+def selenium_options(profile: str | os.PathLike[str], browser: Browser, *, headless: bool = True,
+                     extra: Sequence[str] = ()) -> Any:  # fmt: skip
+    """Selenium options (Edge's for Edge, else Chrome's) with the binary and profile set."""
+    if browser.is_edge:
+        from selenium.webdriver.edge.options import Options
+    else:
+        from selenium.webdriver.chrome.options import Options  # type: ignore[assignment]
+    options = Options()
     options.binary_location = browser.path
     for arg in browser_args(profile, browser, headless=headless, extra=extra):
         options.add_argument(arg)
     return options
 
 
-def _options_class(browser: Browser) -> Any:
-    if browser.is_edge:
-        from selenium.webdriver.edge.options import Options
-    else:
-        from selenium.webdriver.chrome.options import Options  # type: ignore[assignment]
-    return Options
-
-
 def selenium_service(browser: Browser, profile: str | os.PathLike[str] | None = None) -> Any:
-    """A Selenium service for the driver on PATH (``msedgedriver`` or ``chromedriver``), with
-    the browser's environment; Selenium Manager is asked only when none is on PATH.
-
-    With ``profile``, the driver's command line names it (a flag the driver ignores), so
-    that removing the profile stops a driver whose test process was killed. Its ``start``
-    does nothing while its driver runs, so the driver may be started ahead (``edge_driver``
-    starts it while the browser starts) of the WebDriver, whose constructor starts it too.
-    """
+    """A service for the driver on PATH (else Selenium Manager's), with the browser's environment;
+    with ``profile`` its command line names it (a flag it ignores), so that removing the profile
+    stops a driver whose test process was killed. ``start`` does nothing while the driver runs,
+    so ``edge_driver`` may start it ahead of the WebDriver's constructor."""
     if browser.is_edge:
         from selenium.webdriver.edge.service import Service
 
@@ -130,8 +94,6 @@ def selenium_service(browser: Browser, profile: str | os.PathLike[str] | None = 
 
 @functools.cache
 def _started_once(service: type[Any]) -> type[Any]:
-    """``service`` whose ``start`` does nothing while its driver runs."""
-
     class StartedOnce(service):  # type: ignore[misc]
         def start(self) -> None:
             process = getattr(self, "process", None)
@@ -141,26 +103,14 @@ def _started_once(service: type[Any]) -> type[Any]:
     return StartedOnce
 
 
-def playwright_kwargs(
-    profile: str | os.PathLike[str],
-    browser: Browser,
-    *,
-    headless: bool = True,
-    downloads: str | os.PathLike[str] | None = None,
-    extra: Sequence[str] = (),
-) -> dict[str, Any]:
-    """Keyword arguments for Playwright's ``launch_persistent_context``.
-
-    Playwright ignores the download pref and saves where ``downloads_path`` says, so the
-    profile's own download folder is passed that way.
-    """
-    args = [
-        a
-        for a in browser_args(profile, browser, headless=False, extra=extra)
-        if not a.startswith("--user-data-dir=")
-    ]
+def playwright_kwargs(profile: str | os.PathLike[str], browser: Browser, *, headless: bool = True,
+                      downloads: str | os.PathLike[str] | None = None,
+                      extra: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
+    """Keyword arguments for Playwright's ``launch_persistent_context``; the profile's download
+    folder as ``downloads_path``, since Playwright ignores the download pref."""
+    args = browser_args(profile, browser, headless=False, extra=extra)
     kwargs: dict[str, Any] = {"user_data_dir": os.fspath(profile), "headless": headless}
-    kwargs["args"] = args
+    kwargs["args"] = [a for a in args if not a.startswith("--user-data-dir=")]
     if browser.channel:
         kwargs["channel"] = browser.channel
     else:

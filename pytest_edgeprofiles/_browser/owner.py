@@ -1,10 +1,7 @@
-"""The one owner of a process's browsers: it starts them (by their test, or ahead), knows the
-profile each runs on, stops each before its profile is given back, and stops what is left at
-the end.
+"""The one owner of a process's browsers, from start (by their test, or ahead) to stop.
 
-Whoever gives a profile back asks it one question first, ``stop_on(profile)``: that stops the
-browser we started there and any browser the test started itself on it (found in the process
-table among this process's descendants, so also one too young to have made a lock file).
+``stop_on(profile)``, asked before a profile is given back, also stops a browser the test
+started itself: found among this process's descendants, even one too young for a lock file.
 """
 
 from __future__ import annotations
@@ -30,12 +27,8 @@ STARTS = ("warm", "cold", "unused")
 
 
 class BrowserOwner:
-    """Every browser one process starts. Used from the tests' thread.
-
-    Attributes:
-        ahead: The browsers started ahead, once :meth:`plan_ahead` made them possible.
-        failures: ``(profile, error)`` of each stop, or what followed it, that failed.
-    """
+    """Every browser one process starts; used from the tests' thread. ``failures`` holds
+    ``(profile, error)`` of each stop, or what followed it, that failed."""
 
     def __init__(self, count_ahead: int) -> None:
         self.count_ahead = count_ahead
@@ -83,8 +76,8 @@ class BrowserOwner:
         return ahead
 
     def stop_on(self, profile: Path, then: Callable[[], object], background: bool) -> None:
-        """Stop whatever runs on ``profile``, then call ``then`` (also when a stop failed);
-        ``background``: in the stop lane when there is anything to stop."""
+        """Stop whatever runs on ``profile`` (``background``: in the stop lane), then call
+        ``then``, also when a stop failed."""
         session = self._on.pop(profile, None)
         strays = processes.descendants_using(str(profile))
         if session is None and not strays:
@@ -97,15 +90,14 @@ class BrowserOwner:
             job()
 
     def make_room(self) -> None:
-        """Give back every slot this process holds for browsers: those started ahead stop,
-        and those stopping after their test are waited for."""
+        """Give back every slot this process holds for browsers: stop those started ahead,
+        wait for those stopping."""
         if self.ahead is not None:
             self.ahead.empty()
         self._stopping.drain()
 
     def close(self) -> dict[str, int]:
-        """The end: stop everything still running, wait for every stop, end the lanes; how
-        this process's browsers were started (``STARTS``)."""
+        """The end: stop everything, end the lanes; how the browsers were started (``STARTS``)."""
         if self.ahead is not None:
             self.ahead.close()
             self._starts["unused"] = self.ahead.unused
@@ -122,10 +114,9 @@ class BrowserOwner:
     def _stop(self, profile: Path, session: BrowserSession | None, strays: list[Any],
               then: Callable[[], object]) -> None:  # fmt: skip
         steps: list[Callable[[], object]] = [] if session is None else [session.stop]
-        if strays or session is not None:
-            # Started by the test itself (or by a driver of its own), maybe just now.
-            steps.append(lambda: processes.stop_browsers(
-                strays + processes.descendants_using(str(profile))))  # fmt: skip
+        # Then those the test (or a driver of its own) started itself, maybe just now.
+        steps.append(lambda: processes.stop_browsers(
+            strays + processes.descendants_using(str(profile))))  # fmt: skip
         for step in (*steps, then):
             try:
                 step()

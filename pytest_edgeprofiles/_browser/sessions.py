@@ -1,13 +1,9 @@
-"""A browser process we started on a profile, ready for Selenium or Playwright to attach.
+"""A browser we start on a profile, ready for Selenium or Playwright to attach; and its stop.
 
-Letting chromedriver launch the browser costs a stall on the first navigation in about 4 of
-10 starts (1.2 s or 5.2 s: "Waiting for pending navigations"). A browser we start ourselves
-and attach to once its first page exists does not show it, so every browser a fixture hands
-out is started here, with ``--remote-debugging-port=0``, and stopped here.
-
-The DevTools endpoint listens on 127.0.0.1 only; any local process may drive the browser
-through it, as through the port chromedriver opens for every session. An endpoint serves one
-test: the browser behind it is stopped when the test ends.
+A browser chromedriver launches stalls its first navigation in ~4 of 10 starts (1.2 or 5.2 s,
+"Waiting for pending navigations"); one we start with ``--remote-debugging-port=0`` and attach
+to once its first page exists does not. Its endpoint, on 127.0.0.1 like chromedriver's port,
+serves one test.
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ import os
 import re
 import subprocess
 import tempfile
-import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,30 +25,18 @@ from .._system.logs import log
 from .._system.waiting import Backoff
 from . import launch
 
-#: The switches chromedriver adds when it launches a browser (read from the browser's command
-#: line under chromedriver 156; upstream: chrome/test/chromedriver/chrome_launcher.cc,
-#: ``kDesiredSwitches`` and its additions). An attached session ignores the options' flags, so
-#: a browser we start passes them itself, for tests to see the browser they would under
-#: Selenium. Left out: ``--enable-logging=stderr --log-level=0`` (chromedriver's log capture)
-#: and ``--remote-debugging-port=0`` (added by ``start_session``).
+#: The switches chromedriver 156 adds to a browser it launches (chrome_launcher.cc,
+#: ``kDesiredSwitches``): an attached session ignores the options' flags, so we pass them, for
+#: tests to see the browser they would under Selenium. Its log switches are left out.
 CHROMEDRIVER_SWITCHES = (
-    "--allow-pre-commit-input",
-    "--disable-background-networking",
-    "--disable-background-timer-throttling",
-    "--disable-backgrounding-occluded-windows",
-    "--disable-client-side-phishing-detection",
-    "--disable-default-apps",
-    "--disable-features=IgnoreDuplicateNavs,Prewarm",
-    "--disable-hang-monitor",
-    "--disable-popup-blocking",
-    "--disable-prompt-on-repost",
-    "--disable-sync",
-    "--enable-automation",
-    "--no-service-autorun",
-    "--password-store=basic",
-    "--test-type=webdriver",
-    "--use-mock-keychain",
-)
+    "--allow-pre-commit-input", "--disable-background-networking",
+    "--disable-background-timer-throttling", "--disable-backgrounding-occluded-windows",
+    "--disable-client-side-phishing-detection", "--disable-default-apps",
+    "--disable-features=IgnoreDuplicateNavs,Prewarm", "--disable-hang-monitor",
+    "--disable-popup-blocking", "--disable-prompt-on-repost", "--disable-sync",
+    "--enable-automation", "--no-service-autorun", "--password-store=basic",
+    "--test-type=webdriver", "--use-mock-keychain",
+)  # fmt: skip
 
 #: Where the browser writes its DevTools port (first line) and browser target (second line).
 PORT_FILE = "DevToolsActivePort"
@@ -62,8 +45,7 @@ START_TIMEOUT = 30.0
 _POLL = 0.01
 _STDERR_TAIL = 2000
 _BROWSER_TARGET = re.compile(r"/devtools/browser/[0-9a-f-]{36}")
-#: Flags of the marker or ini that would take the session from under the fixture: another
-#: user data dir, or a fixed or public DevTools endpoint.
+#: Flags that would take the session from the fixture: its profile, or its DevTools endpoint.
 RESERVED_FLAGS = ("--user-data-dir", "--remote-debugging-port", "--remote-debugging-address",
                   "--remote-debugging-pipe")  # fmt: skip
 
@@ -90,16 +72,13 @@ class BrowserSession:
 
     @property
     def cdp_url(self) -> str:
-        """The browser's own WebSocket endpoint, for Playwright's ``connect_over_cdp``: no
-        discovery over HTTP first, which could be sent through a proxy."""
+        """The browser's WebSocket endpoint, for Playwright's ``connect_over_cdp``: no discovery
+        over HTTP first, which could be sent through a proxy."""
         return f"ws://127.0.0.1:{self.port}{self.browser_target}"
 
     def stop(self, grace: float = 10.0) -> int | None:
-        """Stop the browser and whatever it left on the profile; its exit status.
-
-        Asked as ``processes.ask_to_stop`` asks; returns once its helpers are gone too
-        (``processes.helpers_to_stop``). Once stopped, a second call does nothing.
-        """
+        """Stop the browser, its helpers and whatever it left on the profile; its exit status.
+        A second call does nothing."""
         if self._stderr.closed:
             return self.process.returncode
         try:
@@ -119,42 +98,22 @@ class BrowserSession:
         return self.process.returncode
 
 
-def session_args(
-    profile: str | os.PathLike[str],
-    browser: Browser,
-    *,
-    headless: bool = True,
-    extra: Sequence[str] = (),
-) -> list[str]:
+def session_args(profile: str | os.PathLike[str], browser: Browser, *, headless: bool = True,
+                 extra: Sequence[str] = ()) -> list[str]:  # fmt: skip
     """The flags a browser for an attached session starts with: the run's flags, the switches
     chromedriver would add, a DevTools port of the browser's choosing, then ``extra``."""
     switches = [s for s in CHROMEDRIVER_SWITCHES if s not in launch.QUIET_FLAGS]
-    return launch.browser_args(
-        profile,
-        browser,
-        headless=headless,
-        extra=[*launch.QUIET_FLAGS, *switches, "--remote-debugging-port=0", *extra],
-    )
+    extra = [*launch.QUIET_FLAGS, *switches, "--remote-debugging-port=0", *extra]
+    return launch.browser_args(profile, browser, headless=headless, extra=extra)
 
 
-def start_session(
-    profile: str | os.PathLike[str],
-    browser: Browser,
-    *,
-    headless: bool = True,
-    extra: Sequence[str] = (),
-    timeout: float = START_TIMEOUT,
-) -> BrowserSession:
-    """Start ``browser`` on ``profile`` and return it once a client can attach.
-
-    Ready means ``DevToolsActivePort`` holds both its lines and the browser has a page target
-    (attaching before the first tab exists costs a further 0.19 s). ``extra`` may not name
-    another user data dir or DevTools endpoint (``RESERVED_FLAGS``): ``ValueError``.
-
-    Raises:
-        BrowserStartError: the browser exited, or was not ready within ``timeout`` seconds;
-            the message names the browser, the profile, its exit status and its last output.
-    """
+def start_session(profile: str | os.PathLike[str], browser: Browser, *, headless: bool = True,
+                  extra: Sequence[str] = (),
+                  timeout: float = START_TIMEOUT) -> BrowserSession:  # fmt: skip
+    """Start ``browser`` on ``profile``; return it once ``DevToolsActivePort`` is written and a
+    page target exists (attaching earlier costs 0.19 s more). ``ValueError`` when ``extra`` has
+    ``RESERVED_FLAGS``; ``BrowserStartError`` (with the exit status and last output) when the
+    browser exits or is not ready within ``timeout``."""
     profile = Path(profile)
     reserved = [a for a in extra if a.split("=", 1)[0] in RESERVED_FLAGS]
     if reserved:
@@ -169,13 +128,9 @@ def start_session(
     # Outlives this function: the session closes it when the browser stops.
     stderr = tempfile.TemporaryFile()  # noqa: SIM115
     try:
-        proc = subprocess.Popen(
-            [browser.path, *args, "about:blank"],
-            env=launch.browser_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+        proc = subprocess.Popen([browser.path, *args, "about:blank"], env=launch.browser_env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=stderr)  # fmt: skip
     except OSError as exc:  # not there, or not a program
         stderr.close()
         raise BrowserStartError(f"cannot start {browser.describe()}: {exc}") from None
@@ -206,8 +161,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], profile: Path, timeout: float) ->
 
 
 def read_port_file(path: Path) -> tuple[int, str] | None:
-    """The port and browser target in a ``DevToolsActivePort`` file; None until both lines
-    are there (the browser writes the file in pieces)."""
+    """The port and browser target in a ``DevToolsActivePort`` file; None until both are."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
@@ -219,8 +173,8 @@ def read_port_file(path: Path) -> tuple[int, str] | None:
     return int(lines[0]), lines[1].strip()
 
 
-#: Asks the browser on this machine directly: urllib sends 127.0.0.1 through ``http_proxy``
-#: unless ``no_proxy`` names it, and behind a proxy every start would time out.
+#: No proxy: urllib sends 127.0.0.1 through ``http_proxy`` unless ``no_proxy`` names it, and
+#: behind a proxy every start would time out.
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -242,9 +196,8 @@ def _kill(proc: subprocess.Popen[bytes], profile: Path) -> None:
     processes.stop_browser_on(profile)
 
 
-def _describe(
-    browser: Browser, profile: Path, proc: subprocess.Popen[bytes], stderr: IO[bytes]
-) -> str:
+def _describe(browser: Browser, profile: Path, proc: subprocess.Popen[bytes],
+              stderr: IO[bytes]) -> str:  # fmt: skip
     try:
         stderr.seek(0, os.SEEK_END)
         stderr.seek(max(0, stderr.tell() - _STDERR_TAIL))

@@ -1,11 +1,5 @@
-"""A manager's ledger: the profiles it has handed out, by key, and how each comes back.
-
-Kept apart from the manager so that the manager's finalizer can remove everything without
-holding on to the manager. A profile comes back in one of three ways: removed now
-(``remove``), moved aside and deleted in a lane (``move_aside``), or kept on disk (``keep``);
-each frees its slot and forgets it. The ledger also remembers the last size measured of each
-profile, for listings that may not walk every tree.
-"""
+"""A manager's ledger: its profiles handed out, by key, their last sizes, and how each comes
+back (removed, moved aside, kept). Apart from the manager so its finalizer need not hold it."""
 
 from __future__ import annotations
 
@@ -34,15 +28,12 @@ class Ledger:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.lanes = Lanes()
-        #: Paths whose deletion in a lane failed, with the error: left to the sweep.
-        self.failures: list[tuple[str, str]] = []
+        self.failures: list[tuple[str, str]] = []  # (path, error): deletions left to the sweep
         self._lock = threading.RLock()
         self._out: dict[str, ProfileRecord] = {}
         self._making: set[str] = set()
         self._ahead: dict[str, Future[NewProfile]] = {}
-        #: The last size measured (or known from a copy) of a profile handed out, by path,
-        #: with when (``monotonic``): what a listing may reuse instead of a walk.
-        self._sizes: dict[str, tuple[int, float]] = {}
+        self._sizes: dict[str, tuple[int, float]] = {}  # (size, when): listings may reuse it
 
     def get(self, key: object) -> ProfileRecord | None:
         if not isinstance(key, str):
@@ -56,7 +47,7 @@ class Ledger:
 
     @contextmanager
     def making(self, key: str) -> Iterator[None]:
-        """While the key's profile is made: a second one for the key must not race it."""
+        """While the key's profile is made: a second one must not race it."""
         with self._lock:
             if key in self._out or key in self._making:
                 held = self._out.get(key)
@@ -72,10 +63,7 @@ class Ledger:
     def hand_out(self, key: str, new: NewProfile) -> None:
         with self._lock:
             self._out[key] = new.record
-            # Nothing wrote into it since the copy counted its bytes (no browser had it).
-            self.note_size(new.record.path, new.size)
-
-    # -- clones made ahead ------------------------------------------------------------------
+            self.note_size(new.record.path, new.size)  # the copy's count: no browser wrote yet
 
     def make_ahead(self, key: str, make: Callable[[], NewProfile]) -> None:
         with self._lock:
@@ -87,15 +75,11 @@ class Ledger:
             return self._ahead.pop(key, None)
 
     def put_back_ahead(self, key: str, made: Future[NewProfile]) -> None:
-        """A clone made ahead that was not used after all: still the key's next."""
         with self._lock:
             self._ahead.setdefault(key, made)
 
-    # -- sizes ------------------------------------------------------------------------------
-
     def note_size(self, path: str, size: int, at: float | None = None) -> None:
-        """Remember ``size`` for the profile at ``path`` as of ``at`` (now if None); an older
-        figure never replaces a newer one, and a profile not handed out is not remembered."""
+        """An older figure never replaces a newer; a profile not handed out is not remembered."""
         at = monotonic() if at is None else at
         with self._lock:
             known = self._sizes.get(path)
@@ -108,36 +92,32 @@ class Ledger:
             self._sizes.pop(path, None)
 
     def measure(self, path: str) -> int:
-        """Walk the profile at ``path`` now: its size, remembered for listings."""
         start = monotonic()  # the walk may miss what is written while it runs
         size = files.tree_size(Path(path))
         self.note_size(path, size, start)
         return size
 
     def recent_size(self, path: str, max_age: float) -> int:
-        """The size remembered for ``path`` if at most ``max_age`` s old, else measured now."""
+        """The size remembered if at most ``max_age`` s old, else measured now."""
         with self._lock:
             known = self._sizes.get(path)
         if known is not None and monotonic() - known[1] <= max_age:
             return known[0]
         return self.measure(path)
 
-    # -- coming back ------------------------------------------------------------------------
-
     def free(self, key: str, record: ProfileRecord) -> None:
-        """Forget ``record`` and free its slot; a newer profile of the key stays."""
+        """Forget ``record``, free its slot; a newer profile of the key stays."""
         with self._lock:
             if self._out.get(key) is record:
                 del self._out[key]
             self._sizes.pop(record.path, None)
         try:
-            self.registry.give_back(record.path)
+            self.registry.free(record.path)
         except OSError as exc:
             log.warning("could not free the slot of %s: %s", record.path, exc)
 
     def remove(self, key: str, strict: bool = False) -> bool:
-        """Remove the key's profile now; False (or ``ProfileCleanupError`` when ``strict``)
-        when it could not be, and it is left to the sweep. The slot is freed either way."""
+        """False (``ProfileCleanupError`` if ``strict``) when left to the sweep; slot freed."""
         record = self.get(key)
         if record is None:
             return True
@@ -154,8 +134,7 @@ class Ledger:
         return True
 
     def move_aside(self, key: str) -> None:
-        """Move the key's profile aside now and delete it in a lane."""
-        # Handed out until its slot is freed: interrupted before, remove_all still has it.
+        """Moved aside now, deleted in a lane; handed out until then, for ``remove_all``."""
         record = self.get(key)
         if record is None:
             return
@@ -169,7 +148,7 @@ class Ledger:
             self.failures.append((str(failed[0]), str(failed[1])))
 
     def keep(self, key: str) -> str | None:
-        """Leave the key's profile on disk, marked kept; its path, or None if it has none."""
+        """Left on disk, marked kept: its path, or None."""
         record = self.get(key)
         if record is None:
             return None
@@ -180,7 +159,7 @@ class Ledger:
         return record.path
 
     def remove_all(self) -> int:
-        """Remove every profile handed out or made ahead; the number handed out removed."""
+        """Remove every profile handed out or made ahead; how many handed out were removed."""
         self.discard_ahead()
         with self._lock:
             keys = list(self._out)

@@ -1,10 +1,5 @@
-"""Making a profile: its owner record and slot, its folder, then its contents.
-
-The order is what keeps a killed process from leaking anything: the owner record is
-written (with the slot, under the registry's lock) before the folder exists, so every folder
-of ours has a record that leads a sweep to it. A profile is made in the root, or, when the
-root cannot take one (not writable, full, read-only), once more in the fallback root.
-"""
+"""Making a profile: record and slot first (so every folder of ours has a record that leads a
+sweep to it), then folder and contents; in the root, else once more in the fallback root."""
 
 from __future__ import annotations
 
@@ -25,10 +20,8 @@ from .registry import Registry, RegistryFull
 
 
 class NewProfile(NamedTuple):
-    """A profile just made, and its size, known from the copy without a walk."""
-
     record: ProfileRecord
-    size: int
+    size: int  # known from the copy, without a walk
 
 
 class ProfileMaker:
@@ -61,15 +54,8 @@ class ProfileMaker:
     def make(
         self, key: str, timeout: float, prepared: bool = False, spare: bool = False
     ) -> NewProfile:
-        """A new, filled profile for ``key``, with its size. ``prepared``: made ahead of
-        need, it takes no slot until ``claim_slot``; else a slot is waited for ``timeout`` s
-        (``spare``: see ``Registry.take``).
-
-        Raises:
-            ProfileLimitError: If no slot became free in time
-            ProfileCreationError: If a clone would pass the size limit
-            OSError: If neither root can take the profile, or the base cannot be read
-        """
+        """A filled profile; ``prepared`` takes no slot until ``claim_slot``. Raises
+        ProfileLimitError, ProfileCreationError (too big), OSError (neither root, or the base)."""
         failures: list[OSError] = []
         for root in (self.root, self.fallback_root):
             if failures:
@@ -102,8 +88,7 @@ class ProfileMaker:
     def _claim(
         self, root: Path, key: str, timeout: float, prepared: bool, spare: bool
     ) -> ProfileRecord:
-        """The record (and, unless prepared, the slot) and an empty folder, with room for
-        a clone; any ``OSError`` here is the root's."""
+        """Record, slot (unless prepared), an empty folder; any ``OSError`` here is the root's."""
         roots.prepare_root(root, self._private_roots)
         record = self._new_record(root, key, prepared)
         if prepared:
@@ -114,9 +99,8 @@ class ProfileMaker:
             except ProfileLimitError:
                 raise  # no record was written
             except BaseException:
-                # The record may be written while the registry could not be: no slot, no record.
                 with contextlib.suppress(OSError):
-                    record_path(record.path).unlink()
+                    record_path(record.path).unlink()  # written, yet no slot claimed
                 raise
         try:
             Path(record.path).mkdir(mode=0o700)
@@ -139,15 +123,9 @@ class ProfileMaker:
         )
 
     def claim_slot(self, record: ProfileRecord, timeout: float, spare: bool = False) -> None:
-        """Claim a slot and write ``record`` while the registry is locked: a registry rebuilt
-        from owner records (after it was deleted or damaged) must not miss a slot just taken.
-
-        Raises:
-            ProfileLimitError: If no slot became free within ``timeout`` s
-            OSError: If the record or the registry could not be written
-        """
+        """Claim a slot, writing ``record`` under the registry's lock: no rebuild misses it."""
         try:
-            dead = self.registry.take(
+            dead = self.registry.claim(
                 record, self.max_profiles, timeout, lambda: write_record(record), spare=spare
             )
         except RegistryFull as full:
@@ -158,14 +136,13 @@ class ProfileMaker:
         self._remove_reclaimed(dead)
 
     def _remove_reclaimed(self, records: list[ProfileRecord]) -> None:
-        for leftover in records:
-            # A killed owner's browser may still run: it would be one over the cap.
+        for leftover in records:  # a killed owner's browser may still run: one over the cap
             self.lanes.submit("delete", functools.partial(removal.remove_reclaimed, leftover))
 
     def undo(self, record: ProfileRecord) -> None:
-        """Remove a profile that was never handed out, and free its slot."""
+        """Remove a profile never handed out, and free its slot."""
         try:
             removal.remove_profile(record)
         except OSError as exc:
             log.warning("could not remove the partial profile %s: %s", record.path, exc)
-        self.registry.give_back(record.path)
+        self.registry.free(record.path)

@@ -92,15 +92,14 @@ class ProfileManager:
         download_root: str | os.PathLike[str] | None = None,
         fallback_root: str | os.PathLike[str] | None = None,
     ) -> None:
-        """Initialize profile manager for temporary browser profiles.
+        """Initialize profile manager for temporary browser profiles, as the contract says;
+        ``cleanup_on_exit=False`` marks profiles kept (no sweep removes them).
 
-        As the contract gives it; ``cleanup_on_exit=False`` marks profiles kept (no sweep
-        removes them). Extensions: ``root`` (default ``<system temp>/edgeprofiles-of-<user>``),
-        ``registry_path`` (a JSON file shared by managers that share one cap), ``skip_rules``
-        (what a clone leaves out), ``run_id`` (a label in owner records), ``download_root``
-        (each profile's download folder goes to ``<download_root>/<profile name>``, else
-        ``<profile>/Downloads``), ``fallback_root`` (where profiles go when ``root`` cannot
-        take one; see ``roots.fallback_root``).
+        Extensions: ``root`` (default ``<system temp>/edgeprofiles-of-<user>``),
+        ``registry_path`` (a JSON file: managers naming it share one cap), ``skip_rules``,
+        ``run_id`` (a label in owner records), ``download_root`` (downloads go to
+        ``<download_root>/<profile name>``, else ``<profile>/Downloads``), ``fallback_root``
+        (where profiles go when ``root`` cannot take one).
 
         Raises:
             ValueError: If max_profiles < 1 or > 16
@@ -146,10 +145,9 @@ class ProfileManager:
     ) -> str:
         """Create temporary browser profile for worker; its absolute path.
 
-        Extensions: ``timeout`` (seconds to wait for a free slot at the cap); ``spare`` (a
-        profile wanted ahead of need: it claims a slot only if one is free that no other
-        ``create_profile`` waits for, and never waits); ``prepared_as`` (take the clone
-        ``prepare_profile(prepared_as)`` made ahead, default ``worker_id``).
+        Extensions: ``timeout`` (seconds to wait for a slot at the cap); ``spare`` (claim a
+        slot only if one is free that nobody waits for, never waiting: for work done ahead);
+        ``prepared_as`` (take the clone ``prepare_profile(prepared_as)`` made ahead).
 
         Raises:
             ValueError: If worker_id already has profile or is invalid
@@ -167,12 +165,9 @@ class ProfileManager:
             return made.record.path
 
     def prepare_profile(self, worker_id: str) -> None:
-        """Start making the worker's next profile ahead, in a lane (extension).
-
-        The next ``create_profile(worker_id)`` takes it, which then costs a slot and a record
-        write instead of a copy. It holds no slot (no browser can be using it) and is removed
-        with the manager's other profiles, or by the sweep if its owner dies.
-        """
+        """Start making the worker's next profile ahead, in a lane (extension): the next
+        ``create_profile(worker_id)`` then costs a slot and a record write, not a copy. It
+        holds no slot until then; the manager or the sweep removes it if unused."""
         check_worker_id(worker_id)
         self._refuse_forked_child(worker_id)
         self._ledger.make_ahead(worker_id, lambda: self._maker.make(worker_id, 0.0, prepared=True))
@@ -212,12 +207,9 @@ class ProfileManager:
         return NewProfile(record, made.size)
 
     def copy_base_profile(self, worker_id: str) -> bool:
-        """Copy base profile template to worker's profile directory.
-
-        On a profile that already holds data, its contents are replaced by a fresh clone of
-        the base, at the same path. False for an unknown worker, without a base profile, or
-        when the copy failed (logged).
-        """
+        """Copy base profile template to worker's profile directory: its contents become a
+        fresh clone, at the same path. False for an unknown worker, without a base profile,
+        or when the copy failed (logged)."""
         record = self._ledger.get(worker_id)
         if record is None:
             return False
@@ -247,10 +239,8 @@ class ProfileManager:
         self._ledger.move_aside(worker_id)
 
     def keep_profile(self, worker_id: str) -> str | None:
-        """Stop managing a profile but leave it on disk, marked kept (no sweep removes it).
-
-        Its slot is freed. Returns the profile's path, or None for an unknown worker.
-        """
+        """Leave a profile on disk, marked kept (no sweep removes it), and free its slot;
+        its path, or None for an unknown worker (extension)."""
         return self._ledger.keep(worker_id)
 
     def cleanup_all_profiles(self) -> int:
@@ -279,12 +269,8 @@ class ProfileManager:
         return None if record is None else userdata.download_dir(Path(record.path))
 
     def validate_profile(self, worker_id: str) -> bool:
-        """Validate profile exists and is accessible for browser use.
-
-        True when a browser could start on it now: a folder we can read, write and traverse,
-        ``Local State`` and ``Default/Preferences`` parse where present, and no live lock
-        (a stale lock of a dead process does not count).
-        """
+        """Validate profile exists and is accessible for browser use: a folder we may read,
+        write and enter, its JSON files parse, and no live lock (a dead process's is stale)."""
         record = self._ledger.get(worker_id)
         if record is None:
             return False
@@ -304,11 +290,8 @@ class ProfileManager:
 
     def list_profiles(self) -> dict[str, dict[str, Any]]:
         """Get all currently managed profiles with metadata: ``path``, ``size_mb``,
-        ``created_at``, ``last_accessed`` (datetimes) and ``is_valid``, by worker id.
-
-        A size may be up to ``LISTED_SIZE_MAX_AGE`` seconds old (one measured since is
-        reused; an older one costs a walk); ``get_profile_size`` measures now.
-        """
+        ``created_at``, ``last_accessed`` and ``is_valid``, by worker id. A size may be up to
+        ``LISTED_SIZE_MAX_AGE`` s old (an older one costs a walk; ``get_profile_size`` walks)."""
         listing: dict[str, dict[str, Any]] = {}
         for worker_id, record in self._ledger.handed_out().items():
             try:

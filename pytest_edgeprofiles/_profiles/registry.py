@@ -42,7 +42,7 @@ class RegistryFull(Exception):
         self.holders = holders
         self.max_profiles = max_profiles
         self.reaped = reaped or []
-        super().__init__(f"{len(holders)}/{max_profiles} slots taken")
+        super().__init__(f"{len(holders)}/{max_profiles} slots claimed")
 
 
 def _empty() -> dict[str, Any]:
@@ -68,21 +68,22 @@ class Registry:
         if root not in self._rebuild_roots:
             self._rebuild_roots.append(root)
 
-    def take(
+    def claim(
         self,
         record: ProfileRecord,
         max_profiles: int,
         timeout: float = 0.0,
-        on_take: Callable[[], None] | None = None,
+        on_claim: Callable[[], None] | None = None,
         *,
         spare: bool = False,
     ) -> list[ProfileRecord]:
-        """Take a slot for ``record``, waiting up to ``timeout`` s; ``RegistryFull`` if none.
+        """Claim a slot for ``record``, waiting up to ``timeout`` s; ``RegistryFull`` if none.
         Returns the dead owners' records whose slots were reclaimed: theirs to remove.
 
-        ``on_take`` runs under the lock before the slot is taken (if it raises, none is): the
+        ``on_claim`` runs under the lock before the slot is claimed (if it raises, none is): the
         owner record written there keeps the slot in a rebuilt registry. A ``spare`` slot (for
-        work started ahead) is taken at once or not at all, never one a waiting taker could have.
+        work started ahead) is claimed at once or not at all, never one a waiting claimant
+        could have.
         """
         # Polling: a slot freed in another process sends us no event.
         backoff = Backoff(SLOT_POLL[0], most=SLOT_POLL[1], timeout=timeout)
@@ -95,8 +96,8 @@ class Registry:
                     if len(entries) >= max_profiles:
                         reaped += self._reap(entries)
                     if self._has_room(state, max_profiles, spare):
-                        if on_take is not None:
-                            on_take()
+                        if on_claim is not None:
+                            on_claim()
                         entries[record.path] = record.to_dict()
                         state.get("waiting", {}).pop(record.path, None)
                         waiting = False
@@ -132,7 +133,7 @@ class Registry:
                 del waiters[key]
         return free > len(waiters)
 
-    def give_back(self, path: str) -> None:
+    def free(self, path: str) -> None:
         """Give back the slot of the profile at ``path`` (nothing if it holds none)."""
         with self._state() as state:
             state["entries"].pop(path, None)

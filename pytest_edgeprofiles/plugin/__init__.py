@@ -1,10 +1,5 @@
-"""pytest glue: the plugin's hooks; its fixtures are plugins of their own, loaded from here.
-
-The plugin loads into every pytest run of an environment, so it pays only when used: at
-start-up it validates the options and plans the run (``_config``), creating nothing and
-starting no process. The first test that asks for a profile or a browser, in whichever
-process, sets the run up (``_run``). This module imports nothing heavy until a test asks.
-"""
+"""The plugin's hooks. It loads into every run: start-up only checks options; the first test
+that asks sets the run up (its fixtures are plugins of their own)."""
 
 from __future__ import annotations
 
@@ -31,9 +26,7 @@ pytest_plugins = [
     "pytest_edgeprofiles.plugin._browser_fixtures",
 ]
 
-#: Where profiles and their downloads go: never collected as tests.
-_PRIVATE = pytest.StashKey[frozenset[Path]]()
-_ARGS_HELP = "flags added to every browser the edge fixtures start, one a line"
+_PRIVATE = pytest.StashKey[frozenset[Path]]()  # profile and download roots: never tests
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -44,7 +37,8 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
-    parser.addini(ARGS_NAME, _ARGS_HELP, type="linelist", default=[])
+    args_help = "flags added to every browser the edge fixtures start, one a line"
+    parser.addini(ARGS_NAME, args_help, type="linelist", default=[])
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -57,10 +51,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.help or config.option.version:
         return
     settings = configure(config)
-    private = {Path(settings.profile_root)}
-    if settings.download_root:
-        private.add(Path(settings.download_root))
-    config.stash[_PRIVATE] = frozenset(private)
+    roots = (settings.profile_root, settings.download_root)
+    config.stash[_PRIVATE] = frozenset(Path(root) for root in roots if root)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -69,18 +61,13 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    # A profile root inside the test folder: profiles are never tests (a clone of a base
-    # holding a .py file would be collected differently by each worker).
-    if collection_path in config.stash.get(_PRIVATE, frozenset()):
-        return True
-    return None
+    # Profiles are never tests (a clone holding a .py file would differ between workers).
+    return True if collection_path in config.stash.get(_PRIVATE, frozenset()) else None
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """The one look-ahead: what this test and the next ask of the run (never run with
-    --collect-only, --fixtures or --markers). When the next asks, the run gets ready while
-    this one runs."""
+    """The one look-ahead: what this test and the next ask; the run gets ready while it runs."""
     flags = flags_of(item)
     if flags is not None:
         item.stash[FLAGS] = flags
@@ -91,9 +78,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     run = started_run(item.config)
     ahead = run.started_ahead() if run is not None else None
     if ahead is not None and ahead.holding and flags != ahead.flags:
-        # Started for a test that did not take it (skipped, or failed before): it would
-        # hold a slot until this process's next browser test.
-        ahead.empty()
+        ahead.empty()  # its test did not take it: it would hold a slot until our next one
     settings = item.config.stash.get(SETTINGS, None)
     if wanted and settings is not None and not Path(settings.run_dir).is_dir():
         run_of(item.config).get_ready_ahead()
@@ -117,31 +102,27 @@ def pytest_runtest_makereport(
     uses = getattr(item, "fixturenames", ())
     if "edge_profile" in uses:  # its retention policy reads whether each phase failed
         item.stash.setdefault(PHASE_FAILED, {})[report.when] = report.failed
-    if report.failed and "edge_session_profile" in uses:
-        run = started_run(item.config)
-        if run is not None:
-            run.lending.session_profile_failed = True
+    if report.failed and "edge_session_profile" in uses and (run := started_run(item.config)):
+        run.lending.session_profile_failed = True
     return report
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
-    # First, before an xdist worker reports its end: the summary counts its browsers' starts.
-    run = started_run(session.config)
-    if run is not None:
+    # Before a worker reports its end: the summary counts its browsers' starts.
+    if (run := started_run(session.config)) is not None:
         run.close_browsers()
     yield
-    # Last: what dead runs (and this run's dead workers) left, swept at the end too.
-    run = used_run(session.config)
-    if run is not None:
-        run.shared.sweep_again()
+    if (run := used_run(session.config)) is not None:
+        run.shared.sweep_again()  # what dead runs (and workers) left, swept at the end too
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    run = used_run(config)
-    if run is None:
+    if (run := used_run(config)) is None:
         return
-    lines, notable = run.summary()
+    from ._summary import summarize
+
+    lines, notable = summarize(run.shared.folder, run.settings.max_profiles)
     if config.get_verbosity() < 0 and not notable:
         return  # -q: nothing worth a line
     terminalreporter.write_sep("=", "edgeprofiles")
@@ -150,6 +131,5 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    run = started_run(config) or used_run(config)
-    if run is not None:
+    if (run := started_run(config) or used_run(config)) is not None:
         run.finish()

@@ -1,12 +1,5 @@
-"""The run's base profile, settled once per run by the first process that needs it.
-
-The configured base, or the one the conftest hook makes: checked against the size limit,
-warned about when its browser still runs or a newer browser last opened it, and copied into
-the run folder as the snapshot every clone of the run is made from. The first process
-settles it under a lock and writes what it found (the snapshot, or the failure) for the
-others, which wait for it and share it: a failure fails every test that needs a profile,
-with one message.
-"""
+"""The run's base profile, checked and copied into the run folder once per run by the first
+process that needs it; the others share what it found, so a failure fails all with one message."""
 
 from __future__ import annotations
 
@@ -28,36 +21,22 @@ from .._system.logs import log
 
 
 class BaseUnusable(Exception):
-    """The run has no usable base (the hook failed, or its base is too large): every test
-    that needs a profile fails with this message, which the whole run shares."""
+    """The run has no usable base: every test that needs a profile fails with this message."""
 
 
 class RunBase:
-    """One process's view of the run's base.
+    """One process's view of the run's base; ``tell("warning", text)`` notes a warning for the
+    summary."""
 
-    Args:
-        config: For the conftest hook.
-        settings: The run's options.
-        tell: Notes a warning for the summary, as ``tell("warning", text)``.
-    """
-
-    def __init__(
-        self, config: pytest.Config, settings: Settings, tell: Callable[[str, str], None]
-    ) -> None:
-        self.config = config
-        self.settings = settings
-        self._tell = tell
+    def __init__(self, config: pytest.Config, settings: Settings,
+                 tell: Callable[[str, str], None]) -> None:  # fmt: skip
+        self.config, self.settings, self._tell = config, settings, tell
         self._settled: dict[str, Any] | None = None
         self._versions_checked = False
 
     def clone_source(self, run: RunFolder, browser: Callable[[], Browser | None]) -> str | None:
-        """What every clone of the run is made from: the run's snapshot of its base, settled
-        by the first process that needs it; the others wait for it, and share its failure.
-        ``browser`` finds the browser, for the hook.
-
-        Raises:
-            BaseUnusable: The run has no usable base.
-        """
+        """The run's snapshot of its base, that every clone is made from (``browser`` finds
+        the browser, for the hook). Raises ``BaseUnusable`` when the run has no usable base."""
         if self._settled is None:
             if self.settings.base_profile is None and not self._hook().get_hookimpls():
                 self._settled = {"source": None, "base": None, "error": None}
@@ -69,8 +48,7 @@ class RunBase:
         return source
 
     def check_versions(self, browser: Browser | None) -> None:
-        """Once the base and ``browser`` are both known: a warning when a newer browser
-        last opened the base (the browser may refuse its databases)."""
+        """A warning, once, when a browser newer than ``browser`` last opened the base."""
         base = self._settled and self._settled.get("base")
         if not base or browser is None or self._versions_checked:
             return
@@ -84,9 +62,8 @@ class RunBase:
                 f"profile can not be used because it is from a newer version')",
             )
 
-    def _read_or_settle(
-        self, run: RunFolder, browser: Callable[[], Browser | None]
-    ) -> dict[str, Any]:
+    def _read_or_settle(self, run: RunFolder,
+                        browser: Callable[[], Browser | None]) -> dict[str, Any]:  # fmt: skip
         marker = run.path / "base.json"
         try:
             with FileLock(f"{marker}.lock", mode=0o600, thread_local=False):
@@ -102,8 +79,6 @@ class RunBase:
         return settled
 
     def _settle(self, run: RunFolder, browser: Callable[[], Browser | None]) -> dict[str, Any]:
-        """Decide the run's base: this process is the first to need it. What it finds worth
-        a warning goes to the summary, once; its failure is written for every process."""
         settled: dict[str, Any] = {"source": None, "base": None, "error": None}
         base = self.settings.base_profile
         try:
@@ -126,8 +101,7 @@ class RunBase:
         return self.config.hook.pytest_edgeprofiles_base_profile
 
     def _made_base(self, run: RunFolder, browser: Callable[[], Browser | None]) -> str | None:
-        """The conftest hook's base, made in an empty folder (a process killed while making
-        it may have left a half-made one)."""
+        # In an empty folder: a process killed while making it may have left a half-made one.
         folder = run.path / "base"
         folder.mkdir(mode=0o700, exist_ok=True)
         files.clear_dir(folder)
@@ -151,8 +125,7 @@ class RunBase:
 
 
 def _check_clone_size(base: Path, limit_mb: int) -> None:
-    """A base too large for the limit fails every test the same way: say so once, naming the
-    base the user gave (the manager only sees the run's snapshot of it)."""
+    # Said once, naming the user's base (the manager only sees the run's snapshot of it).
     size = clone.clone_size(base)
     if size > limit_mb * clone.MB:
         limit = option("profile_size_limit_mb")

@@ -1,9 +1,5 @@
-"""pytest fixtures that hand a test a browser on its own profile: Selenium or Playwright.
-
-Each browser is started by this process's browser owner (``_browser.owner``), ahead or now,
-and the client attaches to it; the browser is stopped after the test, before its profile is
-given back. Like the plugin, this module imports nothing heavy until a test asks.
-"""
+"""Fixtures that hand a test a browser on its own profile, for Selenium or Playwright to attach.
+Like the plugin, this module imports nothing heavy until a test asks."""
 
 from __future__ import annotations
 
@@ -25,15 +21,11 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def edge_browser_session(
-    request: pytest.FixtureRequest,
-    edge_profile: Path,
-    edge_browser: Browser,
+    request: pytest.FixtureRequest, edge_profile: Path, edge_browser: Browser,
     edge_profile_manager: ProfileManager,
-) -> Generator[BrowserSession, None, None]:
-    """A browser on ``edge_profile``, started ahead or now, ready to attach to; stopped
-    after the test (with its profile, in the background, when that is ``edge_profile``'s).
-    Its DevTools endpoint (``debugger_address``, ``cdp_url``) serves this test only.
-    """
+) -> Generator[BrowserSession, None, None]:  # fmt: skip
+    """A browser on ``edge_profile``, ready to attach to, stopped after the test; its DevTools
+    endpoint (``debugger_address``, ``cdp_url``) serves this test only."""
     from .._browser.ahead import LaunchFlags
 
     run, node = run_of(request.config), request.node
@@ -60,14 +52,10 @@ def edge_browser_session(
 
 
 @pytest.fixture
-def edge_driver(
-    request: pytest.FixtureRequest, edge_browser: Browser, edge_profile: Path
-) -> Generator[Any, None, None]:
-    """A Selenium WebDriver attached to this test's browser, on its own profile, with the
-    session capabilities of ``edge_selenium_options``.
-
-    The driver is quit after the test; the browser is stopped by ``edge_profile``.
-    """
+def edge_driver(request: pytest.FixtureRequest, edge_browser: Browser,
+                edge_profile: Path) -> Generator[Any, None, None]:  # fmt: skip
+    """A Selenium WebDriver attached to this test's browser, with the capabilities of
+    ``edge_selenium_options``; quit after the test."""
     require("selenium")
     from selenium import webdriver
 
@@ -119,9 +107,8 @@ def edge_playwright(request: pytest.FixtureRequest) -> Generator[Any, None, None
 
 
 @pytest.fixture
-def edge_context(
-    edge_browser_session: BrowserSession, edge_playwright: Any
-) -> Generator[Any, None, None]:
+def edge_context(edge_browser_session: BrowserSession,
+                 edge_playwright: Any) -> Generator[Any, None, None]:  # fmt: skip
     """A Playwright ``BrowserContext`` on this test's own profile (its persistent context)."""
     browser = edge_playwright.chromium.connect_over_cdp(edge_browser_session.cdp_url)
     yield browser.contexts[0]

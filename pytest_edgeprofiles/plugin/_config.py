@@ -1,10 +1,4 @@
-"""What the plugin keeps in ``config.stash``: the options as pytest sees them (declared once
-from the table, resolved and checked at start-up, the run planned, handed to xdist workers),
-and this process's part of the run, made when a test first asks.
-
-Nothing is made here, and nothing heavy imported: a run that asks for no profile pays for
-reading its options only.
-"""
+"""Options, the run planned and this process's ``Run``, in ``config.stash``; nothing heavy."""
 
 from __future__ import annotations
 
@@ -31,31 +25,26 @@ if TYPE_CHECKING:
 _WORKERINPUT_KEY = "edgeprofiles"
 SETTINGS = pytest.StashKey[Settings]()
 _RUN = pytest.StashKey["Run"]()
-#: The profile key of a process without xdist workers, as pytest-xdist names it.
-CONTROLLER_KEY = "master"
 
 
 def run_of(config: pytest.Config) -> Run:
-    """This process's part of the run, made when a test first asks (or, for the controller,
-    when a worker's test did: to report and remove what it made)."""
+    """This process's ``Run``, made on first ask (the controller's too, to end a worker's)."""
     run = config.stash.get(_RUN, None)
     if run is None:
         from ._run import Run
 
         workerinput = getattr(config, "workerinput", None)
-        key = workerinput["workerid"] if workerinput else CONTROLLER_KEY
+        key = workerinput["workerid"] if workerinput else "master"  # as xdist names it
         run = config.stash[_RUN] = Run(config, config.stash[SETTINGS], key)
     return run
 
 
 def started_run(config: pytest.Config) -> Run | None:
-    """This process's part of the run if a test made it; None otherwise."""
     return config.stash.get(_RUN, None)
 
 
 def used_run(config: pytest.Config) -> Run | None:
-    """The controller's part, when the run made its folder (in this process or in a worker):
-    only then is there something to report, sweep and remove."""
+    """The controller's ``Run`` once the run folder exists: only then is there work to end."""
     settings = config.stash.get(SETTINGS, None)
     if settings is None or hasattr(config, "workerinput") or not Path(settings.run_dir).is_dir():
         return None
@@ -67,16 +56,14 @@ def add_options(parser: pytest.Parser) -> None:
     for opt in OPTIONS:
         if opt.flag is not None:
             env = f" [env {opt.env}]" if opt.env else ""
-            kind: dict[str, Any] = (
-                {"action": "store_const", "const": opt.const} if opt.const else {}
-            )
-            group.addoption(opt.flag, dest=opt.ini, default=None, help=opt.help + env, **kind)
+            kw: dict[str, Any] = {"action": "store_const", "const": opt.const} if opt.const else {}
+            group.addoption(opt.flag, dest=opt.ini, default=None, help=opt.help + env, **kw)
         # Typed, so that pytest 9's native TOML ([tool.pytest]) may say 4, 1.5 or true.
         parser.addini(opt.ini, opt.help, type=opt.ini_type, default=None)  # type: ignore[arg-type]
 
 
 class _XdistHooks:
-    """Registered only when xdist is present: hands the run's settings to each worker."""
+    """Registered with xdist only: hands the run's settings to each worker."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -87,7 +74,7 @@ class _XdistHooks:
 
 
 def configure(config: pytest.Config) -> Settings:
-    """This process's settings: the controller's, handed to a worker; else planned here."""
+    """The controller's settings, in a worker; else planned here."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and _WORKERINPUT_KEY in workerinput:
         settings = Settings(**workerinput[_WORKERINPUT_KEY])
@@ -100,8 +87,15 @@ def configure(config: pytest.Config) -> Settings:
 
 
 def _plan_run(config: pytest.Config) -> Settings:
-    """The options resolved and the run named; a planted root refused (a look, no more)."""
-    values = _option_values(config)
+    """The options resolved, the run named and a planted root refused (a look, no more)."""
+    try:
+        values = resolve_all(
+            cli=lambda opt: config.getoption(opt.ini) if opt.flag else None,
+            ini=lambda opt: _ini_text(config, opt.ini),
+            inipath=config.inipath,
+        )
+    except OptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
     root = Path(values["profile_root"]) if values["profile_root"] else default_root()
     try:
         refuse_planted_root(root)
@@ -109,31 +103,15 @@ def _plan_run(config: pytest.Config) -> Settings:
     except UnsafeDirectoryError as exc:
         raise pytest.UsageError(f"edgeprofiles: {exc} (another user may have planted it)") from None
     run_id = uuid.uuid4().hex[:12]
-    derived = {
-        "profile_root": str(root),
-        "headed": bool(values["headed"]),
-        "require_browser": bool(values["require_browser"]),
-        "run_id": run_id,
-        "run_dir": str(root / RUNS / run_id),
-        "controller_pid": os.getpid(),
-    }
-    return Settings(**{**values, **derived})
-
-
-def _option_values(config: pytest.Config) -> dict[str, Any]:
-    try:
-        return resolve_all(
-            cli=lambda opt: config.getoption(opt.ini) if opt.flag else None,
-            ini=lambda opt: _ini_text(config, opt.ini),
-            inipath=config.inipath,
-        )
-    except OptionError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    return Settings(**{
+        **values, "profile_root": str(root), "headed": bool(values["headed"]),
+        "require_browser": bool(values["require_browser"]), "run_id": run_id,
+        "run_dir": str(root / RUNS / run_id), "controller_pid": os.getpid(),
+    })  # fmt: skip
 
 
 def _ini_text(config: pytest.Config, name: str) -> str | None:
-    """An ini value as text for the option's own parser (which names option and source in
-    its errors): an ini file gives text, pytest 9's native TOML an int, float or bool."""
+    """An ini value as text for its option's parser (pytest 9's TOML may give a number, a bool)."""
     try:
         value = config.getini(name)
     except (pytest.UsageError, ValueError) as exc:  # a TOML value of the wrong type
@@ -144,7 +122,7 @@ def _ini_text(config: pytest.Config, name: str) -> str | None:
 
 
 def header(config: pytest.Config, settings: Settings) -> list[str]:
-    """The report header's lines: what the run will use, said before it uses any."""
+    """What the run will use, said before it uses any."""
     browser = settings.browser or "Edge, else Chrome, else Chromium, found when a test needs one"
     base = settings.base_profile or (
         "from the pytest_edgeprofiles_base_profile hook, when a test needs one"
@@ -156,17 +134,13 @@ def header(config: pytest.Config, settings: Settings) -> list[str]:
         f"base profile {base}, retention {settings.profile_retention}",
         f"edgeprofiles: browser {browser}",
     ]
-    from .._chromium.userdata import (
-        SOCKET_PATH_MAX,
-        SOCKET_TMPDIR_VAR,
-        socket_path_too_long,
-        socket_tmpdir,
-    )
+    from .._chromium import userdata
 
-    tmpdir = socket_tmpdir(os.environ)
-    if tmpdir is not None and socket_path_too_long(tmpdir):
+    tmpdir = userdata.socket_tmpdir(os.environ)
+    if tmpdir is not None and userdata.socket_path_too_long(tmpdir):
         lines.append(
-            f"edgeprofiles: warning: {SOCKET_TMPDIR_VAR} {tmpdir} is too deep for a browser's "
-            f"socket (over {SOCKET_PATH_MAX} bytes); the launch helpers give browsers a short one"
+            f"edgeprofiles: warning: {userdata.SOCKET_TMPDIR_VAR} {tmpdir} is too deep for a "
+            f"browser's socket (over {userdata.SOCKET_PATH_MAX} bytes); the launch helpers give "
+            "browsers a short one"
         )
     return lines

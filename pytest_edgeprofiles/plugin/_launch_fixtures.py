@@ -1,8 +1,5 @@
-"""pytest fixtures that give the flags and options to launch a browser yourself on the test's
-profile: ``edge_browser``, ``edge_launch_args``, ``edge_selenium_options``,
-``edge_playwright_kwargs``. Loaded by ``plugin`` as a plugin of its own; like it, this module
-imports nothing heavy until a test asks.
-"""
+"""Fixtures to launch a browser yourself on the test's profile: ``edge_browser`` and the flags
+and options for it. Like the plugin, this module imports nothing heavy until a test asks."""
 
 from __future__ import annotations
 
@@ -20,10 +17,8 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session")
 def edge_browser(pytestconfig: pytest.Config) -> Browser:
-    """The browser profiles are launched with: Edge, else Chrome, else Chromium.
-
-    Without one the test is skipped, or fails with ``--edge-require-browser`` (for CI).
-    """
+    """The browser profiles are launched with: Edge, else Chrome, else Chromium. Without one
+    the test is skipped, or fails with ``--edge-require-browser`` (for CI)."""
     run = run_of(pytestconfig)
     failure: str | None = None
     try:
@@ -44,10 +39,8 @@ def edge_browser(pytestconfig: pytest.Config) -> Browser:
 
 
 def _short_tmpdir_for_children(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Flags cannot carry the environment, and a driver the test starts itself (pytest-selenium's,
-    # or a user's Service without env) inherits this process's: under a TMPDIR too deep for
-    # the browser's socket, point it at a short one for this test. (``tempfile`` caches its
-    # folder, so the test's own temporary files stay where they were.)
+    # Flags cannot carry the environment: a driver the test starts (pytest-selenium's, a Service
+    # without env) inherits ours. ``tempfile`` caches its folder: the test's own files stay put.
     from .._browser import launch
     from .._chromium.userdata import SOCKET_TMPDIR_VAR
 
@@ -57,21 +50,13 @@ def _short_tmpdir_for_children(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def edge_launch_args(
-    pytestconfig: pytest.Config,
-    edge_profile: Path,
-    edge_browser: Browser,
-    monkeypatch: pytest.MonkeyPatch,
-) -> list[str]:
-    """Command-line flags that start ``edge_browser`` on ``edge_profile``.
-
-    Under a ``TMPDIR`` too deep for the browser's socket, the test runs with a short one, so
-    that a browser started with these flags from the test inherits it.
-    """
+def edge_launch_args(pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser,
+                     monkeypatch: pytest.MonkeyPatch) -> list[str]:  # fmt: skip
+    """Command-line flags that start ``edge_browser`` on ``edge_profile``; under a ``TMPDIR``
+    too deep for the browser's socket, the test gets a short one for its browser to inherit."""
     from .._browser import launch
 
     _short_tmpdir_for_children(monkeypatch)
-
     headless = not pytestconfig.stash[SETTINGS].headed
     return launch.browser_args(
         edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
@@ -79,17 +64,10 @@ def edge_launch_args(
 
 
 @pytest.fixture
-def edge_selenium_options(
-    pytestconfig: pytest.Config,
-    edge_profile: Path,
-    edge_browser: Browser,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Any:
-    """Selenium options for ``edge_browser`` on ``edge_profile`` (needs the selenium extra).
-
-    Like ``edge_launch_args``, gives the test a short ``TMPDIR`` where the current one is too
-    deep, for a driver service built without ``launch.selenium_service``.
-    """
+def edge_selenium_options(pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser,
+                          monkeypatch: pytest.MonkeyPatch) -> Any:  # fmt: skip
+    """Selenium options for ``edge_browser`` on ``edge_profile`` (needs the selenium extra);
+    a short ``TMPDIR`` as with ``edge_launch_args``."""
     from .._browser import launch
 
     require("selenium")
@@ -101,12 +79,8 @@ def edge_selenium_options(
 
 
 @pytest.fixture
-def edge_playwright_kwargs(
-    pytestconfig: pytest.Config,
-    edge_profile: Path,
-    edge_browser: Browser,
-    edge_download_dir: Path,
-) -> dict[str, Any]:
+def edge_playwright_kwargs(pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser,
+                           edge_download_dir: Path) -> dict[str, Any]:  # fmt: skip
     """Keyword arguments for Playwright's ``launch_persistent_context`` on ``edge_profile``."""
     from .._browser import launch
 

@@ -1,7 +1,5 @@
-"""This process's profiles for its tests: their keys, handing each out, and taking it back as
-the retention policy says. Knows nothing of browsers: what runs on a profile is stopped
-before it comes back here.
-"""
+"""This process's profiles for its tests: keys, hand out, take back as the retention policy says.
+Knows nothing of browsers: what runs on a profile is stopped before it comes back here."""
 
 from __future__ import annotations
 
@@ -21,48 +19,26 @@ from ._shared import SharedFolder
 
 
 class Lending:
-    """Keys, hand-outs and take-backs of one process.
-
-    Attributes:
-        worker_key: ``gw0``, ``gw1``, ... or ``master``: this process's profiles are keyed
-            ``<worker_key>.<n>`` (see :meth:`new_key`), its clone made ahead ``worker_key``.
-        session_profile_failed: A test using the session profile failed: it is kept.
-    """
+    """One process's keys (``<worker_key>.<n>``; its clone made ahead: ``worker_key``) and loans."""
 
     def __init__(
-        self,
-        settings: Settings,
-        worker_key: str,
-        shared: SharedFolder,
-        free_own_slots: Callable[[], None],
+        self, settings: Settings, worker_key: str, shared: SharedFolder, free: Callable[[], None]
     ) -> None:
         self.settings = settings
         self.worker_key = worker_key
         self.session_profile_failed = False
         self._shared = shared
-        self._free_own_slots = free_own_slots
+        self._free_own_slots = free
         self._serial = itertools.count(1)
 
     def new_key(self) -> str:
-        """A key for this process's next profile: one key per profile, never reused, so that
-        a profile given back in the background never holds up the next one's key."""
+        """Never reused: a profile given back in the background never holds up the next."""
         return f"{self.worker_key}.{next(self._serial)}"
 
     def hand_out(
         self, manager: ProfileManager, key: str, who: str, clone_ahead: bool = False
     ) -> Path:
-        """A profile a browser can start on: an invalid one is made again once, never handed
-        out (Chromium silently falls back to the user's real profile on an unusable dir).
-
-        Args:
-            manager: The ``edge_profile_manager`` fixture's (a conftest may override it).
-            key: The profile key: a new one, or ``<worker>.session``.
-            who: The test's profile fixtures, for a message.
-            clone_ahead: Take this process's clone made ahead, if there is one.
-
-        Raises:
-            pytest.fail.Exception: No slot came free in time, or no valid profile was made.
-        """
+        """A valid profile or a failed test (on a bad dir Chromium takes the user's real one)."""
         for _ in range(2):
             full: str | None = None
             try:
@@ -81,8 +57,7 @@ class Lending:
         try:
             return manager.create_profile(key, prepared_as=clone_key)
         except ProfileLimitError:
-            # This process's own work must not keep it waiting: browsers started ahead go,
-            # and those still stopping after their test are waited for.
+            # Not kept waiting by our own: browsers started ahead go, stopping ones are awaited.
             self._free_own_slots()
         try:
             return manager.create_profile(key, prepared_as=clone_key)
@@ -115,16 +90,13 @@ class Lending:
         )
 
     def keeps(self, failed: bool) -> bool:
-        """Whether the retention policy keeps a profile whose tests ``failed`` (or not)."""
         retention = self.settings.profile_retention
         return retention == "all" or (retention == "failed" and failed)
 
     def take_back(
         self, manager: ProfileManager, key: str, keep: bool, test: str, background: bool
     ) -> None:
-        """Done with the profile of ``key``: keep it, or remove it (``background``: a rename
-        now, the deletion later). A kept profile or a failed removal becomes an event, which
-        the summary reports."""
+        """Keep or remove (``background``: renamed now, deleted later); the summary is told."""
         if keep:
             path = manager.keep_profile(key)
             if path is not None:
@@ -137,7 +109,6 @@ class Lending:
                 self._shared.note("cleanup_failed", path=path, test=test)
 
     def close_manager(self, manager: ProfileManager) -> None:
-        """Remove what ``manager`` still holds, noting what failed in the background."""
         manager.cleanup_all_profiles()
         for path, error in manager.background_failures:
             self._shared.note("cleanup_failed", path=path, error=error)

@@ -1,5 +1,4 @@
-"""The profile fixtures: each asks the run for a profile and gives it back after its scope,
-knowing nothing of what runs on it (the run stops that first)."""
+"""The profile fixtures: each asks the run for a profile and gives it back after its scope."""
 
 from __future__ import annotations
 
@@ -15,12 +14,10 @@ from ._lookahead import failed
 if TYPE_CHECKING:
     from .._profiles.manager import ProfileManager
 
-#: Per test on ``edge_profile``: the key of its profile in the manager.
-_KEY = pytest.StashKey[str]()
+_KEY = pytest.StashKey[str]()  # per test on edge_profile: its profile's key in the manager
 
 
 def _asking(item: pytest.Item) -> str:
-    """The profiles the test asks for, as a message names them."""
     uses = getattr(item, "fixturenames", ())
     names = [n for n in ("edge_profile", "edge_session_profile") if n in uses]
     return ", ".join(names) or "a profile"
@@ -40,14 +37,10 @@ def edge_profile_manager(pytestconfig: pytest.Config) -> Generator[ProfileManage
 def edge_profile(
     request: pytest.FixtureRequest, edge_profile_manager: ProfileManager
 ) -> Generator[Path, None, None]:
-    """A fresh profile (user data dir) for this test, as an absolute path.
-
-    A test that asks for a browser too gets the profile of a browser started ahead for it,
-    when there is one.
-    """
+    """A fresh profile (user data dir) for this test, as an absolute path (the profile of a
+    browser started ahead for it, when there is one)."""
     run, node = run_of(request.config), request.node
-    path = run.hand_out(node, edge_profile_manager, _asking(node))
-    key = run.lent_key(path)
+    key, path = run.hand_out(node, edge_profile_manager, _asking(node))
     node.stash[_KEY] = key
     yield path
     keep = run.lending.keeps(failed=failed(node))

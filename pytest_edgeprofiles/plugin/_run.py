@@ -1,12 +1,5 @@
-"""One process's part of a test run, made when a test first asks for a profile or a browser.
-
-Nothing happens before that: a run none of whose tests asks creates no folder, sweeps
-nothing and starts no process. The first process that needs one (the only process, or any
-xdist worker) makes the run folder, sweeping what dead runs left first (``_shared``); the
-first that needs the base settles it for the whole run (``_base``); each process finds the
-browser when a test first needs one, lends its profiles (``_lending``) and owns its browsers
-(``_browser.owner``), and this module ties them together and ends them.
-"""
+"""One process's part of a run, made when a test first asks: until then no folder, no sweep,
+no process. Ties together the run folder, the base, lending and browsers, and ends them."""
 
 from __future__ import annotations
 
@@ -27,7 +20,6 @@ from ._base import BaseUnusable, RunBase
 from ._lending import Lending
 from ._lookahead import FLAGS, NEXT_WANTS_PROFILE
 from ._shared import SharedFolder
-from ._summary import summarize
 
 if TYPE_CHECKING:
     from .._browser.ahead import BrowsersAhead
@@ -35,17 +27,11 @@ if TYPE_CHECKING:
 
 
 class Run:
-    """The per-process state of a run, made on first use, ended at ``pytest_unconfigure``.
-
-    Thread-safe where it must be: a lane may get it ready (the run folder and the first
-    clone) while the test before the first that asks runs, and that test's fixture then
-    waits for it rather than racing it.
-    """
+    """Per-process state of a run; locked: a lane may get it ready while the test before runs."""
 
     def __init__(self, config: pytest.Config, settings: Settings, worker_key: str) -> None:
         self.config = config
         self.settings = settings
-        self.is_controller = not hasattr(config, "workerinput")
         self.shared = SharedFolder(settings)
         self.base = RunBase(config, settings, self.shared.tell)
         self.lending = Lending(settings, worker_key, self.shared, self._free_own_slots)
@@ -54,19 +40,12 @@ class Run:
         self._browser: Browser | None = None
         self._manager: ProfileManager | None = None
         self._browsers: BrowserOwner | None = None
-        #: Work of the run's own off the tests' thread: getting ready, a driver's start.
         self.lanes = Lanes("edgeprofiles-run")
         self._readying = False
         self._lent: dict[Path, str] = {}
 
-    # -- made on first use ------------------------------------------------------------------
-
     def browser(self) -> Browser | None:
-        """The browser, found (and asked its version) once per process, when first needed.
-
-        Raises:
-            ValueError: pytest-playwright's ``--browser-channel`` names no Chromium channel.
-        """
+        """The browser, found once per process; ValueError for a non-Chromium playwright channel."""
         with self._lock:
             if not self._found:
                 override = self.settings.browser
@@ -82,15 +61,12 @@ class Run:
             return self._browser
 
     def playwright_channel(self) -> str | None:
-        """pytest-playwright's ``--browser-channel`` when that plugin is active: the kind of
-        browser to find, unless ``--edge-browser`` names one."""
-        if not self.config.pluginmanager.hasplugin("playwright"):
-            return None
-        return self.config.getoption("browser_channel", None) or None
+        """pytest-playwright's ``--browser-channel``, if active: the kind of browser to find."""
+        active = self.config.pluginmanager.hasplugin("playwright")
+        return (self.config.getoption("browser_channel", None) or None) if active else None
 
     @property
     def browsers(self) -> BrowserOwner:
-        """The owner of this process's browsers, made when a test first needs it."""
         with self._lock:
             if self._browsers is None:
                 from .._browser.owner import BrowserOwner
@@ -99,16 +75,10 @@ class Run:
             return self._browsers
 
     def started_ahead(self) -> BrowsersAhead | None:
-        """The browsers this process starts ahead, once a browser test made that possible."""
         return None if self._browsers is None else self._browsers.ahead
 
     def manager(self) -> ProfileManager:
-        """This process's manager, made on first use (after the run's base is settled).
-
-        Raises:
-            BaseUnusable: The run has no usable base.
-            OSError: The run folder could not be made.
-        """
+        """This process's manager, made once the base is settled (BaseUnusable, OSError)."""
         with self._lock:
             if self._manager is None:
                 s = self.settings
@@ -127,7 +97,7 @@ class Run:
             return self._manager
 
     def manager_or_fail(self) -> ProfileManager:
-        """:meth:`manager`, failing the test that asked when the run cannot have one."""
+        """:meth:`manager`, or the asking test fails."""
         try:
             return self.manager()
         except BaseUnusable as exc:
@@ -140,10 +110,7 @@ class Run:
         pytest.fail(failure, pytrace=False)  # outside the except: no chained traceback
 
     def get_ready_ahead(self) -> None:
-        """The next test needs a profile: make the run folder, and with a configured base
-        its snapshot and this process's first clone, in a lane, while this test runs.
-        Failures are met again, and reported, by the fixture. A base made by the conftest
-        hook waits for the fixture: the hook is the user's code, for pytest's own thread."""
+        """In a lane: the run folder, a configured base's clone (not a hook's: it is user code)."""
         if self._readying:
             return
         self._readying = True
@@ -159,11 +126,8 @@ class Run:
 
         self.lanes.submit("ready", work)
 
-    # -- a test's profile: handed out, taken back ------------------------------------------
-
-    def hand_out(self, item: pytest.Item, manager: ProfileManager, who: str) -> Path:
-        """``edge_profile``'s profile for ``item``: the profile of a browser started ahead
-        for it, when there is one; else one of its own."""
+    def hand_out(self, item: pytest.Item, manager: ProfileManager, who: str) -> tuple[str, Path]:
+        """``edge_profile``'s: a browser's started ahead for ``item`` if any; else a new one."""
         flags = item.stash.get(FLAGS, None)
         ahead = None
         if flags is not None and self._browsers is not None:
@@ -174,25 +138,18 @@ class Run:
             key = self.lending.new_key()
             path = self.lending.hand_out(manager, key, who, clone_ahead=True)
         if manager.base_profile_path and item.stash.get(NEXT_WANTS_PROFILE, False):
-            # The clone for the next test (or its browser started ahead) is made while this
-            # one runs. (An empty profile costs half a millisecond: less than handing it over.)
+            # The next test's clone, made while this one runs (an empty one is made in 0.5 ms).
             manager.prepare_profile(self.lending.worker_key)
         self._lent[path] = key
-        return path
-
-    def lent_key(self, profile: Path) -> str:
-        """The manager's key of a profile :meth:`hand_out` handed out."""
-        return self._lent[profile]
+        return key, path
 
     def takes_back_after_test(self, profile: Path) -> bool:
-        """Whether ``profile`` is a test's own, which the run takes back right after it."""
         return profile in self._lent
 
     def take_back(
         self, manager: ProfileManager, profile: Path, key: str, keep: bool, test: str
     ) -> None:
-        """Give a profile back: whatever runs on it stops first (in the background, with
-        its removal after it, unless it is kept)."""
+        """Whatever runs on the profile stops first (in the background unless kept)."""
         self._lent.pop(profile, None)
         background = key != self.session_key
         self.stop_browsers_on(
@@ -202,8 +159,7 @@ class Run:
         )
 
     def stop_browsers_on(self, profile: Path, then: Callable[[], object], background: bool) -> None:
-        """Ask the browser owner to stop what runs on ``profile``, then ``then``: also a
-        browser a test started itself, when no test of this process asked for one."""
+        """Stop what runs on ``profile`` (a test's own browser too), then call ``then``."""
         self.browsers.stop_on(profile, then, background)
 
     @property
@@ -214,28 +170,20 @@ class Run:
         if self._browsers is not None:
             self._browsers.make_room()
 
-    # -- the end ----------------------------------------------------------------------------
-
     def close_browsers(self) -> None:
-        """Stop every browser of this process and note how they were started; once."""
+        """Stop this process's browsers and note their starts; once."""
         browsers, self._browsers = self._browsers, None
         if browsers is None:
             return
-        starts = browsers.close()
-        self.shared.note("starts", **starts)
+        self.shared.note("starts", **browsers.close())
         for path, error in browsers.failures:
             self.shared.note("cleanup_failed", path=path, error=error)
 
-    def summary(self) -> tuple[list[str], bool]:
-        """The lines of the terminal summary, and whether any is worth saying under ``-q``."""
-        return summarize(self.shared.folder, self.settings.max_profiles)
-
     def finish(self) -> None:
-        """The end of this process's part: after the summary, which names kept profiles."""
+        """After the summary, which names kept profiles."""
         self.lanes.close()  # getting ready writes into the run folder removed below
         self.close_browsers()  # before the manager: they run on its profiles
         if self._manager is not None:
-            # A clone made ahead for tests that never ran here (their fixture never set up).
-            self._manager.cleanup_all_profiles()
-        if self.is_controller:
+            self._manager.cleanup_all_profiles()  # and clones for tests that never ran here
+        if not hasattr(self.config, "workerinput"):  # the controller
             self.shared.remove()

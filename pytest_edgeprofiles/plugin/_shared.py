@@ -1,5 +1,4 @@
-"""The run's shared folder as one process sees it: made by the first process that needs it
-(sweeping what dead runs left), noted into by every process, removed by the controller."""
+"""The run's shared folder: made by the first process to need it, removed by the controller."""
 
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ class SharedFolder:
         self._made = False
 
     def get(self) -> RunFolder:
-        """The run folder, made (and dead runs' leftovers swept) if no process has yet."""
+        """The run folder, made (dead runs' leftovers swept) if no process has yet."""
         with self._lock:
             if not self._made:
                 s = self.settings
@@ -41,11 +40,9 @@ class SharedFolder:
             log.warning("edgeprofiles: could not note %s %r: %s", kind, fields, exc)
 
     def tell(self, kind: str, text: str) -> None:
-        """A line of text for the summary (a warning, the browser found)."""
         self.note(kind, text=text)
 
     def sweep_again(self) -> None:
-        """What dead runs (and this run's dead workers) left, swept at the end too."""
         try:
             swept = len(sweep_leftovers(Path(self.settings.profile_root)).removed)
             if swept:
@@ -54,13 +51,11 @@ class SharedFolder:
             log.warning("edgeprofiles: could not sweep %s: %s", self.settings.profile_root, exc)
 
     def remove(self) -> None:
-        """The controller's last act, after the summary: older runs' kept profiles go, this
-        run's stay as the summary said, and the run folder goes."""
+        """The controller's end: older runs' kept profiles pruned (not this run's), folder gone."""
         if not self.folder.path.is_dir():
             return  # a run that used no profile made nothing, and prunes nothing
         try:
-            s = self.settings
-            prune_kept(Path(s.profile_root), s.profile_retention_count)
+            prune_kept(Path(self.settings.profile_root), self.settings.profile_retention_count)
             self.folder.remove()
         except OSError as exc:
             log.warning("could not remove the run folder %s: %s", self.settings.run_dir, exc)

@@ -1,10 +1,8 @@
-"""The run's terminal summary, read from the run folder: the registry's counts and the events
-every process of the run wrote there."""
+"""The run's terminal summary: the registry's counts and the events every process wrote."""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from .._browser.owner import STARTS
 from .._profiles.registry import Registry
@@ -13,8 +11,7 @@ from .._system.logs import log
 
 
 def summarize(run: RunFolder, max_profiles: int) -> tuple[list[str], bool]:
-    """The lines of the summary, and whether any is worth saying under ``-q`` (a warning, a
-    kept profile, a leftover swept, a failed removal)."""
+    """The lines, and whether any is worth saying under ``-q`` (warning, kept, swept, failed)."""
     try:
         stats = Registry(run.registry_path).stats() if run.registry_path.exists() else {}
     except OSError as exc:
@@ -33,8 +30,9 @@ def summarize(run: RunFolder, max_profiles: int) -> tuple[list[str], bool]:
             starts.update({k: event.get(k, 0) for k in STARTS})
     if starts["warm"] or starts["cold"]:
         lines.append(_starts_line(starts))
-    for kind in ("browser", "warning"):
-        lines += [f"{kind}: {text}" for text in _texts(events, kind)]
+    for kind in ("browser", "warning"):  # each text once: every worker may say the same
+        texts = dict.fromkeys(e["text"] for e in events if e["kind"] == kind)
+        lines += [f"{kind}: {text}" for text in texts]
     notable = bool(swept) or any(e["kind"] == "warning" for e in events)
     for event in events:
         if event["kind"] == "kept":
@@ -54,8 +52,3 @@ def _starts_line(starts: Counter[str]) -> str:
 
 def _count(n: int, thing: str) -> str:
     return f"{n} {thing}{'' if n == 1 else 's'}"
-
-
-def _texts(events: list[dict[str, Any]], kind: str) -> list[str]:
-    """The texts of one kind of event, each once (every worker may say the same)."""
-    return list(dict.fromkeys(e["text"] for e in events if e["kind"] == kind))
