@@ -51,9 +51,19 @@ class BrowsersAhead:
     """The browsers one process starts ahead (in the ``ahead`` lane), all with the run's
     ``flags``; used from the tests' thread. ``drain_stops`` waits for pending stops."""
 
-    def __init__(self, manager: ProfileManager, browser: Browser, flags: LaunchFlags, *,
-                 new_key: Callable[[], str], clone_key: str, count: int, lanes: Lanes,
-                 stop_later: StopLater, drain_stops: Callable[[], None]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        manager: ProfileManager,
+        browser: Browser,
+        flags: LaunchFlags,
+        *,
+        new_key: Callable[[], str],
+        clone_key: str,
+        count: int,
+        lanes: Lanes,
+        stop_later: StopLater,
+        drain_stops: Callable[[], None],
+    ) -> None:
         self.manager, self.browser, self.flags, self.count = manager, browser, flags, count
         self.unused = 0
         self._new_key, self._clone_key, self._lanes = new_key, clone_key, lanes

@@ -23,8 +23,13 @@ from .._profiles import roots
 QUIET_FLAGS = ("--disable-background-networking", "--disable-component-update", "--disable-sync")
 
 
-def browser_args(profile: str | os.PathLike[str], browser: Browser, *, headless: bool = True,
-                 extra: Sequence[str] = ()) -> list[str]:  # fmt: skip
+def browser_args(
+    profile: str | os.PathLike[str],
+    browser: Browser,
+    *,
+    headless: bool = True,
+    extra: Sequence[str] = (),
+) -> list[str]:
     """Command-line flags that start ``browser`` on ``profile``."""
     args = [f"--user-data-dir={os.fspath(profile)}", "--no-first-run", "--no-default-browser-check"]
     if browser.is_edge:
@@ -61,8 +66,13 @@ def short_tmpdir() -> Path:
     raise OSError("no short temporary folder for the browser's socket")
 
 
-def selenium_options(profile: str | os.PathLike[str], browser: Browser, *, headless: bool = True,
-                     extra: Sequence[str] = ()) -> Any:  # fmt: skip
+def selenium_options(
+    profile: str | os.PathLike[str],
+    browser: Browser,
+    *,
+    headless: bool = True,
+    extra: Sequence[str] = (),
+) -> Any:
     """Selenium options (Edge's for Edge, else Chrome's) with the binary and profile set."""
     if browser.is_edge:
         from selenium.webdriver.edge.options import Options
@@ -103,9 +113,14 @@ def _started_once(service: type[Any]) -> type[Any]:
     return StartedOnce
 
 
-def playwright_kwargs(profile: str | os.PathLike[str], browser: Browser, *, headless: bool = True,
-                      downloads: str | os.PathLike[str] | None = None,
-                      extra: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
+def playwright_kwargs(
+    profile: str | os.PathLike[str],
+    browser: Browser,
+    *,
+    headless: bool = True,
+    downloads: str | os.PathLike[str] | None = None,
+    extra: Sequence[str] = (),
+) -> dict[str, Any]:
     """Keyword arguments for Playwright's ``launch_persistent_context``; the profile's download
     folder as ``downloads_path``, since Playwright ignores the download pref."""
     args = browser_args(profile, browser, headless=False, extra=extra)

@@ -55,17 +55,29 @@ class BrowserOwner:
         """The browser we started on ``profile`` and have not stopped, if any."""
         return self._on.get(profile)
 
-    def plan_ahead(self, manager: ProfileManager, browser: Browser, flags: LaunchFlags,
-                   new_key: Callable[[], str], clone_key: str) -> None:  # fmt: skip
+    def plan_ahead(
+        self,
+        manager: ProfileManager,
+        browser: Browser,
+        flags: LaunchFlags,
+        new_key: Callable[[], str],
+        clone_key: str,
+    ) -> None:
         """From now on, start browsers ahead for tests that ask for the run's ``flags``."""
         if self.ahead is None:
             from .ahead import BrowsersAhead
 
             self.ahead = BrowsersAhead(
-                manager, browser, flags, new_key=new_key, clone_key=clone_key,
-                count=self.count_ahead, lanes=self._starting, stop_later=self._stop_later,
+                manager,
+                browser,
+                flags,
+                new_key=new_key,
+                clone_key=clone_key,
+                count=self.count_ahead,
+                lanes=self._starting,
+                stop_later=self._stop_later,
                 drain_stops=self._stopping.drain,
-            )  # fmt: skip
+            )
 
     def hand_out_ahead(self, flags: LaunchFlags, manager: ProfileManager) -> AheadBrowser | None:
         """A browser started ahead for ``flags``, ready, with its profile; None if none."""
@@ -111,12 +123,18 @@ class BrowserOwner:
         job = functools.partial(self._stop, session.profile, session, [], then)
         self._stopping.submit("stop", job)
 
-    def _stop(self, profile: Path, session: BrowserSession | None, strays: list[Any],
-              then: Callable[[], object]) -> None:  # fmt: skip
+    def _stop(
+        self,
+        profile: Path,
+        session: BrowserSession | None,
+        strays: list[Any],
+        then: Callable[[], object],
+    ) -> None:
         steps: list[Callable[[], object]] = [] if session is None else [session.stop]
         # Then those the test (or a driver of its own) started itself, maybe just now.
-        steps.append(lambda: processes.stop_browsers(
-            strays + processes.descendants_using(str(profile))))  # fmt: skip
+        steps.append(
+            lambda: processes.stop_browsers(strays + processes.descendants_using(str(profile)))
+        )
         for step in (*steps, then):
             try:
                 step()

@@ -98,8 +98,13 @@ class BrowserSession:
         return self.process.returncode
 
 
-def session_args(profile: str | os.PathLike[str], browser: Browser, *, headless: bool = True,
-                 extra: Sequence[str] = ()) -> list[str]:  # fmt: skip
+def session_args(
+    profile: str | os.PathLike[str],
+    browser: Browser,
+    *,
+    headless: bool = True,
+    extra: Sequence[str] = (),
+) -> list[str]:
     """The flags a browser for an attached session starts with: the run's flags, the switches
     chromedriver would add, a DevTools port of the browser's choosing, then ``extra``."""
     switches = [s for s in CHROMEDRIVER_SWITCHES if s not in launch.QUIET_FLAGS]
@@ -107,9 +112,14 @@ def session_args(profile: str | os.PathLike[str], browser: Browser, *, headless:
     return launch.browser_args(profile, browser, headless=headless, extra=extra)
 
 
-def start_session(profile: str | os.PathLike[str], browser: Browser, *, headless: bool = True,
-                  extra: Sequence[str] = (),
-                  timeout: float = START_TIMEOUT) -> BrowserSession:  # fmt: skip
+def start_session(
+    profile: str | os.PathLike[str],
+    browser: Browser,
+    *,
+    headless: bool = True,
+    extra: Sequence[str] = (),
+    timeout: float = START_TIMEOUT,
+) -> BrowserSession:
     """Start ``browser`` on ``profile``; return it once ``DevToolsActivePort`` is written and a
     page target exists (attaching earlier costs 0.19 s more). ``ValueError`` when ``extra`` has
     ``RESERVED_FLAGS``; ``BrowserStartError`` (with the exit status and last output) when the
@@ -128,9 +138,13 @@ def start_session(profile: str | os.PathLike[str], browser: Browser, *, headless
     # Outlives this function: the session closes it when the browser stops.
     stderr = tempfile.TemporaryFile()  # noqa: SIM115
     try:
-        proc = subprocess.Popen([browser.path, *args, "about:blank"], env=launch.browser_env(),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=stderr)  # fmt: skip
+        proc = subprocess.Popen(
+            [browser.path, *args, "about:blank"],
+            env=launch.browser_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     except OSError as exc:  # not there, or not a program
         stderr.close()
         raise BrowserStartError(f"cannot start {browser.describe()}: {exc}") from None
@@ -196,8 +210,9 @@ def _kill(proc: subprocess.Popen[bytes], profile: Path) -> None:
     processes.stop_browser_on(profile)
 
 
-def _describe(browser: Browser, profile: Path, proc: subprocess.Popen[bytes],
-              stderr: IO[bytes]) -> str:  # fmt: skip
+def _describe(
+    browser: Browser, profile: Path, proc: subprocess.Popen[bytes], stderr: IO[bytes]
+) -> str:
     try:
         stderr.seek(0, os.SEEK_END)
         stderr.seek(max(0, stderr.tell() - _STDERR_TAIL))

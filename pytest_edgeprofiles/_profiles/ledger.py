@@ -124,8 +124,9 @@ class Ledger:
         try:
             removal.remove_profile(record)
         except OSError as exc:
-            log.warning("could not remove profile %s of %s (left to the sweep): %s",
-                        record.path, key, exc)  # fmt: skip
+            log.warning(
+                "could not remove profile %s of %s (left to the sweep): %s", record.path, key, exc
+            )
             self.free(key, record)
             if strict:
                 raise ProfileCleanupError(key, str(exc)) from exc

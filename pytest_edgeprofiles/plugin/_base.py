@@ -28,8 +28,9 @@ class RunBase:
     """One process's view of the run's base; ``tell("warning", text)`` notes a warning for the
     summary."""
 
-    def __init__(self, config: pytest.Config, settings: Settings,
-                 tell: Callable[[str, str], None]) -> None:  # fmt: skip
+    def __init__(
+        self, config: pytest.Config, settings: Settings, tell: Callable[[str, str], None]
+    ) -> None:
         self.config, self.settings, self._tell = config, settings, tell
         self._settled: dict[str, Any] | None = None
         self._versions_checked = False
@@ -62,8 +63,9 @@ class RunBase:
                 f"profile can not be used because it is from a newer version')",
             )
 
-    def _read_or_settle(self, run: RunFolder,
-                        browser: Callable[[], Browser | None]) -> dict[str, Any]:  # fmt: skip
+    def _read_or_settle(
+        self, run: RunFolder, browser: Callable[[], Browser | None]
+    ) -> dict[str, Any]:
         marker = run.path / "base.json"
         try:
             with FileLock(f"{marker}.lock", mode=0o600, thread_local=False):

@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def edge_browser_session(
-    request: pytest.FixtureRequest, edge_profile: Path, edge_browser: Browser,
+    request: pytest.FixtureRequest,
+    edge_profile: Path,
+    edge_browser: Browser,
     edge_profile_manager: ProfileManager,
-) -> Generator[BrowserSession, None, None]:  # fmt: skip
+) -> Generator[BrowserSession, None, None]:
     """A browser on ``edge_profile``, ready to attach to, stopped after the test; its DevTools
     endpoint (``debugger_address``, ``cdp_url``) serves this test only."""
     from .._browser.ahead import LaunchFlags
@@ -31,9 +33,12 @@ def edge_browser_session(
     run, node = run_of(request.config), request.node
     owner = run.browsers
     owner.plan_ahead(
-        edge_profile_manager, edge_browser, run_flags(request.config),
-        new_key=run.lending.new_key, clone_key=run.lending.worker_key,
-    )  # fmt: skip
+        edge_profile_manager,
+        edge_browser,
+        run_flags(request.config),
+        new_key=run.lending.new_key,
+        clone_key=run.lending.worker_key,
+    )
     session = owner.session_on(edge_profile)  # started ahead: it came with the profile
     if session is None:
         flags = LaunchFlags(not headed(node.config), tuple(extra_args(node)))
@@ -52,8 +57,9 @@ def edge_browser_session(
 
 
 @pytest.fixture
-def edge_driver(request: pytest.FixtureRequest, edge_browser: Browser,
-                edge_profile: Path) -> Generator[Any, None, None]:  # fmt: skip
+def edge_driver(
+    request: pytest.FixtureRequest, edge_browser: Browser, edge_profile: Path
+) -> Generator[Any, None, None]:
     """A Selenium WebDriver attached to this test's browser, with the capabilities of
     ``edge_selenium_options``; quit after the test."""
     require("selenium")
@@ -107,8 +113,9 @@ def edge_playwright(request: pytest.FixtureRequest) -> Generator[Any, None, None
 
 
 @pytest.fixture
-def edge_context(edge_browser_session: BrowserSession,
-                 edge_playwright: Any) -> Generator[Any, None, None]:  # fmt: skip
+def edge_context(
+    edge_browser_session: BrowserSession, edge_playwright: Any
+) -> Generator[Any, None, None]:
     """A Playwright ``BrowserContext`` on this test's own profile (its persistent context)."""
     browser = edge_playwright.chromium.connect_over_cdp(edge_browser_session.cdp_url)
     yield browser.contexts[0]

@@ -103,11 +103,17 @@ def _plan_run(config: pytest.Config) -> Settings:
     except UnsafeDirectoryError as exc:
         raise pytest.UsageError(f"edgeprofiles: {exc} (another user may have planted it)") from None
     run_id = uuid.uuid4().hex[:12]
-    return Settings(**{
-        **values, "profile_root": str(root), "headed": bool(values["headed"]),
-        "require_browser": bool(values["require_browser"]), "run_id": run_id,
-        "run_dir": str(root / RUNS / run_id), "controller_pid": os.getpid(),
-    })  # fmt: skip
+    return Settings(
+        **{
+            **values,
+            "profile_root": str(root),
+            "headed": bool(values["headed"]),
+            "require_browser": bool(values["require_browser"]),
+            "run_id": run_id,
+            "run_dir": str(root / RUNS / run_id),
+            "controller_pid": os.getpid(),
+        }
+    )
 
 
 def _ini_text(config: pytest.Config, name: str) -> str | None:

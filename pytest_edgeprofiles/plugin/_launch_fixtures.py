@@ -50,8 +50,12 @@ def _short_tmpdir_for_children(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def edge_launch_args(pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser,
-                     monkeypatch: pytest.MonkeyPatch) -> list[str]:  # fmt: skip
+def edge_launch_args(
+    pytestconfig: pytest.Config,
+    edge_profile: Path,
+    edge_browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> list[str]:
     """Command-line flags that start ``edge_browser`` on ``edge_profile``; under a ``TMPDIR``
     too deep for the browser's socket, the test gets a short one for its browser to inherit."""
     from .._browser import launch
@@ -64,8 +68,12 @@ def edge_launch_args(pytestconfig: pytest.Config, edge_profile: Path, edge_brows
 
 
 @pytest.fixture
-def edge_selenium_options(pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser,
-                          monkeypatch: pytest.MonkeyPatch) -> Any:  # fmt: skip
+def edge_selenium_options(
+    pytestconfig: pytest.Config,
+    edge_profile: Path,
+    edge_browser: Browser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Any:
     """Selenium options for ``edge_browser`` on ``edge_profile`` (needs the selenium extra);
     a short ``TMPDIR`` as with ``edge_launch_args``."""
     from .._browser import launch
@@ -79,8 +87,9 @@ def edge_selenium_options(pytestconfig: pytest.Config, edge_profile: Path, edge_
 
 
 @pytest.fixture
-def edge_playwright_kwargs(pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser,
-                           edge_download_dir: Path) -> dict[str, Any]:  # fmt: skip
+def edge_playwright_kwargs(
+    pytestconfig: pytest.Config, edge_profile: Path, edge_browser: Browser, edge_download_dir: Path
+) -> dict[str, Any]:
     """Keyword arguments for Playwright's ``launch_persistent_context`` on ``edge_profile``."""
     from .._browser import launch
 
