@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from pytest_edgeprofiles._browser import launch
-from pytest_edgeprofiles._chromium.userdata import Browser
+from pytest_edgeprofiles import launch
+from pytest_edgeprofiles.chromium import Browser
 
 SITE_ENV = "EDGEPROFILES_EXAMPLE_SITE"
 

@@ -1,6 +1,6 @@
 """The one owner of a process's browsers, from start (by their test, or ahead) to stop.
 
-``stop_on(profile)``, asked before a profile is given back, also stops a browser the test
+``stop_on(profile)``, asked before a profile is taken back, also stops a browser the test
 started itself: found among this process's descendants, even one too young for a lock file.
 """
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported with the first browser: every profile's return ask
     from .sessions import BrowserSession
 
 #: How a test's browser was started: ahead of its test, by its test; or started ahead unused.
-STARTS = ("warm", "cold", "unused")
+STARTS = ("ahead", "by_test", "unused")
 
 
 class BrowserOwner:
@@ -47,7 +47,7 @@ class BrowserOwner:
         session = sessions.start_session(
             profile, browser, headless=flags.headless, extra=flags.args
         )
-        self._starts["cold"] += 1
+        self._starts["by_test"] += 1
         self._on[profile] = session
         return session
 
@@ -83,7 +83,7 @@ class BrowserOwner:
         """A browser started ahead for ``flags``, ready, with its profile; None if none."""
         ahead = self.ahead.pop(flags, manager) if self.ahead else None
         if ahead is not None:
-            self._starts["warm"] += 1
+            self._starts["ahead"] += 1
             self._on[ahead.path] = ahead.session
         return ahead
 
@@ -102,7 +102,7 @@ class BrowserOwner:
             job()
 
     def make_room(self) -> None:
-        """Give back every slot this process holds for browsers: stop those started ahead,
+        """Free every slot this process holds for browsers: stop those started ahead,
         wait for those stopping."""
         if self.ahead is not None:
             self.ahead.empty()

@@ -134,7 +134,7 @@ class Registry:
         return free > len(waiters)
 
     def free(self, path: str) -> None:
-        """Give back the slot of the profile at ``path`` (nothing if it holds none)."""
+        """Free the slot of the profile at ``path`` (nothing if it holds none)."""
         with self._state() as state:
             state["entries"].pop(path, None)
 
@@ -157,7 +157,7 @@ class Registry:
                 del entries[key]
                 dead.append(record)
             elif not os.path.lexists(record.path) and not os.path.lexists(record_path(record.path)):
-                # Removed, but its slot never given back (the registry could not be written).
+                # Removed, but its slot never freed (the registry could not be written).
                 log.info("reclaiming the slot of %s: the profile is gone", record.path)
                 del entries[key]
         return dead

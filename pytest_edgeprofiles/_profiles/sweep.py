@@ -124,7 +124,7 @@ def _stale_temp_files(root: Path) -> list[Path]:
 
 
 def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepResult:
-    """Remove kept profiles of all but the newest ``keep_runs`` runs: only released ones (with
+    """Remove kept profiles of all but the newest ``keep_runs`` runs: only those given up (with
     ``cleanup_on_exit=False``, profiles in use are kept too), of runs whose owners are all dead
     or this very process (at its end)."""
     if keep_runs < 0:

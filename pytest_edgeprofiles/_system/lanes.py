@@ -71,12 +71,16 @@ class Lanes:
 
 def _serve(jobs: queue.SimpleQueue[_Job]) -> None:
     while (job := jobs.get()) is not None:
-        fn, future = job
-        if not future.set_running_or_notify_cancel():
-            continue  # cancelled before it began
-        try:
-            result = fn()
-        except BaseException as exc:  # the submitter's to report, as an executor would
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
+        _run(*job)
+        del job  # an idle lane holds nothing alive (a manager's finalizer must be able to run)
+
+
+def _run(fn: Callable[[], Any], future: Future[Any]) -> None:
+    if not future.set_running_or_notify_cancel():
+        return  # cancelled before it began
+    try:
+        result = fn()
+    except BaseException as exc:  # the submitter's to report, as an executor would
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

@@ -4,7 +4,6 @@ Knows nothing of browsers: what runs on a profile is stopped before it comes bac
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +31,7 @@ class Lending:
         self._serial = itertools.count(1)
 
     def new_key(self) -> str:
-        """Never reused: a profile given back in the background never holds up the next."""
+        """Never reused: a profile taken back in the background never holds up the next."""
         return f"{self.worker_key}.{next(self._serial)}"
 
     def hand_out(
@@ -62,7 +61,7 @@ class Lending:
         try:
             return manager.create_profile(key, prepared_as=clone_key)
         except ProfileLimitError as exc:
-            if exc.holders and all(h.pid == os.getpid() for h in exc.holders):
+            if _all_mine(exc):
                 raise  # held for this very test: none can come free while it waits
         wait = self.settings.profile_wait
         return manager.create_profile(key, timeout=wait, prepared_as=clone_key)
@@ -73,7 +72,7 @@ class Lending:
             f"Raise the cap with {cap.flag}, {cap.env} or ini {cap.ini} "
             f"(at most {MAX_PROFILES_RANGE[1]})"
         )
-        if exc.holders and all(h.pid == os.getpid() for h in exc.holders):
+        if _all_mine(exc):
             return (
                 f"edgeprofiles: this test needs more profiles ({who}) than {cap.flag} "
                 f"{self.settings.max_profiles} allows: this process holds every slot for this "
@@ -112,3 +111,8 @@ class Lending:
         manager.cleanup_all_profiles()
         for path, error in manager.background_failures:
             self._shared.note("cleanup_failed", path=path, error=error)
+
+
+def _all_mine(full: ProfileLimitError) -> bool:
+    """Whether this process holds every slot: then none can come free while it waits."""
+    return bool(full.holders) and all(h.owner() == "this process" for h in full.holders)

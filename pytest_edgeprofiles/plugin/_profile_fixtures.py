@@ -54,7 +54,7 @@ def edge_session_profile(
     """One profile for all tests of this worker that ask for it; holds a slot all along."""
     run = run_of(request.config)
     key = run.session_key
-    path = run.lending.hand_out(edge_profile_manager, key, _asking(request.node))
+    path = run.lending.hand_out(edge_profile_manager, key, "edge_session_profile")
     yield path
     keep = run.lending.keeps(failed=run.lending.session_profile_failed)
     run.take_back(edge_profile_manager, path, key, keep, f"session of {run.lending.worker_key}")

@@ -28,7 +28,7 @@ def summarize(run: RunFolder, max_profiles: int) -> tuple[list[str], bool]:
     for event in events:
         if event["kind"] == "starts":
             starts.update({k: event.get(k, 0) for k in STARTS})
-    if starts["warm"] or starts["cold"]:
+    if starts["ahead"] or starts["by_test"]:
         lines.append(_starts_line(starts))
     for kind in ("browser", "warning"):  # each text once: every worker may say the same
         texts = dict.fromkeys(e["text"] for e in events if e["kind"] == kind)
@@ -45,8 +45,9 @@ def summarize(run: RunFolder, max_profiles: int) -> tuple[list[str], bool]:
 
 
 def _starts_line(starts: Counter[str]) -> str:
-    warm, cold, unused = (starts[k] for k in STARTS)
-    line = f"{_count(warm + cold, 'browser')} for tests: {warm} started ahead, {cold} by their test"
+    ahead, by_test, unused = (starts[k] for k in STARTS)
+    total = _count(ahead + by_test, "browser")
+    line = f"{total} for tests: {ahead} started ahead, {by_test} by their test"
     return line + (f"; {unused} started ahead went unused" if unused else "")
 
 
