@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_edgeprofiles import ProfileManager
+from pytest_edgeprofiles._profiles import manager as manager_module
 from pytest_edgeprofiles._profiles.records import ProfileRecord
 from pytest_edgeprofiles._profiles.registry import Registry
 
@@ -255,11 +256,11 @@ def bench_listing(work: Path, mb: int, rounds: int) -> list[Figure]:
 
     def expired() -> float:
         # Every size older than LISTED_SIZE_MAX_AGE: the listing walks all 16.
-        saved, manager.LISTED_SIZE_MAX_AGE = manager.LISTED_SIZE_MAX_AGE, -1.0
+        saved, manager_module.LISTED_SIZE_MAX_AGE = manager_module.LISTED_SIZE_MAX_AGE, -1.0
         try:
             return timed(manager.list_profiles)
         finally:
-            manager.LISTED_SIZE_MAX_AGE = saved
+            manager_module.LISTED_SIZE_MAX_AGE = saved
 
     def du() -> float:  # -l: count every link of a file, as 16 real copies would be counted
         return timed(lambda: run("du", "-sbl", *paths))
