@@ -9,8 +9,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
-from browser_support import start_process
+from browser_support import start_process, wait_for
 from conftest import SYMLINKS, posix_only
 
 from pytest_edgeprofiles._chromium import processes
@@ -87,3 +88,25 @@ def test_odd_pids_are_no_process_and_never_raise(pid: object) -> None:
     assert processes.process_alive(pid, 0.0) is False  # type: ignore[arg-type]
     assert processes.running_since(pid, time.time()) is False  # type: ignore[arg-type]
     assert processes.process_uses(pid, "/p") is False  # type: ignore[arg-type]
+
+
+@posix_only("a process that never reaps its children")
+def test_a_zombie_left_unreaped_by_its_parent_counts_as_stopped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A browser's helpers go to an init that may reap them late (or to none, in a container
+    # whose first process is not an init): a stop must not wait for a dead process to vanish.
+    parent = start_process(["sh", "-c", "(exit 0) & exec sleep 120"], shown=["sleep", "120"])
+    try:
+
+        def zombies() -> list[psutil.Process]:
+            children = psutil.Process(parent.pid).children()
+            return [child for child in children if child.status() == psutil.STATUS_ZOMBIE]
+
+        wait_for(lambda: bool(zombies()), "the child to exit")
+        processes.stop_browsers(zombies(), grace=30)
+        assert "survived SIGKILL" not in caplog.text
+        assert parent.poll() is None, "only the zombie was to stop"
+    finally:
+        parent.kill()
+        parent.wait()

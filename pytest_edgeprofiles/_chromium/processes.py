@@ -15,6 +15,7 @@ import psutil
 
 from .._system import files, platform
 from .._system.logs import log
+from .._system.waiting import Backoff
 from . import userdata
 
 #: Two create times closer than this are the same process (Linux counts in 10 ms ticks).
@@ -188,13 +189,34 @@ def stop_browsers(procs: list[psutil.Process], grace: float = 3.0) -> None:
     for proc in asked:
         with contextlib.suppress(psutil.Error):
             ask_to_stop(proc)
-    _, alive = psutil.wait_procs(list(tree.values()), timeout=grace)
+    alive = _wait_gone(list(tree.values()), grace)
     for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()
-    _, still = psutil.wait_procs(alive, timeout=grace)
+    still = _wait_gone(alive, grace)
     for proc in still:
         log.warning("process %s on a profile survived SIGKILL", proc.pid)
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Those of ``procs`` still running after at most ``timeout`` s. A zombie is gone: it holds
+    nothing, and whoever reaps a browser's helpers (an init that reaps late, or none in a
+    container whose first process is not an init) is not ours to wait for."""
+    backoff = Backoff(0.005, most=0.05, timeout=timeout)
+    while True:
+        _, alive = psutil.wait_procs(procs, timeout=0)  # reaps those that are our children
+        procs = [proc for proc in alive if not _zombie(proc)]
+        if not procs or not backoff.pause():
+            return procs
+
+
+def _zombie(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # ZombieProcess too
+        return True
+    except psutil.Error:
+        return False
 
 
 class _Stoppable(Protocol):
