@@ -14,7 +14,7 @@ import pytest
 from browser_support import start_process, wait_for
 from conftest import SYMLINKS, posix_only
 
-from pytest_edgeprofiles._chromium import processes
+from pytest_edgeprofiles._chromium import processes, userdata
 from pytest_edgeprofiles._system import platform
 
 
@@ -110,3 +110,28 @@ def test_a_zombie_left_unreaped_by_its_parent_counts_as_stopped(
     finally:
         parent.kill()
         parent.wait()
+
+
+@pytest.mark.parametrize(
+    ("arg", "windows", "read"),
+    [
+        ("--user-data-dir=/p", False, ("--user-data-dir", "/p")),
+        ("-user-data-dir=/p", False, ("--user-data-dir", "/p")),
+        ("--User-Data-Dir=/p", False, ("--User-Data-Dir", "/p")),  # POSIX: case counts
+        ("/user-data-dir=/p", False, None),  # a path, not a switch
+        ("-", False, None),
+        ("--", False, None),
+        ("--headless", False, ("--headless", None)),
+        ("/User-Data-Dir=C:\\p", True, ("--user-data-dir", "C:\\p")),
+        ("-USER-DATA-DIR=C:\\p", True, ("--user-data-dir", "C:\\p")),
+    ],
+)
+def test_a_switch_is_read_as_the_browser_reads_it(
+    arg: str, windows: bool, read: tuple[str, str | None] | None
+) -> None:
+    assert userdata.switch(arg, windows=windows) == read
+
+
+def test_a_browser_on_a_profile_named_with_one_dash_is_found() -> None:
+    profile = processes.normalise("/p")
+    assert processes.names_profile(["chromium", "-user-data-dir=/p"], profile)

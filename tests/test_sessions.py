@@ -407,14 +407,24 @@ def test_a_proxy_in_the_environment_is_not_asked_for_the_local_endpoint(
 
 
 @pytest.mark.parametrize(
-    "flag",
-    ["--remote-debugging-port=9222", "--remote-debugging-address=0.0.0.0", "--user-data-dir=/x"],
+    ("flag", "read_as"),
+    [
+        ("--remote-debugging-port=9222", "--remote-debugging-port"),
+        ("--remote-debugging-address=0.0.0.0", "--remote-debugging-address"),
+        ("--user-data-dir=/x", "--user-data-dir"),
+        # Chromium takes one dash as well: the browser would run on another folder.
+        ("-user-data-dir=/x", "--user-data-dir"),
+        ("-remote-debugging-pipe", "--remote-debugging-pipe"),
+    ],
 )
 def test_flags_that_would_take_the_session_away_are_refused(
-    tmp_path: Path, browser: Browser, flag: str
+    tmp_path: Path, browser: Browser, flag: str, read_as: str
 ) -> None:
-    with pytest.raises(ValueError, match=r"would take the session from under the fixture"):
+    with pytest.raises(ValueError, match=r"would take the session from under the fixture") as exc:
         sessions.start_session(tmp_path, browser, extra=["--lang=de", flag])
+    assert f"read as {read_as})" in str(exc.value), (
+        "the message names the flag as the browser reads it"
+    )
     assert not browsers_under(tmp_path), "no browser was started"
 
 

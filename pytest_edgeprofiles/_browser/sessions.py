@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .._chromium import processes
+from .._chromium import processes, userdata
 from .._chromium.installs import Browser
 from .._system.logs import log
 from .._system.waiting import Backoff
@@ -125,12 +125,14 @@ def start_session(
     ``RESERVED_FLAGS``; ``BrowserStartError`` (with the exit status and last output) when the
     browser exits or is not ready within ``timeout``."""
     profile = Path(profile)
-    reserved = [a for a in extra if a.split("=", 1)[0] in RESERVED_FLAGS]
+    # Spelled as the browser reads them: one dash, or on Windows a slash and any case, counts.
+    names = {arg: (userdata.switch(arg) or ("",))[0] for arg in extra}
+    reserved = [arg for arg, name in names.items() if name in RESERVED_FLAGS]
     if reserved:
         raise ValueError(
-            f"browser flags {reserved} would take the session from under the fixture: its "
-            f"profile and its DevTools endpoint (127.0.0.1, a port of the browser's choosing) "
-            f"are the fixture's to set"
+            f"browser flags {reserved} (read as {', '.join(sorted({names[a] for a in reserved}))}) "
+            f"would take the session from under the fixture: its profile and its DevTools "
+            f"endpoint (127.0.0.1, a port of the browser's choosing) are the fixture's to set"
         )
     # Left by an earlier browser on this profile: it would name a port nobody listens on.
     (profile / PORT_FILE).unlink(missing_ok=True)

@@ -116,12 +116,13 @@ def process_uses(pid: int, profile: str) -> bool:
 
 
 def names_profile(cmdline: list[str], profile: str) -> bool:
-    return any(
-        flag in userdata.PROFILE_FLAGS
-        and (eq or i + 1 < len(cmdline))
-        and normalise(value if eq else cmdline[i + 1]) == profile
-        for i, (flag, eq, value) in enumerate(arg.partition("=") for arg in cmdline)
-    )
+    for i, arg in enumerate(cmdline):
+        name, value = userdata.switch(arg) or ("", None)
+        if value is None and i + 1 < len(cmdline):
+            value = cmdline[i + 1]
+        if name in userdata.PROFILE_FLAGS and value is not None and normalise(value) == profile:
+            return True
+    return False
 
 
 def normalise(path: str) -> str:

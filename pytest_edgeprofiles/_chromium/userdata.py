@@ -29,6 +29,9 @@ LOCK_ENTRIES = frozenset(
 #: Flags naming a process's user data dir: the browser's, and our mark on a WebDriver server
 #: (which ignores it), so that removing a profile stops its leftover driver.
 PROFILE_FLAGS = ("--user-data-dir", "--edgeprofiles-user-data-dir")
+#: How Chromium reads a switch: after ``--`` or ``-``, on Windows ``/`` too, where the name's
+#: case does not count (base/command_line.cc).
+_SWITCH_PREFIXES = {False: ("--", "-"), True: ("--", "-", "/")}
 #: JSON files a browser must be able to parse; a corrupt one loses the user's settings.
 JSON_FILES = ("Local State", "Default/Preferences")
 #: A unix socket path holds at most 107 bytes (103 on macOS); the browser aborts past that.
@@ -40,6 +43,17 @@ _SOCKET_DIR = re.compile(
 )
 #: Where a browser makes its socket folder: ``MAC_CHROMIUM_TMPDIR`` on macOS, none on Windows.
 SOCKET_TMPDIR_VAR = {"win32": None, "darwin": "MAC_CHROMIUM_TMPDIR"}.get(sys.platform, "TMPDIR")
+
+
+def switch(arg: str, windows: bool | None = None) -> tuple[str, str | None] | None:
+    """``arg`` as the browser reads it: its name spelled ``--name`` and its value (None without
+    ``=``); None when it is no switch. ``-user-data-dir=x`` is ``("--user-data-dir", "x")``."""
+    windows = platform.WINDOWS if windows is None else windows
+    prefix = next((p for p in _SWITCH_PREFIXES[windows] if arg.startswith(p)), "")
+    name, eq, value = arg[len(prefix) :].partition("=")
+    if not prefix or not name:  # ``--`` alone ends the switches
+        return None
+    return f"--{name.lower() if windows else name}", value if eq else None
 
 
 @dataclass(frozen=True)
