@@ -74,7 +74,8 @@ def _folder(text: str) -> str:
 
 
 def _check_can_make(folder: Path) -> None:
-    """``ValueError`` unless ``folder``'s nearest existing parent is a writable folder."""
+    """``ValueError`` unless ``folder`` can be made: its nearest existing parent is a writable
+    folder that takes a new one (tried, and removed at once)."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -84,6 +85,17 @@ def _check_can_make(folder: Path) -> None:
         raise ValueError(f"{existing} is on a read-only file system")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{existing} is not writable")
+    if existing != folder:  # /proc and the like pass every look and still refuse a folder
+        probe = folder
+        while probe.parent != existing:
+            probe = probe.parent
+        try:
+            probe.mkdir(mode=0o700)
+            probe.rmdir()
+        except FileExistsError:
+            pass  # made meanwhile
+        except OSError as exc:
+            raise ValueError(f"cannot make a folder in {existing} ({exc.strerror})") from None
 
 
 def _browser(text: str) -> str:

@@ -230,6 +230,17 @@ def test_a_root_on_a_read_only_file_system_is_a_usage_error(pytester: pytest.Pyt
     ) in err
 
 
+@linux_only("/proc, which takes no folder yet passes every look at its flags and rights")
+def test_a_root_under_proc_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(edge_profile): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--edge-profile-root=/proc/x")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --edge-profile-root: invalid value '/proc/x' on the command line "
+         "(--edge-profile-root): cannot make a folder in /proc (*)"]
+    )  # fmt: skip
+
+
 @linux_only(A_MOUNT)
 def test_a_default_root_that_cannot_be_made_fails_the_test_naming_why(
     pytester: pytest.Pytester,
