@@ -170,6 +170,10 @@ def test_environment_beats_ini_and_command_line_beats_both(
         (["--edge-prelaunch=-1"], {}, "", "--edge-prelaunch: invalid value '-1' on the command line*from 0 to 16"),
         ([], {"EDGEPROFILES_PRELAUNCH": "many"}, "", "--edge-prelaunch: invalid value 'many' in the environment (EDGEPROFILES_PRELAUNCH)*"),
         ([], {}, "edge_prelaunch = 17", "--edge-prelaunch: invalid value '17' in *tox.ini (edge_prelaunch)*"),
+        # One wording for a value of the wrong kind, wherever it is given.
+        ([], {}, "edge_max_profiles = abc", "--edge-max-profiles: invalid value 'abc' in *tox.ini (edge_max_profiles): expected a whole number from 1 to 16"),
+        ([], {}, "edge_profile_wait = soon", "--edge-profile-wait: invalid value 'soon' in *tox.ini (edge_profile_wait): expected a number of seconds >= 0"),
+        ([], {}, "edge_headed = maybe", "--edge-headed: invalid value 'maybe' in *tox.ini (edge_headed): expected 1/0, true/false, yes/no or on/off"),
     ],
 )  # fmt: skip
 def test_usage_errors_name_option_value_and_source(
@@ -277,3 +281,17 @@ def test_a_root_in_a_folder_we_may_not_write_is_a_usage_error(
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
     assert f"{locked} is not writable" in result.stderr
     assert os.listdir(locked) == []
+
+
+@pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "2"]])
+def test_a_misspelled_ini_option_is_told_the_option_meant(
+    pytester: pytest.Pytester, root: Path, xdist: list[str]
+) -> None:
+    pytester.makeini(f"[pytest]\nedge_max_profile = 3\nedge_profile_root = {root}\n")
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_subprocess(*xdist)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["*unknown ini option edge_max_profile; did you mean edge_max_profiles?*"]
+    )
+    assert result.stdout.str().count("did you mean") == 1

@@ -58,8 +58,20 @@ def add_options(parser: pytest.Parser) -> None:
             env = f" [env {opt.env}]" if opt.env else ""
             kw: dict[str, Any] = {"action": "store_const", "const": opt.const} if opt.const else {}
             group.addoption(opt.flag, dest=opt.ini, default=None, help=opt.help + env, **kw)
-        # Typed, so that pytest 9's native TOML ([tool.pytest]) may say 4, 1.5 or true.
-        parser.addini(opt.ini, opt.help, type=opt.ini_type, default=None)  # type: ignore[arg-type]
+        parser.addini(opt.ini, opt.help, type=_ini_type(opt.ini_type), default=None)
+
+
+#: What pytest 9.2 reads an ini value of each kind as: the kind, or text for our parser to judge.
+_UNIONS: dict[str, Any] = {"int": int | str, "float": float | str, "bool": bool | str}
+
+
+def _ini_type(kind: str) -> Any:
+    """Typed, so that pytest 9's native TOML ([tool.pytest]) may say 4, 1.5 or true; yet ini
+    text that is no such value comes to our parser, whose error a flag's would be. Before
+    pytest 9 every ini value is text; 9.0 and 9.1 have no unions and judge it themselves."""
+    if pytest.version_tuple < (9,):
+        return "string"
+    return _UNIONS.get(kind, kind) if pytest.version_tuple >= (9, 2) else kind
 
 
 class _XdistHooks:
@@ -73,6 +85,27 @@ class _XdistHooks:
         node.workerinput[_WORKERINPUT_KEY] = asdict(self.settings)
 
 
+class _IniHints:
+    """Adds to pytest's "Unknown config option: edge_..." the option meant, if one is close."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl
+    def pytest_warning_recorded(self, warning_message: Any, when: str) -> None:
+        prefix = "Unknown config option: edge_"
+        text = str(warning_message.message)
+        if when != "config" or not text.startswith(prefix):
+            return
+        import difflib
+
+        key = text.split(": ", 1)[1].strip()
+        meant = difflib.get_close_matches(key, [opt.ini for opt in OPTIONS], n=1)
+        if meant:
+            hint = f"edgeprofiles: unknown ini option {key}; did you mean {meant[0]}?"
+            self.config.issue_config_time_warning(pytest.PytestConfigWarning(hint), 2)
+
+
 def configure(config: pytest.Config) -> Settings:
     """The controller's settings, in a worker; else planned here."""
     workerinput = getattr(config, "workerinput", None)
@@ -80,6 +113,7 @@ def configure(config: pytest.Config) -> Settings:
         settings = Settings(**workerinput[_WORKERINPUT_KEY])
     else:
         settings = _plan_run(config)
+        config.pluginmanager.register(_IniHints(config), "edgeprofiles-ini-hints")
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(settings), "edgeprofiles-xdist")
     config.stash[SETTINGS] = settings
