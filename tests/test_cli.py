@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -246,7 +247,25 @@ def test_clean_removes_only_dead_owners_profiles(leftovers: SimpleNamespace) -> 
     assert read_record(record_path(leftovers.live)) is not None
     summary = result.stdout.splitlines()[-1]
     assert summary.startswith("removed 2 profiles, 1 run folder under ")
-    assert summary.endswith(f"freed {_common.human_size(sizes)}")
+    assert summary.endswith(
+        f"freed {_common.human_size(sizes)} "
+        "(1 kept profile of dead owners left: --include-kept removes them)"
+    )
+    again = run_cli("clean", "--root", str(leftovers.root))
+    assert again.stdout.strip() == (
+        f"nothing to remove under {leftovers.root} "
+        "(1 kept profile of dead owners left: --include-kept removes them)"
+    )
+
+
+def test_plain_clean_removes_a_kept_record_whose_folder_is_gone(
+    leftovers: SimpleNamespace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.rmtree(leftovers.kept)  # removed by hand: its record lists it as missing
+    code, doc = main_json(capsys, "clean", "--root", str(leftovers.root))
+    assert code == 0 and str(leftovers.kept) in doc["removed"]
+    assert not record_path(leftovers.kept).exists()
+    assert doc["kept_left"] == 0
 
 
 def test_clean_json_and_dry_run(
@@ -263,6 +282,7 @@ def test_clean_json_and_dry_run(
         "removed": [str(p) for p in doomed],
         "failed": [],
         "freed_bytes": sizes,
+        "kept_left": 1,
     }
     assert all(p.is_dir() for p in doomed)
     code, doc = main_json(capsys, "clean", "--root", str(leftovers.root))
@@ -352,7 +372,7 @@ def test_clean_that_cannot_remove_exits_1(
     out, err = capsys.readouterr()
     assert code == 1
     assert f"could not remove {stuck}: " in err and "Traceback" not in err
-    assert out.splitlines()[-1].endswith("; 1 could not be removed")
+    assert "; 1 could not be removed (1 kept profile" in out.splitlines()[-1]
     assert stuck.is_dir() and gone(leftovers.dead[1])
     code, doc = main_json(capsys, "clean", "--root", str(leftovers.root))
     assert code == 1 and [f["path"] for f in doc["failed"]] == [str(stuck)]

@@ -168,12 +168,13 @@ def _print_list(doc: dict[str, Any]) -> None:
     print(f"{entries}, {human_size(total)}; {dead} with a dead owner")
 
 
-def _doomed(record: ProfileRecord | None, include_kept: bool) -> bool:
-    """Garbage, or a dead owner's profile (kept ones only when asked). Stricter than
-    ``sweep.sweep``: ``clean`` next to a test run must never take a live owner's released one."""
+def _doomed(path: Path, record: ProfileRecord | None, include_kept: bool) -> bool:
+    """Garbage, or a dead owner's profile (kept ones only when asked, or when only the record is
+    left). Stricter than ``sweep.sweep``: ``clean`` next to a test run must never take a live
+    owner's released one."""
     if record is None:
         return True
-    if record.keep and not include_kept:
+    if record.keep and not include_kept and os.path.lexists(path):
         return False
     return record.owner() == "dead"
 
@@ -182,11 +183,13 @@ def cmd_clean(args: argparse.Namespace) -> int:
     """``edgeprofiles clean``: remove what dead owners left; ``EXIT_FAILED`` if any stayed."""
     root = _root(args)
     now = time.time()
-    doomed = [
+    old_enough = [
         (path, record)
         for _, path, record in _entries(root)
-        if _doomed(record, args.include_kept) and now - _created(path, record) >= args.older_than
+        if now - _created(path, record) >= args.older_than
     ]
+    doomed = [(path, rec) for path, rec in old_enough if _doomed(path, rec, args.include_kept)]
+    kept_left = sum(_doomed(path, rec, True) for path, rec in old_enough) - len(doomed)
     verb = "checking" if args.dry_run else "removing"
     result = removal.remove_many(progress(doomed, args, verb, "profile", len(doomed)), args.dry_run)
     failed = [
@@ -200,14 +203,18 @@ def cmd_clean(args: argparse.Namespace) -> int:
         "removed": [str(path) for path in result.removed],
         "failed": failed,
         "freed_bytes": result.freed_bytes,
+        "kept_left": kept_left,
     }
     output(args, doc, _print_clean)
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def _print_clean(doc: dict[str, Any]) -> None:
+    kept = doc["kept_left"]
+    hint = f" ({count(kept, 'kept profile')} of dead owners left: --include-kept removes them)"
     if not doc["removed"] and not doc["failed"]:
-        print(f"nothing to remove under {doc['root']}{_MISSING * (not doc['root_exists'])}")
+        missing = _MISSING * (not doc["root_exists"])
+        print(f"nothing to remove under {doc['root']}{missing}{hint * bool(kept)}")
         return
     would = "would remove" if doc["dry_run"] else "removed"
     for path in doc["removed"]:
@@ -219,6 +226,7 @@ def _print_clean(doc: dict[str, Any]) -> None:
     print(
         f"{would} {_what(doc['removed'])} under {doc['root']}, {freed} {size}"
         + (f"; {len(doc['failed'])} could not be removed" if doc["failed"] else "")
+        + hint * bool(kept)
     )
 
 
