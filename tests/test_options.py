@@ -7,6 +7,7 @@ as users do, to see that each source reaches it and each mistake is one usage er
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import fields
@@ -295,3 +296,16 @@ def test_a_misspelled_ini_option_is_told_the_option_meant(
         ["*unknown ini option edge_max_profile; did you mean edge_max_profiles?*"]
     )
     assert result.stdout.str().count("did you mean") == 1
+
+
+def test_the_readme_writes_path_and_value_options_with_an_equals_sign() -> None:
+    # ``--edge-base-profile ~/x``: pytest takes the path for a test argument when it picks the
+    # rootdir (and writes its cache there); ``--edge-base-profile=~/x`` is read as the option's.
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    valued = [opt.flag for opt in OPTIONS if opt.flag and not opt.const]
+    spaced = [
+        match[0]
+        for flag in valued
+        for match in re.finditer(rf"{re.escape(flag)} [^\s`|(]+", readme)
+    ]
+    assert spaced == []
