@@ -504,9 +504,9 @@ def test_page(edge_page, i):
 @pytest.mark.parametrize(
     ("cap", "workers", "ahead", "wait"),
     [(1, "0", False, 60), (1, "2", False, 60), (2, "0", True, 60), (3, "2", True, 60),
-     (1, "0", False, 0)],
+     (1, "0", False, 0), (2, "2", False, 0)],
     ids=["cap1-one-worker", "cap1-two-workers", "cap2-one-worker", "cap3-two-workers",
-         "cap1-no-wait"],
+         "cap1-no-wait", "cap2-two-workers-no-wait"],
 )  # fmt: skip
 def test_browsers_started_ahead_keep_to_the_cap_without_deadlock(
     pytester: pytest.Pytester,
@@ -519,6 +519,8 @@ def test_browsers_started_ahead_keep_to_the_cap_without_deadlock(
 ) -> None:
     # cap1-no-wait: the last test's browser, stopping in the background, holds the only slot
     # when the next test asks for it; the next test waits for that stop, not for a slot.
+    # cap2-two-workers-no-wait: a browser started ahead would hold the other worker's slot,
+    # and its test, which may not wait, would fail: none is started ahead, and it is said.
     pytester.makepyfile(test_inner=HELD_TESTS)
     with CapWatcher(inner) as watcher:
         result = pytester.runpytest_subprocess(
@@ -535,6 +537,10 @@ def test_browsers_started_ahead_keep_to_the_cap_without_deadlock(
         assert len(watcher.seen) == 8, "every test had a browser of its own"
     else:  # no room: a test's slot is the only one (or the other worker's)
         assert "0 started ahead, 8 by their test" in line, line
+    if wait == 0:
+        result.stdout.fnmatch_lines(
+            ["note: no browser is started ahead: * leave no slot to spare*"]
+        )
     assert not browsers_under(inner)
 
 

@@ -3,6 +3,7 @@ no process. Ties together the run folder, the base, lending and browsers, and en
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -71,8 +72,24 @@ class Run:
             if self._browsers is None:
                 from .._browser.owner import BrowserOwner
 
-                self._browsers = BrowserOwner(self.settings.prelaunch)
+                self._browsers = BrowserOwner(self._count_ahead())
             return self._browsers
+
+    def _count_ahead(self) -> int:
+        """``prelaunch``, unless a test may not wait for a slot (``--edge-profile-wait=0``) and
+        the cap has none to spare beside every worker's own: a slot held for work done ahead
+        must never fail such a test."""
+        s = self.settings
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        if s.prelaunch == 0 or s.profile_wait > 0 or s.max_profiles >= workers * (1 + s.prelaunch):
+            return s.prelaunch
+        self.shared.tell(
+            "note",
+            f"no browser is started ahead: {workers} worker(s) at {option('max_profiles').flag}="
+            f"{s.max_profiles} leave no slot to spare, and {option('profile_wait').flag}=0 "
+            f"lets no test wait for one",
+        )
+        return 0
 
     def started_ahead(self) -> BrowsersAhead | None:
         return None if self._browsers is None else self._browsers.ahead

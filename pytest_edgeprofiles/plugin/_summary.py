@@ -30,7 +30,7 @@ def summarize(run: RunFolder, max_profiles: int) -> tuple[list[str], bool]:
             starts.update({k: event.get(k, 0) for k in STARTS})
     if starts["ahead"] or starts["by_test"]:
         lines.append(_starts_line(starts))
-    for kind in ("browser", "warning"):  # each text once: every worker may say the same
+    for kind in ("browser", "note", "warning"):  # each text once: every worker may say it
         texts = dict.fromkeys(e["text"] for e in events if e["kind"] == kind)
         lines += [f"{kind}: {text}" for text in texts]
     notable = bool(swept) or any(e["kind"] == "warning" for e in events)
