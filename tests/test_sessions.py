@@ -10,6 +10,8 @@ import json
 import os
 import re
 import stat
+import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -755,3 +757,55 @@ def test_a_browser_the_test_started_itself_just_before_it_ended_is_stopped(
     assert not browsers_under(inner)
     leftovers = [p.name for p in inner.iterdir() if p.name != ".runs"] if inner.exists() else []
     assert leftovers == [], "no profile folder made again by a browser still starting"
+
+
+CTRL_C_IN_DRIVER_SETUP = """
+import os, signal
+import psutil
+from selenium.webdriver.common import service
+
+_start = service.Service.start
+
+
+def start_then_ctrl_c(self):
+    # Ctrl-C in a terminal while the driver starts: SIGINT to the whole process group, which
+    # kills the driver too...
+    _start(self)
+    os.killpg(os.getpgrp(), signal.SIGINT)
+    psutil.wait_procs([psutil.Process(self.process.pid)], timeout=10)
+
+
+def stop_fails(self):
+    # ... and then stopping it fails, as Selenium's stop may for a driver already gone.
+    raise OSError("the driver died from the same SIGINT")
+
+
+service.Service.start = start_then_ctrl_c
+service.Service.stop = stop_fails
+"""
+
+
+@posix_only("a process group that a terminal's Ctrl-C reaches")
+def test_ctrl_c_during_edge_driver_setup_ends_the_run(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    pytester.makeconftest(CTRL_C_IN_DRIVER_SETUP)
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+
+        @pytest.mark.parametrize("i", range(3))
+        def test_x(edge_driver, i):
+            pass
+        """
+    )
+    # A session of its own, as a terminal's foreground job: the signal stays in it.
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+         "-p", "no:randomly", f"--edge-profile-root={inner}"],
+        cwd=pytester.path, capture_output=True, text=True, timeout=120, start_new_session=True,
+    )  # fmt: skip
+    assert result.returncode == pytest.ExitCode.INTERRUPTED, result.stdout + result.stderr
+    assert "KeyboardInterrupt" in result.stdout
+    assert "error" not in result.stdout.splitlines()[-1], "no test ran on after the Ctrl-C"
+    assert not browsers_under(inner)

@@ -3,6 +3,7 @@ Like the plugin, this module imports nothing heavy until a test asks."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,11 +73,9 @@ def edge_driver(
     # Not on PATH: the WebDriver's constructor finds one (Selenium Manager) when it starts it.
     started = run_of(request.config).lanes.submit("driver", service.start) if service.path else None
     try:
-        try:
-            session: BrowserSession = request.getfixturevalue("edge_browser_session")
-        finally:
-            if started is not None:
-                started.result()  # the driver is up, or its failure raised here
+        session: BrowserSession = request.getfixturevalue("edge_browser_session")
+        if started is not None:
+            started.result()  # the driver is up, or its failure raised here
         # Yours, if you override the fixture (page load strategy, insecure certs, ...); its
         # browser flags are ignored by an attached session: the browser has its own.
         options = request.getfixturevalue("edge_selenium_options")
@@ -86,12 +85,15 @@ def edge_driver(
         else:
             driver = webdriver.Chrome(options=options, service=service)
     except BaseException:
-        if started is not None:
-            from concurrent.futures import wait
+        # Never in place of the error, nor of a Ctrl-C: that one also killed the driver, whose
+        # stop then fails, and the run would go on.
+        with contextlib.suppress(Exception):
+            if started is not None:
+                from concurrent.futures import wait
 
-            wait([started])  # interrupted meanwhile: the driver is up or gone first
-        if getattr(service, "process", None) is not None:  # None when it never started
-            service.stop()
+                wait([started])  # interrupted meanwhile: the driver is up or gone first
+            if getattr(service, "process", None) is not None:  # None when it never started
+                service.stop()
         raise
     yield driver
     driver.quit()  # ends the session and the driver; an attached browser stays up
