@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,19 @@ def test_a_lane_waiting_for_its_own_lanes_fails_loudly_instead_of_hanging() -> N
             waited.result(timeout=10)
     finally:
         lanes.close()
+
+
+def test_a_lane_busy_at_a_ctrl_c_never_keeps_the_process_alive() -> None:
+    # Ctrl-C while a lane works (its first thread just started): the process ends, as pytest
+    # does after its summary; an executor's threads would be joined at exit, for ever here.
+    script = (
+        "import threading\n"
+        "from pytest_edgeprofiles._system.lanes import Lanes\n"
+        "lanes = Lanes()\n"
+        "lanes.submit('ready', threading.Event().wait)\n"
+        "raise KeyboardInterrupt\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert "KeyboardInterrupt" in result.stderr

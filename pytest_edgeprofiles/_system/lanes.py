@@ -35,8 +35,10 @@ class Lanes:
                 )
                 thread.start()
                 self._threads.append(thread)
-            self._pending.add(future)
+            # Given to the lane before it is pending: a Ctrl-C between the two never leaves
+            # ``drain`` waiting for a job no lane has.
             jobs.put((fn, future))
+            self._pending.add(future)
         future.add_done_callback(self._done)
         return future
 
