@@ -371,19 +371,39 @@ def readme_block(first_line: str) -> str:
 
 
 @posix_only(SH_BROWSER)
-def test_a_browser_that_cannot_start_fails_the_test_clearly_and_leaves_no_driver(
-    pytester: pytest.Pytester, inner: Path
+@pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "2"]])
+def test_a_browser_that_cannot_start_fails_every_browser_test_with_one_message(
+    pytester: pytest.Pytester, inner: Path, xdist: list[str]
 ) -> None:
     script = pytester.path / "broken-browser"
-    script.write_text("#!/bin/sh\necho 'Missing X server or $DISPLAY' >&2\nexit 1\n")
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    pytester.makepyfile(test_inner="def test_x(edge_driver): pass")
-    result = pytester.runpytest_subprocess(
-        f"--edge-browser={script}", f"--edge-profile-root={inner}"
+    launches = pytester.path / "launches"
+    script.write_text(
+        f"#!/bin/sh\necho \"$@\" >> {launches}\necho 'Missing X server or $DISPLAY' >&2\nexit 1\n"
     )
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*BrowserStartError: the browser exited while starting*"])
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_x(edge_driver, i):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        *xdist, "-p", "no:randomly", f"--edge-browser={script}", f"--edge-profile-root={inner}"
+    )
+    result.assert_outcomes(errors=4)
+    errors = [line for line in result.outlines if line.startswith("ERROR test_inner.py")]
+    assert len(errors) == 4
+    assert all("Failed: edgeprofiles: the browser exited" in line for line in errors)
+    assert result.stdout.str().count("edgeprofiles: the browser exited while starting: ") == 4
     result.stdout.fnmatch_lines(["*Missing X server*"])
+    processes = 1 if "no:xdist" in xdist else 2
+    starts = [line for line in launches.read_text().splitlines() if "--user-data-dir" in line]
+    assert len(starts) <= processes, "found out once a process (its --version aside)"
+    assert "kept " not in result.stdout.str(), "no clone kept for a browser that never ran"
+    assert not [p for p in inner.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert not browsers_under(inner), "the driver started beside the browser is stopped"
 
 

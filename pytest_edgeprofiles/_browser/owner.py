@@ -39,17 +39,38 @@ class BrowserOwner:
         self._starting = Lanes("edgeprofiles-browsers")
         self._stopping = Lanes("edgeprofiles-browsers")
         self._on: dict[Path, BrowserSession] = {}
+        #: Why no browser with the run's flags can start, once one could not.
+        self.broken: str | None = None
+        self._never_started: set[Path] = set()
 
-    def start(self, browser: Browser, profile: Path, flags: LaunchFlags) -> BrowserSession:
-        """Start ``browser`` on ``profile`` now (see ``sessions.start_session``)."""
+    def start(
+        self, browser: Browser, profile: Path, flags: LaunchFlags, run_flags: LaunchFlags
+    ) -> BrowserSession:
+        """Start ``browser`` on ``profile`` now (see ``sessions.start_session``). Once a browser
+        with the ``run_flags`` could not run at all, every start fails at once with its error."""
         from . import sessions
 
-        session = sessions.start_session(
-            profile, browser, headless=flags.headless, extra=flags.args
-        )
+        if self.broken is not None:
+            self._never_started.add(profile)
+            raise sessions.BrowserStartError(self.broken, exited=True)
+        try:
+            session = sessions.start_session(
+                profile, browser, headless=flags.headless, extra=flags.args
+            )
+        except sessions.BrowserStartError as exc:
+            self._never_started.add(profile)
+            if exc.exited and flags == run_flags:  # no test's own flags to blame: the browser
+                self.broken = f"{exc}\n(every test of this process that needs a browser fails so)"
+                if self.ahead is not None:
+                    self.ahead.close()
+            raise
         self._starts["by_test"] += 1
         self._on[profile] = session
         return session
+
+    def never_started(self, profile: Path) -> bool:
+        """Whether the browser of a test on ``profile`` failed to start: nothing to keep."""
+        return profile in self._never_started
 
     def session_on(self, profile: Path) -> BrowserSession | None:
         """The browser we started on ``profile`` and have not stopped, if any."""
@@ -91,6 +112,7 @@ class BrowserOwner:
         """Stop whatever runs on ``profile`` (``background``: in the stop lane), then call
         ``then``, also when a stop failed."""
         session = self._on.pop(profile, None)
+        self._never_started.discard(profile)
         strays = processes.descendants_using(str(profile))
         if session is None and not strays:
             then()  # the common case of a test without a browser: nothing to wait for

@@ -51,7 +51,12 @@ RESERVED_FLAGS = ("--user-data-dir", "--remote-debugging-port", "--remote-debugg
 
 
 class BrowserStartError(RuntimeError):
-    """The browser exited, or was not ready in time; it has been stopped."""
+    """The browser exited, or was not ready in time; it has been stopped. ``exited``: it could
+    not run or ended by itself, which a later start with the same flags will too."""
+
+    def __init__(self, message: str, exited: bool = False) -> None:
+        super().__init__(message)
+        self.exited = exited
 
 
 @dataclass
@@ -149,13 +154,14 @@ def start_session(
         )
     except OSError as exc:  # not there, or not a program
         stderr.close()
-        raise BrowserStartError(f"cannot start {browser.describe()}: {exc}") from None
+        raise BrowserStartError(f"cannot start {browser.describe()}: {exc}", exited=True) from None
     try:
         port, target = _wait_ready(proc, profile, timeout)
     except BaseException as exc:
         _kill(proc, profile)
         if isinstance(exc, BrowserStartError):
-            raise BrowserStartError(f"{exc}{_describe(browser, profile, proc, stderr)}") from None
+            described = f"{exc}{_describe(browser, profile, proc, stderr)}"
+            raise BrowserStartError(described, exc.exited) from None
         stderr.close()
         raise
     return BrowserSession(browser, profile, proc, port, target, stderr)
@@ -167,7 +173,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], profile: Path, timeout: float) ->
     backoff = Backoff(_POLL, most=_POLL, timeout=timeout)
     while True:
         if proc.poll() is not None:
-            raise BrowserStartError("the browser exited while starting")
+            raise BrowserStartError("the browser exited while starting", exited=True)
         if endpoint is None:
             endpoint = read_port_file(profile / PORT_FILE)
         if endpoint is not None and has_page(endpoint[0]):

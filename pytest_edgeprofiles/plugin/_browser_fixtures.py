@@ -30,6 +30,7 @@ def edge_browser_session(
     """A browser on ``edge_profile``, ready to attach to, stopped after the test; its DevTools
     endpoint (``debugger_address``, ``cdp_url``) serves this test only."""
     from .._browser.ahead import LaunchFlags
+    from .._browser.sessions import BrowserStartError
 
     run, node = run_of(request.config), request.node
     owner = run.browsers
@@ -45,9 +46,11 @@ def edge_browser_session(
         flags = LaunchFlags(not headed(node.config), tuple(extra_args(node)))
         failure = None
         try:
-            session = owner.start(edge_browser, edge_profile, flags)
+            session = owner.start(edge_browser, edge_profile, flags, run_flags(request.config))
         except ValueError as exc:
             failure = f"edgeprofiles: {ARGS_NAME} (marker or ini): {exc}"
+        except BrowserStartError as exc:  # what it says is all there is: no traceback of ours
+            failure = f"edgeprofiles: {exc}"
         if failure is not None:  # outside the except: no chained traceback
             pytest.fail(failure, pytrace=False)
     assert session is not None

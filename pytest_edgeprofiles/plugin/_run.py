@@ -169,6 +169,8 @@ class Run:
         """Whatever runs on the profile stops first (in the background unless kept)."""
         self._lent.pop(profile, None)
         background = key != self.session_key
+        if self._browsers is not None and self._browsers.never_started(profile):
+            keep = False  # its browser never ran: nothing on it to look at
         self.stop_browsers_on(
             profile,
             then=lambda: self.lending.take_back(manager, key, keep, test, background),
