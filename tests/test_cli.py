@@ -434,7 +434,9 @@ def test_doctor_on_a_base(
     assert report["lock"] == {"state": "foreign-host", "host": "otherhost", "pid": 123}
     assert (report["last_version"], report["version_check"]) == ("131.0.2903.112", "newer")
     assert report["json_files"] == {"Local State": "ok", "Default/Preferences": "ok"}
-    [problem] = doc["problems"]
+    assert doc["start"]["ok"] is False, "a browser that only tells its version does not start"
+    [start, problem] = doc["problems"]
+    assert start.startswith("the browser does not start: the browser exited while starting")
     assert "131.0.2903.112" in problem and "120.0.6099.71" in problem
 
 
@@ -475,7 +477,7 @@ def test_doctor_lock_and_json_states(
     assert doc["base_profile"]["lock"]["state"] == "none"
     assert doc["base_profile"]["json_files"]["Default/Preferences"] == "corrupt"
     assert doc["base_profile"]["version_check"] == "same"
-    assert ["Preferences" in p for p in doc["problems"]] == [True]
+    assert ["Preferences" in p for p in doc["problems"]] == [False, True]
 
     os.symlink(f"{this_host()}-{dead_owner[0]}", base / "SingletonLock")
     assert doctor()["base_profile"]["lock"]["state"] == "stale"
@@ -515,9 +517,28 @@ def test_doctor_with_a_real_browser(capsys: pytest.CaptureFixture[str]) -> None:
         if os.environ.get("EDGEPROFILES_REQUIRE_BROWSER") == "1":
             pytest.fail("no browser found and EDGEPROFILES_REQUIRE_BROWSER=1")
         pytest.skip("no Edge, Chrome or Chromium installed")
-    code, doc = main_json(capsys, "doctor", "--browser", browser.path)
+    code, doc = main_json(capsys, "doctor", "--browser", browser.path, "--require-browser")
     assert code == 0
     assert doc["browser"]["version"].count(".") == 3
+    assert doc["start"]["ok"] is True and doc["start"]["seconds"] > 0
+    assert doc["driver"]["path"] is not None and doc["problems"] == []
+
+
+def test_doctor_finds_that_a_browser_does_not_start_and_that_no_driver_is_on_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no chromedriver here
+    false = shutil.which("false", path=os.defpath) or "false"
+    code, doc = main_json(capsys, "doctor", "--browser", false, "--require-browser")
+    assert code == 1, "a browser that cannot start is no browser for --require-browser"
+    assert [p.split(":")[0] for p in doc["problems"]] == [
+        "the browser does not start",
+        "no chromedriver on PATH",
+    ]
+    assert _commands.main(["doctor", "--browser", false]) == 0, "without it, a report"
+    out = capsys.readouterr().out
+    assert "  starts headless: no\n  chromedriver: not on PATH\n" in out
+    assert "no problems found" not in out
 
 
 # -- usage errors, exit codes, the entry points ------------------------------------------------

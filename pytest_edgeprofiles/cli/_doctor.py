@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -103,11 +106,37 @@ def _base_report(base: Path, browser: Browser | None, args: argparse.Namespace) 
     }
 
 
-def _problems(browser: Browser | None, base: dict[str, Any] | None) -> list[str]:
+def _start(browser: Browser) -> dict[str, Any]:
+    """Start ``browser`` headless once, on a profile of its own, as the fixtures would."""
+    from .._browser.sessions import BrowserStartError, start_session
+
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="edgeprofiles-doctor-") as folder:
+        try:
+            start_session(Path(folder) / "profile", browser).stop()
+        except (BrowserStartError, OSError) as exc:
+            return {"ok": False, "seconds": None, "error": str(exc)}
+    return {"ok": True, "seconds": round(time.monotonic() - began, 2), "error": None}
+
+
+def _driver(browser: Browser) -> dict[str, Any]:
+    name = "msedgedriver" if browser.is_edge else "chromedriver"
+    return {"name": name, "path": shutil.which(name)}
+
+
+def _problems(doc: dict[str, Any], base: dict[str, Any] | None) -> list[str]:
     """What would break or slow the tests, in words a person can act on."""
     problems = []
+    browser = None if doc["browser"] is None else Browser(**doc["browser"])
     if browser is None:
         problems.append("no Edge, Chrome or Chromium found; name one with --browser")
+    elif not doc["start"]["ok"]:
+        problems.append(f"the browser does not start: {doc['start']['error']}")
+    if doc["driver"] is not None and doc["driver"]["path"] is None:
+        problems.append(
+            f"no {doc['driver']['name']} on PATH: edge_driver needs one (edge_page and "
+            "edge_context do not); install the one that matches the browser's version"
+        )
     if base is None:
         return problems
     if base["lock"]["state"] == "live":
@@ -135,13 +164,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     browser = _browser(args)
     base = _base(args)
     report = None if base is None else _base_report(base, browser, args)
-    doc = {
+    doc: dict[str, Any] = {
         "browser": None if browser is None else asdict(browser),
+        "start": None if browser is None else _start(browser),
+        "driver": None if browser is None else _driver(browser),
         "base_profile": report,
-        "problems": _problems(browser, report),
     }
+    doc["problems"] = _problems(doc, report)
     output(args, doc, _print_doctor)
-    return EXIT_FAILED if browser is None and args.require_browser else EXIT_OK
+    usable = browser is not None and doc["start"]["ok"]
+    return EXIT_FAILED if args.require_browser and not usable else EXIT_OK
 
 
 _LOCK_TEXT = {
@@ -157,6 +189,11 @@ _LOCK_TEXT = {
 def _print_doctor(doc: dict[str, Any]) -> None:
     browser = doc["browser"]
     print(f"browser: {Browser(**browser).describe() if browser else 'none found'}")
+    if browser:
+        start, driver = doc["start"], doc["driver"]
+        started = f"yes, in {start['seconds']} s" if start["ok"] else "no"
+        print(f"  starts headless: {started}")
+        print(f"  {driver['name']}: {driver['path'] or 'not on PATH'}")
     if doc["base_profile"] is not None:
         _print_base(doc["base_profile"], browser and browser["version"])
     for problem in doc["problems"]:
@@ -199,7 +236,9 @@ def add_doctor(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         cmd_doctor,
         parents=[common],
         help="the browser that would be used, and the health of a base profile",
-        description="Report the browser that would be used and its version; for a base "
+        description="Report the browser that would be used and its version, whether it "
+        "starts headless (started once, on a profile of its own) and whether the driver "
+        "edge_driver needs is on PATH; for a base "
         "profile, its size with and without caches, its lock state (none, live, stale, "
         "foreign-host, invalid), its 'Last Version' against the browser's, whether 'Local "
         "State' and 'Default/Preferences' parse, and what a clone would skip. A report: "
@@ -218,5 +257,7 @@ def add_doctor(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         "Chromium as the plugin finds them",
     )
     doctor.add_argument(
-        "--require-browser", action="store_true", help="exit 1 when no browser is found"
+        "--require-browser",
+        action="store_true",
+        help="exit 1 when no browser is found, or it does not start",
     )
