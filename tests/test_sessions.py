@@ -450,6 +450,42 @@ def test_flags_that_would_take_the_session_away_are_refused(
     assert not browsers_under(tmp_path), "no browser was started"
 
 
+class _PageLister(BaseHTTPRequestHandler):
+    """Another local service that answers DevTools' page list, as a browser would."""
+
+    def do_GET(self) -> None:
+        body = b'[{"type": "page", "url": "about:blank"}]'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@posix_only(SH_BROWSER)
+def test_a_port_file_naming_another_process_s_port_is_not_trusted(tmp_path: Path) -> None:
+    # A "browser" that names the port of a service it does not own: attaching there would hand
+    # the test's pages, cookies and all, to whoever listens.
+    with serve(_PageLister) as service:
+        port = service.rsplit(":", 1)[1]
+        script = tmp_path / "impostor"
+        script.write_text(
+            "#!/bin/sh\n"
+            'for arg; do case "$arg" in --user-data-dir=*) dir="${arg#--user-data-dir=}";; esac; done\n'
+            'mkdir -p "$dir"\n'
+            f'printf "{port}\\n/devtools/browser/0b5f3c1e-2a3b-4c5d-8e9f-0a1b2c3d4e5f\\n"'
+            ' > "$dir/DevToolsActivePort"\n'
+            "exec sleep 60\n"
+        )
+        script.chmod(0o755)
+        impostor = Browser(str(script), "chromium", None)
+        with pytest.raises(sessions.BrowserStartError, match=f"names port {port}, where this"):
+            sessions.start_session(tmp_path / "profile", impostor, timeout=15)
+    assert not browsers_under(tmp_path), "the impostor was stopped"
+
+
 def test_a_browser_that_is_no_program_is_a_start_error(tmp_path: Path) -> None:
     missing = Browser(str(tmp_path / "no-such-browser"), "chromium", None)
     with pytest.raises(sessions.BrowserStartError, match="cannot start Chromium"):

@@ -176,6 +176,11 @@ def _wait_ready(proc: subprocess.Popen[bytes], profile: Path, timeout: float) ->
             raise BrowserStartError("the browser exited while starting", exited=True)
         if endpoint is None:
             endpoint = read_port_file(profile / PORT_FILE)
+            if endpoint is not None and not processes.listens_on(proc.pid, endpoint[0]):
+                # Never attach to whatever else listens there: it would get the test's pages.
+                raise BrowserStartError(
+                    f"{PORT_FILE} names port {endpoint[0]}, where this browser does not listen"
+                )
         if endpoint is not None and has_page(endpoint[0]):
             return endpoint
         if not backoff.pause():
