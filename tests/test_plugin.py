@@ -894,3 +894,36 @@ def test_skipped_tests_on_edge_fixtures_make_nothing(pytester: pytest.Pytester, 
     result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
     result.assert_outcomes(passed=2, skipped=1)
     assert not root.exists()
+
+
+@pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "2"]])
+def test_a_rerun_keeps_what_the_last_try_asks_for(
+    pytester: pytest.Pytester, root: Path, xdist: list[str]
+) -> None:
+    mark = pytester.path / "failed-once"
+    pytester.makepyfile(
+        f"""
+        import pathlib
+
+        def test_flaky(edge_profile):
+            mark = pathlib.Path({str(mark)!r})
+            if not mark.exists():
+                mark.write_text("")
+                assert False, "the first try fails"
+
+        def test_broken(edge_profile):
+            assert False
+        """
+    )
+    result = pytester.runpytest_subprocess(*xdist, "--reruns=1", f"--edge-profile-root={root}")
+    assert result.parseoutcomes() == {"passed": 1, "failed": 1, "rerun": 2}
+    kept = [line for line in result.outlines if line.startswith("kept ")]
+    assert len(kept) == 1 and kept[0].endswith(
+        "(test_a_rerun_keeps_what_the_last_try_asks_for.py::test_broken)"
+    )
+    result.stdout.fnmatch_lines_random(
+        ["rerun *::test_flaky: the profile of its failed try went",
+         "rerun *::test_broken: the profile of its failed try went"]
+    )  # fmt: skip
+    profiles = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert profiles == [kept[0].split()[1].rsplit("/", 1)[1]], "only the last failed try's"

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from .._options import Settings, option
+from .._profiles import removal
 from .._profiles.manager import ProfileManager
+from .._profiles.records import read_record, record_path
 from .._system.logs import log
 from ..errors import MAX_PROFILES_RANGE, ProfileLimitError
 from ._shared import SharedFolder
@@ -29,6 +31,7 @@ class Lending:
         self._shared = shared
         self._free_own_slots = free
         self._serial = itertools.count(1)
+        self._kept: dict[str, list[str]] = {}  # by test: kept until its last try's outcome
 
     def new_key(self) -> str:
         """Never reused: a profile taken back in the background never holds up the next."""
@@ -99,6 +102,7 @@ class Lending:
         if keep:
             path = manager.keep_profile(key)
             if path is not None:
+                self._kept.setdefault(test, []).append(path)
                 self._shared.note("kept", path=path, test=test)
         elif background:
             manager.release_profile(key)
@@ -106,6 +110,22 @@ class Lending:
             path = manager.get_profile_path(key)
             if not manager.cleanup_profile(key):
                 self._shared.note("cleanup_failed", path=path, test=test)
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """A failed try that pytest-rerunfailures runs again keeps nothing: the outcome of the
+        last try decides, and the summary marks the rerun."""
+        outcome: str = report.outcome  # "rerun" is the plugin's own
+        if outcome != "rerun":
+            return
+        for path in self._kept.pop(report.nodeid, []):
+            try:
+                record = read_record(record_path(path))
+                if record is not None:
+                    removal.remove_profile(record)
+            except OSError as exc:
+                self._shared.note("cleanup_failed", path=path, error=str(exc))
+            self._shared.note("rerun", path=path, test=report.nodeid)
 
     def close_manager(self, manager: ProfileManager) -> None:
         manager.cleanup_all_profiles()

@@ -36,6 +36,8 @@ class Run:
         self.shared = SharedFolder(settings)
         self.base = RunBase(config, settings, self.shared.tell)
         self.lending = Lending(settings, worker_key, self.shared, self._free_own_slots)
+        if config.pluginmanager.hasplugin("rerunfailures"):  # it tells of its reruns
+            config.pluginmanager.register(self.lending, "edgeprofiles-lending")
         self._lock = threading.RLock()
         self._found = False
         self._browser: Browser | None = None

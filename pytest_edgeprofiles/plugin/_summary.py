@@ -34,9 +34,12 @@ def summarize(run: RunFolder, max_profiles: int) -> tuple[list[str], bool]:
         texts = dict.fromkeys(e["text"] for e in events if e["kind"] == kind)
         lines += [f"{kind}: {text}" for text in texts]
     notable = bool(swept) or any(e["kind"] == "warning" for e in events)
+    rerun = {e["path"] for e in events if e["kind"] == "rerun"}
     for event in events:
-        if event["kind"] == "kept":
+        if event["kind"] == "kept" and event["path"] not in rerun:
             lines.append(f"kept {event['path']} ({event['test']})")
+        elif event["kind"] == "rerun":
+            lines.append(f"rerun {event['test']}: the profile of its failed try went")
         elif event["kind"] == "cleanup_failed":
             why = event.get("test") or event.get("error")
             lines.append(f"could not remove {event['path']} ({why})")
