@@ -714,6 +714,36 @@ def test_no_browser_outlives_a_run_whose_worker_was_killed(
     assert not browsers_under(inner), "the dead worker's browsers were stopped by the sweep"
 
 
+@posix_only("SIGKILL kills the worker")
+def test_a_killed_worker_s_browsers_stop_before_its_slots_serve_again(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    # The dead worker holds both slots, a browser on each; its replacement reclaims them.
+    pytester.makepyfile(
+        test_inner=NEXT_BROWSER
+        + textwrap.dedent(
+            """
+            import os, signal
+
+            def test_killed_with_a_browser_started_ahead(edge_driver, edge_profile):
+                next_browser(edge_profile)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            def test_after(edge_driver):
+                edge_driver.get(os.environ["SITE"])
+            """
+        )
+    )
+    with CapWatcher(inner) as watcher:
+        result = pytester.runpytest_subprocess(
+            "-n", "1", "-p", "no:playwright", "-p", "no:randomly", f"--edge-profile-root={inner}",
+            "--edge-max-profiles=2",
+        )  # fmt: skip
+    result.assert_outcomes(passed=1, failed=1)
+    assert watcher.most <= 2, f"{watcher.most} browsers at once under a cap of 2"
+    assert not browsers_under(inner)
+
+
 def test_prelaunch_zero_starts_no_browser_ahead(
     pytester: pytest.Pytester, inner: Path, browser: Browser
 ) -> None:

@@ -133,10 +133,12 @@ class ProfileMaker:
             error = ProfileLimitError(len(full.holders), self.max_profiles)
             error.holders = full.holders
             raise error from None
+        for leftover in dead:  # a killed owner's browser may still run: one over the cap
+            removal.stop_reclaimed(leftover)
         self._remove_reclaimed(dead)
 
     def _remove_reclaimed(self, records: list[ProfileRecord]) -> None:
-        for leftover in records:  # a killed owner's browser may still run: one over the cap
+        for leftover in records:
             self.lanes.submit("delete", functools.partial(removal.remove_reclaimed, leftover))
 
     def undo(self, record: ProfileRecord) -> None:

@@ -14,7 +14,7 @@ from .._chromium import processes
 from .._system import files
 from .._system.logs import log
 from .._system.platform import is_mine
-from .records import ProfileRecord, owned_paths, profile_of, read_record, record_path, write_record
+from .records import ProfileRecord, owned_paths, read_record, record_path, write_record
 
 
 @dataclass
@@ -105,23 +105,38 @@ def delete_in_order(paths: list[Path]) -> tuple[Path, OSError] | None:
 
 
 def remove_reclaimed(record: ProfileRecord) -> None:
-    """Remove the profile of a dead owner whose slot a registry reclaimed, only if its own owner
-    record (a shared registry could name any folder) is ours, names that owner and is not kept.
-    """
+    """Remove the profile of a dead owner whose slot a registry reclaimed (``reclaimable``)."""
+    on_disk = _reclaimable(record)
+    if on_disk is None:
+        return
+    try:
+        remove(Path(on_disk.path), on_disk)
+    except OSError as exc:
+        log.warning("could not remove %s of a dead owner (left to the sweep): %s", record.path, exc)
+
+
+def stop_reclaimed(record: ProfileRecord) -> None:
+    """Stop a browser the dead owner left on a reclaimed profile, before its slot serves a new
+    one: else, for a moment, one browser more than the cap would run."""
+    on_disk = _reclaimable(record)
+    if on_disk is not None:
+        processes.stop_browser_on(Path(on_disk.path))
+
+
+def _reclaimable(record: ProfileRecord) -> ProfileRecord | None:
+    """The owner record on disk of a reclaimed profile, only if it is ours (a shared registry
+    could name any folder), names that owner and is not kept."""
     record_file = record_path(record.path)
     try:
         st = record_file.lstat()
     except OSError:
-        return
+        return None
     if not (stat.S_ISREG(st.st_mode) and is_mine(st)):
-        return
+        return None
     on_disk = read_record(record_file)
     if on_disk is None or on_disk.keep or _identity(on_disk) != _identity(record):
-        return
-    try:
-        remove(profile_of(record_file), on_disk)
-    except OSError as exc:
-        log.warning("could not remove %s of a dead owner (left to the sweep): %s", record.path, exc)
+        return None
+    return on_disk  # its path is the record file's profile: the identity names it
 
 
 def _identity(record: ProfileRecord) -> tuple[str, int, float, str]:
