@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -24,6 +25,7 @@ from browser_support import serve
 from conftest import POSIX, SH_BROWSER, posix_only
 
 from pytest_edgeprofiles._browser import sessions
+from pytest_edgeprofiles._chromium.installs import browser_version
 from pytest_edgeprofiles.chromium import Browser, find_browser
 
 pytest_plugins = ["pytester"]
@@ -484,6 +486,37 @@ def test_a_port_file_naming_another_process_s_port_is_not_trusted(tmp_path: Path
         with pytest.raises(sessions.BrowserStartError, match=f"names port {port}, where this"):
             sessions.start_session(tmp_path / "profile", impostor, timeout=15)
     assert not browsers_under(tmp_path), "the impostor was stopped"
+
+
+#: A child a wrapper starts, named by its last argument.
+SLEEPER = f"{sys.executable} -c 'import time; time.sleep(300)'"
+
+
+@posix_only(SH_BROWSER)
+def test_a_browser_not_ready_in_time_is_stopped_with_all_it_started(tmp_path: Path) -> None:
+    # A wrapper whose real browser hangs: killing the wrapper's pid alone left the rest running.
+    marker = f"edgeprofiles-hung-{uuid.uuid4().hex}"
+    script = tmp_path / "wrapper"
+    script.write_text(f"#!/bin/sh\n{SLEEPER} {marker} &\nexec sleep 300\n")
+    script.chmod(0o755)
+    wrapper = Browser(str(script), "chromium", None)
+    with pytest.raises(sessions.BrowserStartError, match="not ready in time"):
+        sessions.start_session(tmp_path / "profile", wrapper, timeout=1)
+    assert not [
+        p for p in psutil.process_iter(["name", "cmdline"]) if marker in (p.info["cmdline"] or [])
+    ]
+
+
+@posix_only(SH_BROWSER)
+def test_the_version_probe_leaves_nothing_running(tmp_path: Path) -> None:
+    marker = f"edgeprofiles-probe-{uuid.uuid4().hex}"
+    script = tmp_path / "browser"
+    script.write_text(
+        f"#!/bin/sh\n{SLEEPER} {marker} >/dev/null &\necho 'Chromium 120.0.6099.71'\n"
+    )
+    script.chmod(0o755)
+    assert browser_version(str(script)) == "120.0.6099.71"
+    assert not [p for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])]
 
 
 def test_a_browser_that_is_no_program_is_a_start_error(tmp_path: Path) -> None:

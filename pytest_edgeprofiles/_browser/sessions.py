@@ -151,6 +151,7 @@ def start_session(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
+            **processes.OWN_GROUP,
         )
     except OSError as exc:  # not there, or not a program
         stderr.close()
@@ -217,9 +218,7 @@ def has_page(port: int) -> bool:
 
 def _kill(proc: subprocess.Popen[bytes], profile: Path) -> None:
     # A browser that is not ready is of no use: stop it hard, and whatever it started.
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
+    processes.kill_tree(proc)
     processes.stop_browser_on(profile)
 
 

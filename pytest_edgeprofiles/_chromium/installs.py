@@ -102,12 +102,25 @@ def browser_version(path: str) -> str | None:
         folder = os.path.dirname(path)
         names = [n for n in os.listdir(folder) if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", n)]
         return max(names, key=version_tuple) if names else None
+    from .processes import OWN_GROUP, kill_tree
+
     try:
-        out = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
+        probe = subprocess.Popen(
+            [path, "--version"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            **OWN_GROUP,
+        )
+    except OSError:
         return None
+    try:
+        out = probe.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        out = ""
+    finally:
+        kill_tree(probe)  # and whatever it started, which may hold its output open
     match = re.search(r"\d+\.\d+\.\d+\.\d+", out)
     return match.group(0) if match else None
 

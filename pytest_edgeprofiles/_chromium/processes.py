@@ -6,10 +6,11 @@ import contextlib
 import functools
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import psutil
 
@@ -187,6 +188,27 @@ def _may_have_children() -> bool:
     except OSError:
         return True
     return False
+
+
+#: Popen arguments for a process we may have to kill with all it starts: on POSIX a session,
+#: and so a process group, of its own (a wrapper's real browser, its helpers, all in it).
+OWN_GROUP: dict[str, Any] = {} if platform.WINDOWS else {"start_new_session": True}
+
+
+def kill_tree(proc: subprocess.Popen[Any]) -> None:
+    """Kill ``proc`` (started with ``OWN_GROUP``) and whatever it started, and reap it: its
+    process group on POSIX, which holds even those reparented; its descendants on Windows."""
+    if platform.WINDOWS:
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+        if proc.poll() is None:
+            proc.kill()
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def stop_browsers(procs: list[psutil.Process], grace: float = 3.0) -> None:
