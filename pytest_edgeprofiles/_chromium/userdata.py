@@ -92,17 +92,20 @@ class SkipRules:
 DEFAULT_SKIP_RULES = SkipRules()
 
 
+def json_state(path: Path) -> str:
+    """``ok``, ``missing`` or ``corrupt`` (not a JSON object): a person needs to know which."""
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError):
+        return "corrupt"
+    return "ok" if isinstance(data, dict) else "corrupt"
+
+
 def json_files_ok(user_data_dir: Path) -> bool:
     """Whether every JSON file the browser needs parses, where present."""
-    for rel in JSON_FILES:
-        try:
-            if not isinstance(read_json(user_data_dir / rel), dict):
-                return False
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError):
-            return False
-    return True
+    return all(json_state(user_data_dir / rel) != "corrupt" for rel in JSON_FILES)
 
 
 def profile_dirs(user_data_dir: Path) -> list[Path]:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .._chromium import processes
+from .._chromium import processes, userdata
 from .._chromium.installs import Browser, compare_versions, find_browser
 from .._chromium.processes import a_browser
 from .._chromium.userdata import DEFAULT_SKIP_RULES, JSON_FILES, LOCK_NAME, SkipRules, last_version
@@ -80,17 +80,6 @@ def _lock(base: Path) -> dict[str, Any]:
     return {"state": state, "host": host, "pid": pid}
 
 
-def _json_state(path: Path) -> str:
-    """``ok``, ``missing`` or ``corrupt`` (not a JSON object): a person needs to know which."""
-    try:
-        data = files.read_json(path)
-    except FileNotFoundError:
-        return "missing"
-    except (OSError, ValueError):
-        return "corrupt"
-    return "ok" if isinstance(data, dict) else "corrupt"
-
-
 def _base_report(base: Path, browser: Browser | None, args: argparse.Namespace) -> dict[str, Any]:
     size, skipped = _measure(base, DEFAULT_SKIP_RULES, args)
     version = last_version(base)
@@ -101,7 +90,7 @@ def _base_report(base: Path, browser: Browser | None, args: argparse.Namespace) 
         "lock": _lock(base),
         "last_version": version,
         "version_check": compare_versions(version, browser.version if browser else None),
-        "json_files": {name: _json_state(base / name) for name in JSON_FILES},
+        "json_files": {name: userdata.json_state(base / name) for name in JSON_FILES},
         "skipped": [{"path": rel, "bytes": n} for rel, n in skipped.items()],
     }
 
