@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._system import platform
-
-# Re-exported: users import these from here.
 from .._system.files import read_json
 from .._system.platform import is_mine
 
