@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import MAX_PROFILES_RANGE  # the contract's bounds
+
 RETENTION_POLICIES = ("all", "failed", "none")
 
 
@@ -34,12 +36,6 @@ def _int_in(low: int, high: int | None) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def _profile_count(text: str) -> int:
-    from .errors import MAX_PROFILES_RANGE  # the contract's bounds
-
-    return _int_in(*MAX_PROFILES_RANGE)(text)
 
 
 def _seconds(text: str) -> float:
@@ -148,7 +144,7 @@ OPTIONS = (
            "(default: none, empty profiles)", None, _existing_base, is_path=True),
     Option("max_profiles", "--edge-max-profiles", "EDGEPROFILES_MAX_PROFILES",
            "profiles alive at once across all xdist workers, 1 to 16 (default: 8)",
-           "8", _profile_count, ini_type="int"),
+           "8", _int_in(*MAX_PROFILES_RANGE), ini_type="int"),
     Option("profile_size_limit_mb", "--edge-profile-size-limit", "EDGEPROFILES_SIZE_LIMIT_MB",
            "size limit of one profile in MB (default: 500)", "500", _int_in(1, None),
            ini_type="int"),
