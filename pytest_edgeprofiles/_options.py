@@ -165,10 +165,10 @@ OPTIONS = (
            None, _browser),
     Option("headed", "--edge-headed", "EDGEPROFILES_HEADED",
            "launch browsers with a window; the launch fixtures are headless by default",
-           None, _flag, const="1", ini_type="bool"),
+           "0", _flag, const="1", ini_type="bool"),
     Option("require_browser", "--edge-require-browser", "EDGEPROFILES_REQUIRE_BROWSER",
            "fail, not skip, the tests that need a browser when none is found (for CI)",
-           None, _flag, const="1", ini_type="bool"),
+           "0", _flag, const="1", ini_type="bool"),
     Option("prelaunch", "--edge-prelaunch", "EDGEPROFILES_PRELAUNCH",
            "browsers each worker starts ahead, while a test runs, for its next tests that ask "
            "for edge_driver, edge_context or edge_page; 0 turns it off (default: 1)",

@@ -141,8 +141,6 @@ def _plan_run(config: pytest.Config) -> Settings:
         **{
             **values,
             "profile_root": str(root),
-            "headed": bool(values["headed"]),
-            "require_browser": bool(values["require_browser"]),
             "run_id": run_id,
             "run_dir": str(root / RUNS / run_id),
             "controller_pid": os.getpid(),
