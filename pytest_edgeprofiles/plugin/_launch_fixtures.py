@@ -38,15 +38,18 @@ def edge_browser(pytestconfig: pytest.Config) -> Browser:
     return browser
 
 
-def _short_tmpdir_for_children(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Flags cannot carry the environment: a driver the test starts (pytest-selenium's, a Service
-    # without env) inherits ours. ``tempfile`` caches its folder: the test's own files stay put.
+def _keywords(config: pytest.Config, monkeypatch: pytest.MonkeyPatch | None) -> dict[str, Any]:
+    """What the launch helpers are given: headless unless ``--edge-headed``, quiet flags; with
+    ``monkeypatch``, the socket folder the test's browser inherits made short where needed."""
     from .._browser import launch
     from .._chromium.userdata import SOCKET_TMPDIR_VAR
 
-    env = launch.browser_env()
-    if env is not None and SOCKET_TMPDIR_VAR is not None:
+    # Flags cannot carry the environment: a driver the test starts (pytest-selenium's, a Service
+    # without env) inherits ours. ``tempfile`` caches its folder: the test's own files stay put.
+    env = launch.browser_env() if monkeypatch is not None else None
+    if monkeypatch is not None and env is not None and SOCKET_TMPDIR_VAR is not None:
         monkeypatch.setenv(SOCKET_TMPDIR_VAR, env[SOCKET_TMPDIR_VAR])
+    return {"headless": not config.stash[SETTINGS].headed, "extra": launch.QUIET_FLAGS}
 
 
 @pytest.fixture
@@ -60,11 +63,7 @@ def edge_launch_args(
     too deep for the browser's socket, the test gets a short one for its browser to inherit."""
     from .._browser import launch
 
-    _short_tmpdir_for_children(monkeypatch)
-    headless = not pytestconfig.stash[SETTINGS].headed
-    return launch.browser_args(
-        edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
-    )
+    return launch.browser_args(edge_profile, edge_browser, **_keywords(pytestconfig, monkeypatch))
 
 
 @pytest.fixture
@@ -79,10 +78,8 @@ def edge_selenium_options(
     from .._browser import launch
 
     require("selenium")
-    _short_tmpdir_for_children(monkeypatch)
-    headless = not pytestconfig.stash[SETTINGS].headed
     return launch.selenium_options(
-        edge_profile, edge_browser, headless=headless, extra=launch.QUIET_FLAGS
+        edge_profile, edge_browser, **_keywords(pytestconfig, monkeypatch)
     )
 
 
@@ -93,13 +90,8 @@ def edge_playwright_kwargs(
     """Keyword arguments for Playwright's ``launch_persistent_context`` on ``edge_profile``."""
     from .._browser import launch
 
-    return launch.playwright_kwargs(
-        edge_profile,
-        edge_browser,
-        headless=not pytestconfig.stash[SETTINGS].headed,
-        downloads=edge_download_dir,
-        extra=launch.QUIET_FLAGS,
-    )
+    kw = _keywords(pytestconfig, None)
+    return launch.playwright_kwargs(edge_profile, edge_browser, downloads=edge_download_dir, **kw)
 
 
 def require(module: str) -> None:
