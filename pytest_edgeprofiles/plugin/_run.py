@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .._chromium.installs import Browser, browser_version, find_browser, kind_of
+from .._chromium.installs import Browser, find_browser
 from .._options import Settings, option
 from .._profiles.manager import ProfileManager
 from .._profiles.roots import UnsafeDirectoryError
@@ -51,12 +51,8 @@ class Run:
         """The browser, found once per process; ValueError for a non-Chromium playwright channel."""
         with self._lock:
             if not self._found:
-                override = self.settings.browser
-                self._browser = (
-                    Browser(override, kind_of(override), browser_version(override))
-                    if override
-                    else find_browser(channel=self.playwright_channel())
-                )
+                # The option's path as given, else a search (only then does a channel count).
+                self._browser = find_browser(self.settings.browser, self.playwright_channel())
                 self._found = True
                 if self._browser is not None:
                     self.shared.tell("browser", self._browser.describe())
