@@ -103,20 +103,6 @@ class BrowserSession:
         return self.process.returncode
 
 
-def session_args(
-    profile: str | os.PathLike[str],
-    browser: Browser,
-    *,
-    headless: bool = True,
-    extra: Sequence[str] = (),
-) -> list[str]:
-    """The flags a browser for an attached session starts with: the run's flags, the switches
-    chromedriver would add, a DevTools port of the browser's choosing, then ``extra``."""
-    switches = [s for s in CHROMEDRIVER_SWITCHES if s not in launch.QUIET_FLAGS]
-    extra = [*launch.QUIET_FLAGS, *switches, "--remote-debugging-port=0", *extra]
-    return launch.browser_args(profile, browser, headless=headless, extra=extra)
-
-
 def start_session(
     profile: str | os.PathLike[str],
     browser: Browser,
@@ -141,7 +127,10 @@ def start_session(
         )
     # Left by an earlier browser on this profile: it would name a port nobody listens on.
     (profile / PORT_FILE).unlink(missing_ok=True)
-    args = session_args(profile, browser, headless=headless, extra=extra)
+    # The run's flags, the switches chromedriver would add, a port of the browser's choosing.
+    switches = [s for s in CHROMEDRIVER_SWITCHES if s not in launch.QUIET_FLAGS]
+    flags = [*launch.QUIET_FLAGS, *switches, "--remote-debugging-port=0", *extra]
+    args = launch.browser_args(profile, browser, headless=headless, extra=flags)
     # Outlives this function: the session closes it when the browser stops.
     stderr = tempfile.TemporaryFile()  # noqa: SIM115
     try:
@@ -159,7 +148,9 @@ def start_session(
     try:
         port, target = _wait_ready(proc, profile, timeout)
     except BaseException as exc:
-        _kill(proc, profile)
+        # A browser that is not ready is of no use: stop it hard, and whatever it started.
+        processes.kill_tree(proc)
+        processes.stop_browser_on(profile)
         if isinstance(exc, BrowserStartError):
             described = f"{exc}{_describe(browser, profile, proc, stderr)}"
             raise BrowserStartError(described, exc.exited) from None
@@ -214,12 +205,6 @@ def has_page(port: int) -> bool:
     except (OSError, ValueError):  # not listening yet, or a reply cut short
         return False
     return any(t.get("type") == "page" for t in targets if isinstance(t, dict))
-
-
-def _kill(proc: subprocess.Popen[bytes], profile: Path) -> None:
-    # A browser that is not ready is of no use: stop it hard, and whatever it started.
-    processes.kill_tree(proc)
-    processes.stop_browser_on(profile)
 
 
 def _describe(
