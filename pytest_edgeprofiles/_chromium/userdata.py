@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._system import platform
+from .._system import files, platform
 from .._system.files import read_json
 from .._system.platform import is_mine
 
@@ -108,13 +108,9 @@ def json_files_ok(user_data_dir: Path) -> bool:
 
 def profile_dirs(user_data_dir: Path) -> list[Path]:
     """The profile folders (those holding a ``Preferences`` file) of a user data dir."""
-    try:
-        entries = list(os.scandir(user_data_dir))
-    except OSError:
-        return []
     return [
         Path(e.path)
-        for e in entries
+        for e in files.entries(user_data_dir)
         if e.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(e.path, "Preferences"))
     ]
 

@@ -207,20 +207,10 @@ def owned_by_user(entry: os.DirEntry[str]) -> bool:
 def iter_records(root: Path) -> Iterator[tuple[Path, ProfileRecord]]:
     """Each readable owner record directly under ``root`` with its file's path; other users'
     are ignored (in a shared root, anyone can plant a record naming a folder of ours)."""
-    try:
-        with os.scandir(root) as entries:
-            names = [
-                e.name
-                for e in entries
-                if e.name.endswith(SUFFIX)
-                and e.name != SUFFIX
-                and e.is_file(follow_symlinks=False)
-                and owned_by_user(e)
-            ]
-    except OSError:
-        return
-    for name in names:
-        path = root / name
-        record = read_record(path)
+    for e in files.entries(root):
+        if not e.name.endswith(SUFFIX) or e.name == SUFFIX or not e.is_file(follow_symlinks=False):
+            continue
+        path = root / e.name
+        record = read_record(path) if owned_by_user(e) else None
         if record is not None:
             yield path, record

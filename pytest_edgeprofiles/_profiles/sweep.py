@@ -47,13 +47,10 @@ def sweep(root: Path, *, dry_run: bool = False, older_than: float = 0.0) -> Swee
 def unreadable_records(root: Path, written_before: float) -> list[Path]:
     """This user's unreadable owner records under ``root`` written before ``written_before``,
     each after its profile folder; none beside a symlink or another user's folder."""
-    try:
-        with os.scandir(root) as entries:
-            candidates = [e for e in entries if e.name.endswith(SUFFIX) and e.name != SUFFIX]
-    except OSError:
-        return []
     doomed: list[Path] = []
-    for entry in candidates:
+    for entry in files.entries(root):
+        if not entry.name.endswith(SUFFIX) or entry.name == SUFFIX:
+            continue
         record_file = Path(entry.path)
         try:
             if not (entry.is_file(follow_symlinks=False) and owned_by_user(entry)):
@@ -85,17 +82,13 @@ _GARBAGE = re.compile(re.escape(files.GARBAGE_PREFIX) + r".+-[0-9a-f]{12}")
 def garbage_folders(root: Path) -> list[Path]:
     """This user's ``garbage-*`` folders under ``root``: profiles moved aside to be deleted
     (one with an owner record is a profile: moving aside never renames the record)."""
-    try:
-        with os.scandir(root) as entries:
-            return sorted(
-                Path(e.path)
-                for e in entries
-                if _GARBAGE.fullmatch(e.name)
-                and owned_by_user(e)
-                and not os.path.lexists(record_path(Path(e.path)))
-            )
-    except OSError:
-        return []
+    return sorted(
+        Path(e.path)
+        for e in files.entries(root)
+        if _GARBAGE.fullmatch(e.name)
+        and owned_by_user(e)
+        and not os.path.lexists(record_path(Path(e.path)))
+    )
 
 
 #: What ``files.write_json_atomic`` writes before renaming an owner record:
@@ -106,20 +99,16 @@ _TEMP = re.compile(r"\..+\.owner\.(.+)\.(\d+)\.\d+\.tmp")
 def _stale_temp_files(root: Path) -> list[Path]:
     """Our temp files whose writer died before renaming them: nothing else removes them."""
     stale = []
-    try:
-        with os.scandir(root) as entries:
-            for entry in entries:
-                match = _TEMP.fullmatch(entry.name)
-                if match is None or match[1] != this_host() or not owned_by_user(entry):
-                    continue  # not ours, or another host's, whose processes we cannot see
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if stat.S_ISREG(st.st_mode) and not running_since(int(match[2]), st.st_mtime):
-                    stale.append(Path(entry.path))
-    except OSError:
-        return []
+    for entry in files.entries(root):
+        match = _TEMP.fullmatch(entry.name)
+        if match is None or match[1] != this_host() or not owned_by_user(entry):
+            continue  # not ours, or another host's, whose processes we cannot see
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and not running_since(int(match[2]), st.st_mtime):
+            stale.append(Path(entry.path))
     return stale
 
 

@@ -50,6 +50,15 @@ def make_dirs(path: Path) -> None:
                 raise
 
 
+def entries(folder: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``folder``; none when it cannot be listed (missing, not ours to read)."""
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except OSError:
+        return []
+
+
 def read_json(path: Path) -> Any:
     """Parse a JSON file; raises ``OSError`` or ``ValueError``."""
     with open(path, "rb") as fh:
