@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,32 +25,21 @@ class NewProfile(NamedTuple):
     size: int  # known from the copy, without a walk
 
 
+@dataclass(eq=False)
 class ProfileMaker:
     """Makes profiles under one root (and its fallback), each taking a slot of one cap."""
 
-    def __init__(
-        self,
-        *,
-        root: Path,
-        registry: Registry,
-        max_profiles: int,
-        cloner: Cloner,
-        lanes: Lanes,
-        keep: bool = False,
-        run_id: str | None = None,
-        download_root: Path | None = None,
-        fallback_root: Path | None = None,
-    ) -> None:
-        self.root = root
-        self.fallback_root = roots.fallback_root(root) if fallback_root is None else fallback_root
-        self.registry = registry
-        self.max_profiles = max_profiles
-        self.cloner = cloner
-        self.lanes = lanes
-        self.keep = keep
-        self.run_id = run_id
-        self.download_root = download_root
-        self._private_roots = roots.private_roots()  # asked once: not on every profile
+    root: Path
+    fallback_root: Path
+    registry: Registry
+    max_profiles: int
+    cloner: Cloner
+    lanes: Lanes
+    keep: bool
+    run_id: str | None
+    download_root: Path | None
+    #: Asked once: not on every profile.
+    _private_roots: set[Path] = field(default_factory=roots.private_roots, init=False)
 
     def make(
         self, key: str, timeout: float, prepared: bool = False, spare: bool = False

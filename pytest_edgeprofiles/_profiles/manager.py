@@ -23,11 +23,11 @@ from ..errors import (
     ProfileLimitError,
     WorkerIdTypeError,
 )
+from . import roots
 from .clone import MB, Cloner, check_base_profile
 from .ledger import Ledger
 from .making import NewProfile, ProfileMaker
 from .registry import Registry
-from .roots import default_root
 
 #: How old a size ``list_profiles`` reports may be, in seconds: one walk of a large profile
 #: costs about 50 ms, so a listing of 16 could not stay under the contract's 100 ms otherwise.
@@ -114,7 +114,7 @@ class ProfileManager:
         self.cleanup_on_exit = bool(cleanup_on_exit)
         self.skip_rules = skip_rules
         self.run_id = run_id
-        self.root = _resolved(root) or default_root()
+        self.root = _resolved(root) or roots.default_root()
         self.registry_path = None if registry_path is None else Path(registry_path).resolve()
         self.download_root = _resolved(download_root)
         self._ledger = Ledger(Registry(self.registry_path, [self.root]))
@@ -127,7 +127,7 @@ class ProfileManager:
             keep=not self.cleanup_on_exit,
             run_id=run_id,
             download_root=self.download_root,
-            fallback_root=_resolved(fallback_root),
+            fallback_root=_resolved(fallback_root) or roots.fallback_root(self.root),
         )
         self._pid = os.getpid()
         if self.cleanup_on_exit:
