@@ -7,7 +7,7 @@ import functools
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,29 +47,23 @@ class AheadBrowser:
 StopLater = Callable[[BrowserSession, Callable[[], object]], None]
 
 
+@dataclass(eq=False)
 class BrowsersAhead:
     """The browsers one process starts ahead (in the ``ahead`` lane), all with the run's
     ``flags``; used from the tests' thread. ``drain_stops`` waits for pending stops."""
 
-    def __init__(
-        self,
-        manager: ProfileManager,
-        browser: Browser,
-        flags: LaunchFlags,
-        *,
-        new_key: Callable[[], str],
-        clone_key: str,
-        count: int,
-        lanes: Lanes,
-        stop_later: StopLater,
-        drain_stops: Callable[[], None],
-    ) -> None:
-        self.manager, self.browser, self.flags, self.count = manager, browser, flags, count
-        self.unused = 0
-        self._new_key, self._clone_key, self._lanes = new_key, clone_key, lanes
-        self._stop_later, self._drain_stops = stop_later, drain_stops
-        self._queue: deque[Future[AheadBrowser | None]] = deque()
-        self._closed = False
+    manager: ProfileManager
+    browser: Browser
+    flags: LaunchFlags
+    new_key: Callable[[], str]
+    clone_key: str
+    count: int
+    lanes: Lanes
+    stop_later: StopLater
+    drain_stops: Callable[[], None]
+    unused: int = field(default=0, init=False)
+    _queue: deque[Future[AheadBrowser | None]] = field(default_factory=deque, init=False)
+    _closed: bool = field(default=False, init=False)
 
     @property
     def holding(self) -> bool:
@@ -82,8 +76,8 @@ class BrowsersAhead:
         if self._closed or flags != self.flags:
             return
         while len(self._queue) < self.count:
-            start = functools.partial(self._start, self._new_key())
-            self._queue.append(self._lanes.submit("ahead", start))
+            start = functools.partial(self._start, self.new_key())
+            self._queue.append(self.lanes.submit("ahead", start))
 
     def pop(self, flags: LaunchFlags, manager: ProfileManager) -> AheadBrowser | None:
         """A ready browser started ahead for ``flags`` on a profile of ``manager`` (waiting for
@@ -128,7 +122,7 @@ class BrowsersAhead:
 
     def _discard(self, ahead: AheadBrowser) -> None:
         self.unused += 1
-        self._stop_later(ahead.session, lambda: self.manager.release_profile(ahead.key))
+        self.stop_later(ahead.session, lambda: self.manager.release_profile(ahead.key))
 
     def _start(self, key: str) -> AheadBrowser | None:
         # In a lane: failures are logged, and the next test starts its own browser.
@@ -155,8 +149,8 @@ class BrowsersAhead:
 
     def _spare_profile(self, key: str) -> str:
         try:
-            return self.manager.create_profile(key, spare=True, prepared_as=self._clone_key)
+            return self.manager.create_profile(key, spare=True, prepared_as=self.clone_key)
         except ProfileLimitError:
             # At a tight cap the slot may be the last test's, its browser still stopping.
-            self._drain_stops()
-        return self.manager.create_profile(key, spare=True, prepared_as=self._clone_key)
+            self.drain_stops()
+        return self.manager.create_profile(key, spare=True, prepared_as=self.clone_key)
