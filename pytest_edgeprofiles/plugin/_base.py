@@ -34,12 +34,13 @@ class RunBase:
         self.config, self.settings, self._tell = config, settings, tell
         self._settled: dict[str, Any] | None = None
         self._versions_checked = False
+        self._hook = config.hook.pytest_edgeprofiles_base_profile
 
     def clone_source(self, run: RunFolder, browser: Callable[[], Browser | None]) -> str | None:
         """The run's snapshot of its base, that every clone is made from (``browser`` finds
         the browser, for the hook). Raises ``BaseUnusable`` when the run has no usable base."""
         if self._settled is None:
-            if self.settings.base_profile is None and not self._hook().get_hookimpls():
+            if self.settings.base_profile is None and not self._hook.get_hookimpls():
                 self._settled = {"source": None, "base": None, "error": None}
             else:
                 self._settled = self._read_or_settle(run, browser)
@@ -99,16 +100,13 @@ class RunBase:
             settled["error"] = f"edgeprofiles: cannot copy the base profile {base}: {exc}"
         return settled
 
-    def _hook(self) -> Any:
-        return self.config.hook.pytest_edgeprofiles_base_profile
-
     def _made_base(self, run: RunFolder, browser: Callable[[], Browser | None]) -> str | None:
         # In an empty folder: a process killed while making it may have left a half-made one.
         folder = run.path / "base"
         folder.mkdir(mode=0o700, exist_ok=True)
         files.clear_dir(folder)
         try:
-            made = self._hook()(config=self.config, browser=browser(), folder=folder)
+            made = self._hook(config=self.config, browser=browser(), folder=folder)
         except (Exception, pytest.fail.Exception, pytest.skip.Exception) as exc:
             log.error("pytest_edgeprofiles_base_profile failed", exc_info=True)
             raise BaseUnusable(
