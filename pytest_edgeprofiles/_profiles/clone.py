@@ -35,11 +35,6 @@ def check_base_profile(base_profile_path: str | os.PathLike[str]) -> Path:
     return base.resolve()
 
 
-def clone_size(base: Path, skip_rules: SkipRules = DEFAULT_SKIP_RULES) -> int:
-    """Bytes a clone of ``base`` takes: its files, less the caches and lock state it skips."""
-    return files.tree_size(base, skip_rules.skips)
-
-
 def snapshot(base: Path, target: Path) -> None:
     """Copy ``base`` into the empty ``target`` as a clone would, exit marked clean. SQLite files
     are copied again by online backup: a browser on the base may write them mid-copy."""
@@ -140,7 +135,7 @@ class Cloner:
 
     def _clone_size(self) -> int:
         if self._base_size is None and self.base is not None:
-            self._base_size = clone_size(self.base, self.skip_rules)
+            self._base_size = files.tree_size(self.base, self.skip_rules.skips)
         return self._base_size or 0
 
     @staticmethod

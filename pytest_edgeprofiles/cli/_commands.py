@@ -122,9 +122,7 @@ _RECORD_FIELDS = ("worker_id", "pid", "host", "keep", "released", "run")
 def _describe(entry: Entry, root: Path, now: float) -> dict[str, Any]:
     kind, path, record = entry
     created = _created(path, record)
-    known = dict.fromkeys(_RECORD_FIELDS)
-    if record is not None:
-        known = {name: getattr(record, name) for name in _RECORD_FIELDS}
+    known = {name: getattr(record, name, None) for name in _RECORD_FIELDS}  # None: garbage
     return {
         "name": path.relative_to(root).as_posix(),
         "path": str(path),

@@ -12,7 +12,7 @@ from filelock import FileLock
 
 from .._chromium.installs import Browser, compare_versions
 from .._chromium.processes import a_browser, lock_state
-from .._chromium.userdata import last_version
+from .._chromium.userdata import DEFAULT_SKIP_RULES, last_version
 from .._options import Settings, option
 from .._profiles import clone
 from .._profiles.runs import RunFolder
@@ -126,7 +126,7 @@ class RunBase:
 
 def _check_clone_size(base: Path, limit_mb: int) -> None:
     # Said once, naming the user's base (the manager only sees the run's snapshot of it).
-    size = clone.clone_size(base)
+    size = files.tree_size(base, DEFAULT_SKIP_RULES.skips)  # caches and lock state left out
     if size > limit_mb * clone.MB:
         limit = option("profile_size_limit_mb")
         raise BaseUnusable(
