@@ -12,7 +12,7 @@ import pytest
 
 from ._config import run_of
 from ._launch_fixtures import require
-from ._lookahead import ARGS_NAME, extra_args, headed, run_flags
+from ._lookahead import ARGS_NAME, launch_flags
 
 if TYPE_CHECKING:
     from .._browser.sessions import BrowserSession
@@ -29,24 +29,24 @@ def edge_browser_session(
 ) -> Generator[BrowserSession, None, None]:
     """A browser on ``edge_profile``, ready to attach to, stopped after the test; its DevTools
     endpoint (``debugger_address``, ``cdp_url``) serves this test only."""
-    from .._browser.ahead import LaunchFlags
     from .._browser.sessions import BrowserStartError
 
     run, node = run_of(request.config), request.node
     owner = run.browsers
+    run_flags = launch_flags(request.config)
     owner.plan_ahead(
         edge_profile_manager,
         edge_browser,
-        run_flags(request.config),
+        run_flags,
         new_key=run.lending.new_key,
         clone_key=run.lending.worker_key,
     )
     session = owner.session_on(edge_profile)  # started ahead: it came with the profile
     if session is None:
-        flags = LaunchFlags(not headed(node.config), tuple(extra_args(node)))
+        flags = launch_flags(node.config, node)
         failure = None
         try:
-            session = owner.start(edge_browser, edge_profile, flags, run_flags(request.config))
+            session = owner.start(edge_browser, edge_profile, flags, run_flags)
         except ValueError as exc:
             failure = f"edgeprofiles: {ARGS_NAME} (marker or ini): {exc}"
         except BrowserStartError as exc:  # what it says is all there is: no traceback of ours

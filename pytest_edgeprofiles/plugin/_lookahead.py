@@ -36,31 +36,21 @@ def headed(config: pytest.Config) -> bool:
     return config.stash[SETTINGS].headed or theirs
 
 
-def ini_args(config: pytest.Config) -> list[str]:
-    return [str(a) for a in config.getini(ARGS_NAME)]
+def launch_flags(config: pytest.Config, item: pytest.Item | None = None) -> LaunchFlags:
+    """``item``'s flags: the ini's, then its markers' (the closest last: a browser takes a
+    switch's last); without ``item`` the run's, which browsers started ahead get."""
+    from .._browser.ahead import LaunchFlags
 
-
-def extra_args(item: pytest.Item) -> list[str]:
-    """The ini's flags, then the markers' (the closest last: a browser takes a switch's last)."""
-    args = ini_args(item.config)
-    for marker in reversed(list(item.iter_markers(ARGS_NAME))):
+    args = [str(a) for a in config.getini(ARGS_NAME)]
+    for marker in reversed(list(item.iter_markers(ARGS_NAME))) if item else ():
         args.extend(str(a) for a in marker.args)
-    return args
+    return LaunchFlags(not headed(config), tuple(args))
 
 
 def flags_of(item: pytest.Item | None) -> LaunchFlags | None:
     if item is None or not BROWSER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
         return None
-    from .._browser.ahead import LaunchFlags
-
-    return LaunchFlags(not headed(item.config), tuple(extra_args(item)))
-
-
-def run_flags(config: pytest.Config) -> LaunchFlags:
-    """Browsers started ahead get the run's flags, no marker's."""
-    from .._browser.ahead import LaunchFlags
-
-    return LaunchFlags(not headed(config), tuple(ini_args(config)))
+    return launch_flags(item.config, item)
 
 
 def failed(item: pytest.Item) -> bool:
