@@ -25,13 +25,13 @@ class BaseUnusable(Exception):
 
 
 class RunBase:
-    """One process's view of the run's base; ``tell("warning", text)`` notes a warning for the
-    summary."""
+    """One process's view of the run's base; ``note("warning", text=...)`` notes a warning for
+    the summary."""
 
     def __init__(
-        self, config: pytest.Config, settings: Settings, tell: Callable[[str, str], None]
+        self, config: pytest.Config, settings: Settings, note: Callable[..., None]
     ) -> None:
-        self.config, self.settings, self._tell = config, settings, tell
+        self.config, self.settings, self._note = config, settings, note
         self._settled: dict[str, Any] | None = None
         self._versions_checked = False
         self._hook = config.hook.pytest_edgeprofiles_base_profile
@@ -57,9 +57,9 @@ class RunBase:
         self._versions_checked = True
         base_version = last_version(Path(base))
         if compare_versions(base_version, browser.version) == "newer":
-            self._tell(
+            self._note(
                 "warning",
-                f"the base profile {base} was last opened by version {base_version}, newer "
+                text=f"the base profile {base} was last opened by version {base_version}, newer "
                 f"than {browser.describe()}; the browser may refuse its databases ('Your "
                 f"profile can not be used because it is from a newer version')",
             )
@@ -90,7 +90,7 @@ class RunBase:
                 settled["base"] = base
                 _check_clone_size(Path(base), self.settings.profile_size_limit_mb)
                 for warning in _live_browser_on(Path(base)):
-                    self._tell("warning", warning)
+                    self._note("warning", text=warning)
                 settled["source"] = str(
                     run.make_clone_source(Path(base), self.settings.controller_pid)
                 )

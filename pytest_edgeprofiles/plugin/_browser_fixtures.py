@@ -55,9 +55,9 @@ def edge_browser_session(
             pytest.fail(failure, pytrace=False)
     assert session is not None
     yield session
-    if not run.takes_back_after_test(edge_profile):
+    if edge_profile not in run.lent:
         # Not edge_profile's own (a conftest's override): stopped here, not with it.
-        run.stop_browsers_on(edge_profile, then=lambda: None, background=False)
+        run.browsers.stop_on(edge_profile, then=lambda: None, background=False)
 
 
 @pytest.fixture

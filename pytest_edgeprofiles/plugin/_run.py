@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +33,7 @@ class Run:
         self.config = config
         self.settings = settings
         self.shared = SharedFolder(settings)
-        self.base = RunBase(config, settings, self.shared.tell)
+        self.base = RunBase(config, settings, self.shared.note)
         self.lending = Lending(settings, worker_key, self.shared, self._free_own_slots)
         if config.pluginmanager.hasplugin("rerunfailures"):  # it tells of its reruns
             config.pluginmanager.register(self.lending, "edgeprofiles-lending")
@@ -45,7 +44,7 @@ class Run:
         self._browsers: BrowserOwner | None = None
         self.lanes = Lanes("edgeprofiles-run")
         self._readying = False
-        self._lent: dict[Path, str] = {}
+        self.lent: dict[Path, str] = {}  # by edge_profile, taken back after its test
 
     def browser(self) -> Browser | None:
         """The browser, found once per process; ValueError for a non-Chromium playwright channel."""
@@ -55,7 +54,7 @@ class Run:
                 self._browser = find_browser(self.settings.browser, self.playwright_channel())
                 self._found = True
                 if self._browser is not None:
-                    self.shared.tell("browser", self._browser.describe())
+                    self.shared.note("browser", text=self._browser.describe())
                     self.base.check_versions(self._browser)
             return self._browser
 
@@ -81,11 +80,11 @@ class Run:
         workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
         if s.prelaunch == 0 or s.profile_wait > 0 or s.max_profiles >= workers * (1 + s.prelaunch):
             return s.prelaunch
-        self.shared.tell(
+        cap, wait = option("max_profiles").flag, option("profile_wait").flag
+        self.shared.note(
             "note",
-            f"no browser is started ahead: {workers} worker(s) at {option('max_profiles').flag}="
-            f"{s.max_profiles} leave no slot to spare, and {option('profile_wait').flag}=0 "
-            f"lets no test wait for one",
+            text=f"no browser is started ahead: {workers} worker(s) at {cap}={s.max_profiles} "
+            f"leave no slot to spare, and {wait}=0 lets no test wait for one",
         )
         return 0
 
@@ -155,29 +154,22 @@ class Run:
         if manager.base_profile_path and item.stash.get(NEXT_WANTS_PROFILE, False):
             # The next test's clone, made while this one runs (an empty one is made in 0.5 ms).
             manager.prepare_profile(self.lending.worker_key)
-        self._lent[path] = key
+        self.lent[path] = key
         return key, path
-
-    def takes_back_after_test(self, profile: Path) -> bool:
-        return profile in self._lent
 
     def take_back(
         self, manager: ProfileManager, profile: Path, key: str, keep: bool, test: str
     ) -> None:
         """Whatever runs on the profile stops first (in the background unless kept)."""
-        self._lent.pop(profile, None)
+        self.lent.pop(profile, None)
         background = key != self.session_key
         if self._browsers is not None and self._browsers.never_started(profile):
             keep = False  # its browser never ran: nothing on it to look at
-        self.stop_browsers_on(
+        self.browsers.stop_on(
             profile,
             then=lambda: self.lending.take_back(manager, key, keep, test, background),
             background=background and not keep,
         )
-
-    def stop_browsers_on(self, profile: Path, then: Callable[[], object], background: bool) -> None:
-        """Stop what runs on ``profile`` (a test's own browser too), then call ``then``."""
-        self.browsers.stop_on(profile, then, background)
 
     @property
     def session_key(self) -> str:

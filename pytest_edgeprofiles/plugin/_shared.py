@@ -39,9 +39,6 @@ class SharedFolder:
         except OSError as exc:  # UnsafeDirectoryError included: the fixture says it again
             log.warning("edgeprofiles: could not note %s %r: %s", kind, fields, exc)
 
-    def tell(self, kind: str, text: str) -> None:
-        self.note(kind, text=text)
-
     def sweep_again(self) -> None:
         try:
             swept = len(sweep_leftovers(Path(self.settings.profile_root)).removed)
