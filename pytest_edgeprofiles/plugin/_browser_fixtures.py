@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._config import run_of
+from ._config import fail, run_of
 from ._launch_fixtures import require
 from ._lookahead import ARGS_NAME, launch_flags
 
@@ -44,16 +44,12 @@ def edge_browser_session(
     session = owner.session_on(edge_profile)  # started ahead: it came with the profile
     if session is None:
         flags = launch_flags(node.config, node)
-        failure = None
         try:
             session = owner.start(edge_browser, edge_profile, flags, run_flags)
         except ValueError as exc:
-            failure = f"edgeprofiles: {ARGS_NAME} (marker or ini): {exc}"
+            fail(f"edgeprofiles: {ARGS_NAME} (marker or ini): {exc}")
         except BrowserStartError as exc:  # what it says is all there is: no traceback of ours
-            failure = f"edgeprofiles: {exc}"
-        if failure is not None:  # outside the except: no chained traceback
-            pytest.fail(failure, pytrace=False)
-    assert session is not None
+            fail(f"edgeprofiles: {exc}")
     yield session
     if edge_profile not in run.lent:
         # Not edge_profile's own (a conftest's override): stopped here, not with it.

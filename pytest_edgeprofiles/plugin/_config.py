@@ -6,7 +6,7 @@ import os
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -49,6 +49,11 @@ def used_run(config: pytest.Config) -> Run | None:
     if settings is None or hasattr(config, "workerinput") or not Path(settings.run_dir).is_dir():
         return None
     return run_of(config)
+
+
+def fail(message: str) -> NoReturn:
+    """Fail the test with ``message`` alone: no traceback, nor the one it was raised within."""
+    raise pytest.fail.Exception(message, pytrace=False) from None
 
 
 def add_options(parser: pytest.Parser) -> None:

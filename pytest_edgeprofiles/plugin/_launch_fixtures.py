@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .._options import option
-from ._config import SETTINGS, run_of
+from ._config import SETTINGS, fail, run_of
 
 if TYPE_CHECKING:
     from .._chromium.installs import Browser
@@ -20,20 +20,17 @@ def edge_browser(pytestconfig: pytest.Config) -> Browser:
     """The browser profiles are launched with: Edge, else Chrome, else Chromium. Without one
     the test is skipped, or fails with ``--edge-require-browser`` (for CI)."""
     run = run_of(pytestconfig)
-    failure: str | None = None
     try:
         browser = run.browser()
     except ValueError as exc:
-        browser, failure = None, f"edgeprofiles: --browser-channel (pytest-playwright): {exc}"
-    if failure is not None:  # failed outside the except: no chained traceback
-        pytest.fail(failure, pytrace=False)
+        fail(f"edgeprofiles: --browser-channel (pytest-playwright): {exc}")
     if browser is None:
         flag, channel = option("browser").flag, run.playwright_channel()
         wanted = f"browser of channel {channel}" if channel else "Edge, Chrome or Chromium"
         message = f"edgeprofiles: no {wanted} found; name one with {flag}"
         if run.settings.require_browser:
             required = option("require_browser")
-            pytest.fail(f"{message} ({required.flag}, {required.env})", pytrace=False)
+            fail(f"{message} ({required.flag}, {required.env})")
         pytest.skip(message)
     return browser
 
@@ -98,8 +95,7 @@ def require(module: str) -> None:
     try:
         __import__(module)
     except ImportError:
-        pytest.fail(
+        fail(
             f"edgeprofiles: this fixture needs {module}: pip install {module} "
-            f"(or install pytest-edgeprofiles with its [{module}] extra)",
-            pytrace=False,
+            f"(or install pytest-edgeprofiles with its [{module}] extra)"
         )

@@ -16,6 +16,7 @@ from .._profiles.manager import ProfileManager
 from .._profiles.records import read_record, record_path
 from .._system.logs import log
 from ..errors import MAX_PROFILES_RANGE, ProfileLimitError
+from ._config import fail
 from ._shared import SharedFolder
 
 
@@ -42,18 +43,15 @@ class Lending:
     ) -> Path:
         """A valid profile or a failed test (on a bad dir Chromium takes the user's real one)."""
         for _ in range(2):
-            full: str | None = None
             try:
                 path = self._create(manager, key, self.worker_key if clone_ahead else key)
             except ProfileLimitError as exc:
-                full = self._limit_message(exc, who)
-            if full is not None:  # failed outside the except: no chained traceback
-                pytest.fail(full, pytrace=False)
+                fail(self._limit_message(exc, who))
             if manager.validate_profile(key):
                 return Path(path)
             log.warning("profile %s of %s is not valid; making it again", path, key)
             manager.cleanup_profile(key)
-        pytest.fail(f"edgeprofiles: could not make a valid profile for {key}", pytrace=False)
+        fail(f"edgeprofiles: could not make a valid profile for {key}")
 
     def _create(self, manager: ProfileManager, key: str, clone_key: str) -> str:
         try:

@@ -17,6 +17,7 @@ from .._profiles.roots import UnsafeDirectoryError
 from .._system.lanes import Lanes
 from .._system.logs import log
 from ._base import BaseUnusable, RunBase
+from ._config import fail
 from ._lending import Lending
 from ._lookahead import FLAGS, NEXT_WANTS_PROFILE
 from ._shared import SharedFolder
@@ -115,13 +116,12 @@ class Run:
         try:
             return self.manager()
         except BaseUnusable as exc:
-            failure = str(exc)
+            fail(str(exc))
         except UnsafeDirectoryError as exc:
-            failure = f"edgeprofiles: {exc} (another user may have planted it)"
+            fail(f"edgeprofiles: {exc} (another user may have planted it)")
         except OSError as exc:  # what no check at start-up could foresee (a full disk)
             root, flag = self.settings.profile_root, option("profile_root").flag
-            failure = f"edgeprofiles: cannot make the run folder under {root} ({flag}): {exc}"
-        pytest.fail(failure, pytrace=False)  # outside the except: no chained traceback
+            fail(f"edgeprofiles: cannot make the run folder under {root} ({flag}): {exc}")
 
     def get_ready_ahead(self) -> None:
         """In a lane: the run folder, a configured base's clone (not a hook's: it is user code)."""
