@@ -64,15 +64,9 @@ def _folder(text: str) -> str:
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
         raise ValueError("is not a directory")
-    resolved = path.resolve()
-    _check_can_make(resolved)
-    return str(resolved)
-
-
-def _check_can_make(folder: Path) -> None:
-    """``ValueError`` unless ``folder`` can be made: its nearest existing parent is a writable
-    folder that takes a new one (tried, and removed at once)."""
-    existing = folder
+    folder = existing = path.resolve()
+    # It can be made: its nearest existing parent is a writable folder that takes a new one
+    # (tried, and removed at once).
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
@@ -92,6 +86,7 @@ def _check_can_make(folder: Path) -> None:
             pass  # made meanwhile
         except OSError as exc:
             raise ValueError(f"cannot make a folder in {existing} ({exc.strerror})") from None
+    return str(folder)
 
 
 def _browser(text: str) -> str:

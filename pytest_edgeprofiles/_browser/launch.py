@@ -92,12 +92,9 @@ def selenium_service(browser: Browser, profile: str | os.PathLike[str] | None = 
     so ``edge_driver`` may start it ahead of the WebDriver's constructor."""
     if browser.is_edge:
         from selenium.webdriver.edge.service import Service
-
-        driver = shutil.which("msedgedriver")
     else:
         from selenium.webdriver.chrome.service import Service  # type: ignore[assignment]
-
-        driver = shutil.which("chromedriver")
+    driver = shutil.which("msedgedriver" if browser.is_edge else "chromedriver")
     args = [] if profile is None else [f"{PROFILE_FLAGS[1]}={os.fspath(profile)}"]
     return _started_once(Service)(executable_path=driver, service_args=args, env=browser_env())
 
