@@ -372,6 +372,15 @@ def readme_block(first_line: str) -> str:
     return found[0]
 
 
+FOUR_DRIVER_TESTS = """
+import pytest
+
+@pytest.mark.parametrize("i", range(4))
+def test_x(edge_driver, i):
+    pass
+"""
+
+
 @posix_only(SH_BROWSER)
 @pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "2"]])
 def test_a_browser_that_cannot_start_fails_every_browser_test_with_one_message(
@@ -383,15 +392,7 @@ def test_a_browser_that_cannot_start_fails_every_browser_test_with_one_message(
         f"#!/bin/sh\necho \"$@\" >> {launches}\necho 'Missing X server or $DISPLAY' >&2\nexit 1\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    pytester.makepyfile(
-        test_inner="""
-        import pytest
-
-        @pytest.mark.parametrize("i", range(4))
-        def test_x(edge_driver, i):
-            pass
-        """
-    )
+    pytester.makepyfile(test_inner=FOUR_DRIVER_TESTS)
     result = pytester.runpytest_subprocess(
         *xdist, "-p", "no:randomly", f"--edge-browser={script}", f"--edge-profile-root={inner}"
     )
@@ -721,9 +722,12 @@ def test_a_browser_started_ahead_and_killed_while_it_waits_is_replaced(
 
 
 @posix_only("SIGKILL kills the worker")
+@pytest.mark.parametrize("cap", [8, 2], ids=["swept-at-the-end", "reclaimed-at-a-cap-of-2"])
 def test_no_browser_outlives_a_run_whose_worker_was_killed(
-    pytester: pytest.Pytester, inner: Path, browser: Browser
+    pytester: pytest.Pytester, inner: Path, browser: Browser, cap: int
 ) -> None:
+    # At a cap of 2 the dead worker holds both slots, a browser on each, and its replacement
+    # reclaims them: their browsers stop before the slots serve again, never cap + 1 at once.
     pytester.makepyfile(
         test_inner=NEXT_BROWSER
         + textwrap.dedent(
@@ -739,42 +743,15 @@ def test_no_browser_outlives_a_run_whose_worker_was_killed(
             """
         )
     )
-    result = pytester.runpytest_subprocess(
-        "-n", "1", "-p", "no:playwright", "-p", "no:randomly", f"--edge-profile-root={inner}"
-    )
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*crashed while running*test_killed_with_a_browser*"])
-    assert not browsers_under(inner), "the dead worker's browsers were stopped by the sweep"
-
-
-@posix_only("SIGKILL kills the worker")
-def test_a_killed_worker_s_browsers_stop_before_its_slots_serve_again(
-    pytester: pytest.Pytester, inner: Path, browser: Browser
-) -> None:
-    # The dead worker holds both slots, a browser on each; its replacement reclaims them.
-    pytester.makepyfile(
-        test_inner=NEXT_BROWSER
-        + textwrap.dedent(
-            """
-            import os, signal
-
-            def test_killed_with_a_browser_started_ahead(edge_driver, edge_profile):
-                next_browser(edge_profile)
-                os.kill(os.getpid(), signal.SIGKILL)
-
-            def test_after(edge_driver):
-                edge_driver.get(os.environ["SITE"])
-            """
-        )
-    )
     with CapWatcher(inner) as watcher:
         result = pytester.runpytest_subprocess(
             "-n", "1", "-p", "no:playwright", "-p", "no:randomly", f"--edge-profile-root={inner}",
-            "--edge-max-profiles=2",
+            f"--edge-max-profiles={cap}",
         )  # fmt: skip
     result.assert_outcomes(passed=1, failed=1)
-    assert watcher.most <= 2, f"{watcher.most} browsers at once under a cap of 2"
-    assert not browsers_under(inner)
+    result.stdout.fnmatch_lines(["*crashed while running*test_killed_with_a_browser*"])
+    assert watcher.most <= cap, f"{watcher.most} browsers at once under a cap of {cap}"
+    assert not browsers_under(inner), "the dead worker's browsers were stopped"
 
 
 def test_prelaunch_zero_starts_no_browser_ahead(
@@ -909,15 +886,7 @@ def test_ctrl_c_during_edge_driver_setup_ends_the_run(
     pytester: pytest.Pytester, inner: Path, browser: Browser
 ) -> None:
     pytester.makeconftest(CTRL_C_IN_DRIVER_SETUP)
-    pytester.makepyfile(
-        test_inner="""
-        import pytest
-
-        @pytest.mark.parametrize("i", range(3))
-        def test_x(edge_driver, i):
-            pass
-        """
-    )
+    pytester.makepyfile(test_inner=FOUR_DRIVER_TESTS)
     # A session of its own, as a terminal's foreground job: the signal stays in it.
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
