@@ -828,7 +828,10 @@ def test_native_toml_config_of_the_wrong_type_is_a_usage_error(pytester: pytest.
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest_subprocess("-p", "no:xdist")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: edge_max_profiles: invalid value in *pyproject.toml: *"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: --edge-max-profiles: invalid value 'lots' in *pyproject.toml (edge_max_profiles): "
+         "expected a whole number from 1 to 16"]
+    )  # fmt: skip
 
 
 def test_quiet_runs_say_nothing_unless_something_is_worth_saying(
