@@ -21,7 +21,6 @@ from ._lookahead import (
 )
 
 pytest_plugins = [
-    "pytest_edgeprofiles.plugin._config",  # its xdist hook
     "pytest_edgeprofiles.plugin._profile_fixtures",
     "pytest_edgeprofiles.plugin._launch_fixtures",
     "pytest_edgeprofiles.plugin._browser_fixtures",

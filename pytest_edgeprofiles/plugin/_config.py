@@ -79,10 +79,15 @@ def _ini_type(kind: str) -> Any:
     return _UNIONS.get(kind, kind) if pytest.version_tuple >= (9, 2) else kind
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """xdist's hook, in the controller: hands the run's settings to each worker."""
-    node.workerinput[_WORKERINPUT_KEY] = asdict(node.config.stash[SETTINGS])
+class _XdistHooks:
+    """Registered with xdist only: hands the run's settings to each worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[_WORKERINPUT_KEY] = asdict(self.settings)
 
 
 class _IniHints:
@@ -114,6 +119,8 @@ def configure(config: pytest.Config) -> Settings:
     else:
         settings = _plan_run(config)
         config.pluginmanager.register(_IniHints(config), "edgeprofiles-ini-hints")
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(_XdistHooks(settings), "edgeprofiles-xdist")
     config.stash[SETTINGS] = settings
     return settings
 
