@@ -169,6 +169,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], profile: Path, timeout: float) ->
         if endpoint is None:
             endpoint = read_port_file(profile / PORT_FILE)
             if endpoint is not None and not processes.listens_on(proc.pid, endpoint[0]):
+                if proc.poll() is not None:
+                    continue  # it exited meanwhile, which the next look says
                 # Never attach to whatever else listens there: it would get the test's pages.
                 raise BrowserStartError(
                     f"{PORT_FILE} names port {endpoint[0]}, where this browser does not listen"

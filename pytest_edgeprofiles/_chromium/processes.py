@@ -138,10 +138,10 @@ def normalise(path: str) -> str:
 
 def listens_on(pid: int, port: int) -> bool:
     """Whether process ``pid`` itself listens on 127.0.0.1:``port`` (TCP)."""
-    proc = psutil.Process(pid)
-    # ``net_connections`` since psutil 6, ``connections`` before.
-    connections = getattr(proc, "net_connections", None) or proc.connections
     try:
+        proc = psutil.Process(pid)
+        # ``net_connections`` since psutil 6, ``connections`` before.
+        connections = getattr(proc, "net_connections", None) or proc.connections
         return any(
             c.status == psutil.CONN_LISTEN and c.laddr and tuple(c.laddr)[1] == port
             for c in connections(kind="tcp4")
