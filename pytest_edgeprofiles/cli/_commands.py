@@ -166,15 +166,15 @@ def _print_list(doc: dict[str, Any]) -> None:
     print(f"{entries}, {human_size(total)}; {dead} with a dead owner")
 
 
-def _doomed(path: Path, record: ProfileRecord | None, include_kept: bool) -> bool:
-    """Garbage, or a dead owner's profile (kept ones only when asked, or when only the record is
-    left). Stricter than ``sweep.sweep``: ``clean`` next to a test run must never take a live
-    owner's released one."""
-    if record is None:
-        return True
-    if record.keep and not include_kept and os.path.lexists(path):
-        return False
-    return record.owner() == "dead"
+def _doomed(record: ProfileRecord | None) -> bool:
+    """Garbage, or a dead owner's profile. Stricter than ``sweep.sweep``: ``clean`` next to a
+    test run must never take a live owner's released one."""
+    return record is None or record.owner() == "dead"
+
+
+def _spared(path: Path, record: ProfileRecord | None, include_kept: bool) -> bool:
+    """A kept profile, unless asked for (or only its record is left)."""
+    return record is not None and record.keep and not include_kept and os.path.lexists(path)
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -186,8 +186,9 @@ def cmd_clean(args: argparse.Namespace) -> int:
         for _, path, record in _entries(root)
         if now - _created(path, record) >= args.older_than
     ]
-    doomed = [(path, rec) for path, rec in old_enough if _doomed(path, rec, args.include_kept)]
-    kept_left = sum(_doomed(path, rec, True) for path, rec in old_enough) - len(doomed)
+    dead = [(path, rec) for path, rec in old_enough if _doomed(rec)]  # each owner judged once
+    doomed = [(path, rec) for path, rec in dead if not _spared(path, rec, args.include_kept)]
+    kept_left = len(dead) - len(doomed)
     verb = "checking" if args.dry_run else "removing"
     result = removal.remove_many(progress(doomed, args, verb, "profile", len(doomed)), args.dry_run)
     failed = [
