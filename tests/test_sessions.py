@@ -304,6 +304,36 @@ def test_a_stale_port_file_is_not_mistaken_for_the_new_browser(
     assert not os.path.lexists(tmp_path / "SingletonLock"), "the browser tidied its lock"
 
 
+#: A browser that, asked to stop, starts one more helper on its profile and exits at once: what
+#: Chromium does now and then when a stop comes just after its start (its network service).
+LATE_HELPER_BROWSER = """
+import signal, subprocess, sys, time
+profile = sys.argv[1]
+helper = [sys.executable, "-c", "import time; time.sleep(120)", "--type=utility", profile]
+signal.signal(signal.SIGHUP, lambda *_: (subprocess.Popen(helper), sys.exit(0)))
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+@posix_only("a browser asked to stop with SIGHUP, in a process group of its own")
+def test_a_helper_started_while_the_browser_stops_is_stopped_too(
+    tmp_path: Path, browser: Browser
+) -> None:
+    profile = f"--user-data-dir={tmp_path}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LATE_HELPER_BROWSER, profile],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    proc.stdout.close()
+    stderr = open(os.devnull, "rb")  # noqa: SIM115 - the session closes it
+    session = sessions.BrowserSession(browser, tmp_path, proc, 1, "/", stderr)
+    assert session.stop() == 0
+    assert not browsers_under(tmp_path), "the helper it started on its way out still runs"
+
+
 def test_a_driver_the_test_starts_from_edge_launch_args_survives_a_deep_tmpdir(
     pytester: pytest.Pytester, inner: Path, browser: Browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -96,7 +96,8 @@ class BrowserSession:
                     log.warning("browser %s did not stop in %s s", self.process.pid, grace)
                     self.process.kill()
                     self.process.wait()
-                processes.stop_browsers(helpers)
+                late = processes.group_left_on(self.process.pid, self.profile)
+                processes.stop_browsers(helpers + late)
             processes.stop_browser_on(self.profile)
         finally:
             self._stderr.close()

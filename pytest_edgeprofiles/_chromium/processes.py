@@ -280,6 +280,20 @@ def helpers_to_stop(pid: int) -> list[psutil.Process]:
         return []
 
 
+def group_left_on(pgid: int, profile: Path) -> list[psutil.Process]:
+    """Processes of group ``pgid`` (POSIX) still naming ``profile``: helpers a browser started
+    after ``helpers_to_stop`` looked, reparented once it exited (seen on 1 stop in 120)."""
+    if platform.WINDOWS:
+        return []
+    wanted = normalise(str(profile))
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getpgid(proc.pid) == pgid and names_profile(proc.cmdline(), wanted):
+                found.append(proc)
+    return found
+
+
 def _is_child_process(proc: psutil.Process) -> bool:
     # Renderer, GPU and utility processes carry --type=; the browser process does not.
     try:
