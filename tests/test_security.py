@@ -28,6 +28,7 @@ from browser_support import start_browser, start_process, stop_browser, wait_for
 from conftest import SINGLETON_LOCK, SYMLINKS, linux_only, posix_only
 
 from pytest_edgeprofiles import ProfileManager
+from pytest_edgeprofiles._browser import sessions
 from pytest_edgeprofiles._profiles import roots, sweep
 from pytest_edgeprofiles._profiles.records import ProfileRecord, write_record
 from pytest_edgeprofiles._profiles.registry import Registry
@@ -739,3 +740,52 @@ def test_a_profile_swapped_for_a_link_to_a_running_browsers_folder_never_stops_i
     finally:
         stop_browser(their_browser)
         m.cleanup_all_profiles()
+
+
+# -- the DevTools endpoint of a browser we start -----------------------------------------------
+
+ASK_FOR_VERSION = (
+    'exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 9; '
+    "printf 'GET /json/version HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n' >&3; "
+    "timeout 5 cat <&3"  # a browser's own port keeps the connection open: read what it sent
+)
+
+
+def listening_ports(pid: int) -> list[int]:
+    tree = psutil.Process(pid)
+    found = []
+    for proc in [tree, *tree.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            found += [c.laddr[1] for c in proc.net_connections("inet") if c.status == "LISTEN"]
+    return found
+
+
+@posix_only("the browser on --remote-debugging-pipe: Windows browsers still get a port")
+def test_a_browser_we_start_listens_on_no_port_of_its_own(browser: Browser, tmp_path: Path) -> None:
+    session = sessions.start_session(tmp_path, browser)
+    try:
+        assert listening_ports(session.process.pid) == [], "the browser serves DevTools itself"
+        assert session.has_page()
+    finally:
+        session.stop()
+
+
+@posix_only("another user's socket is told from ours by its uid")
+@needs_root("act as another user")
+def test_another_local_user_cannot_reach_the_browser_we_start(
+    browser: Browser, tmp_path: Path
+) -> None:
+    # What any local user could do to a browser on --remote-debugging-port: find the port,
+    # read /json/version, attach to the WebSocket it names, read every cookie.
+    session = sessions.start_session(tmp_path, browser)
+    try:
+        theirs = as_nobody("bash", "-c", ASK_FOR_VERSION, str(session.port))
+        ours = subprocess.run(
+            ["bash", "-c", ASK_FOR_VERSION, str(session.port)], capture_output=True, text=True
+        )
+        # They connect (the port is on 127.0.0.1), and are cut off unanswered.
+        assert theirs.stdout == "", "another user read the browser's DevTools endpoint"
+        assert session.browser_target in ours.stdout, "this user's own client was refused"
+        assert session.has_page(), "the refused client broke the bridge"
+    finally:
+        session.stop()

@@ -6,9 +6,12 @@ that into a failure.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -304,6 +307,73 @@ def test_a_stale_port_file_is_not_mistaken_for_the_new_browser(
     assert not os.path.lexists(tmp_path / "SingletonLock"), "the browser tidied its lock"
 
 
+def ws_connect(port: int, path: str) -> tuple[socket.socket, bytes]:
+    """A WebSocket handshake on 127.0.0.1:``port``: the socket and the reply's head."""
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    conn.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .encode()
+    )  # fmt: skip
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += conn.recv(1)
+    accept = base64.b64encode(hashlib.sha1(f"{key}{WS_GUID}".encode()).digest()).decode()
+    assert head.startswith(b"HTTP/1.1 409") or accept.encode() in head, head
+    return conn, head
+
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_send(conn: socket.socket, opcode: int, data: bytes, final: bool = True) -> None:
+    mask = os.urandom(4)
+    size = len(data)
+    length = bytes([0x80 | size]) if size < 126 else bytes([0x80 | 127]) + size.to_bytes(8, "big")
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    conn.sendall(bytes([(0x80 if final else 0) | opcode]) + length + mask + masked)
+
+
+def ws_read(conn: socket.socket) -> tuple[int, bytes]:
+    reader = conn.makefile("rb")
+    head = reader.read(2)
+    size = head[1] & 0x7F
+    if size >= 126:
+        size = int.from_bytes(reader.read(2 if size == 126 else 8), "big")
+    return head[0] & 0x0F, reader.read(size)
+
+
+@posix_only("the bridge to --remote-debugging-pipe: Windows browsers still get a port")
+def test_the_bridge_speaks_websocket_as_a_browser_does(tmp_path: Path, browser: Browser) -> None:
+    session = sessions.start_session(tmp_path, browser)
+    try:
+        first, _ = ws_connect(session.port, session.browser_target)
+        second, refused = ws_connect(session.port, session.browser_target)
+        assert refused.startswith(b"HTTP/1.1 409"), "a second client shares the browser"
+        second.close()
+        # A message in two fragments, a ping between them, one over 64 KiB.
+        command = json.dumps({"id": 7, "method": "Browser.getVersion"}).encode()
+        ws_send(first, 1, command[:10], final=False)
+        ws_send(first, 9, b"are you there")
+        ws_send(first, 0, command[10:])
+        assert ws_read(first) == (10, b"are you there")
+        opcode, reply = ws_read(first)
+        assert opcode == 1 and json.loads(reply)["result"]["product"].startswith("Chrome/")
+        big = {"id": 8, "method": "Runtime.evaluate", "params": {"expression": "1" * 70_000}}
+        ws_send(first, 1, json.dumps(big).encode())
+        assert json.loads(ws_read(first)[1])["id"] == 8
+        ws_send(first, 8, (1000).to_bytes(2, "big"))
+        assert ws_read(first)[0] == 8, "the close was not answered"
+        first.close()
+        # Once the first has gone, the next client is served.
+        again, head = ws_connect(session.port, session.browser_target)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        again.close()
+    finally:
+        session.stop()
+
+
 #: A browser that, asked to stop, starts one more helper on its profile and exits at once: what
 #: Chromium does now and then when a stop comes just after its start (its network service).
 LATE_HELPER_BROWSER = """
@@ -502,9 +572,12 @@ class _PageLister(BaseHTTPRequestHandler):
 
 
 @posix_only(SH_BROWSER)
-def test_a_port_file_naming_another_process_s_port_is_not_trusted(tmp_path: Path) -> None:
+def test_a_port_file_naming_another_process_s_port_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A "browser" that names the port of a service it does not own: attaching there would hand
-    # the test's pages, cookies and all, to whoever listens.
+    # the test's pages, cookies and all, to whoever listens. (Windows browsers have a port.)
+    monkeypatch.setattr(sessions, "DEVTOOLS_PIPE", False)
     with serve(_PageLister) as service:
         port = service.rsplit(":", 1)[1]
         script = tmp_path / "impostor"
@@ -706,19 +779,28 @@ def test_ini_flags_reach_browsers_started_ahead_and_a_marked_test_gets_its_own(
     assert not browsers_under(inner)
 
 
-#: For inner tests: the profile of the browser started ahead beside this test, once ready.
+#: For inner tests: the profile of the browser started ahead beside this test, once ready. The
+#: browser has no endpoint to find from outside (its DevTools are on a pipe): note each start.
 NEXT_BROWSER = """
 import time
 from pathlib import Path
 from pytest_edgeprofiles._browser import sessions
 
+started = []
+real_start = sessions.start_session
+
+def noting_start(*args, **kwargs):
+    started.append(real_start(*args, **kwargs))
+    return started[-1]
+
+sessions.start_session = noting_start
+
 def next_browser(profile):
     deadline = time.monotonic() + 30
     while True:
-        for other in Path(profile).parent.iterdir():
-            port = other != Path(profile) and sessions.read_port_file(other / sessions.PORT_FILE)
-            if port and sessions.has_page(port[0]):
-                return other
+        for session in list(started):
+            if session.profile != Path(profile) and session.has_page():
+                return session.profile
         assert time.monotonic() < deadline, "no browser was started ahead"
         time.sleep(0.02)  # a poll with a deadline: the browser signals nothing
 """

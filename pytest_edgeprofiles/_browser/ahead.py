@@ -40,7 +40,7 @@ class AheadBrowser:
 
     def ready(self) -> bool:
         """Still running, with a page to attach to (a killed or crashed browser has none)."""
-        return self.session.process.poll() is None and sessions.has_page(self.session.port)
+        return self.session.process.poll() is None and self.session.has_page()
 
 
 #: Stops a browser in the background, then calls its second argument (the profile's return).

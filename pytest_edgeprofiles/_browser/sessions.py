@@ -1,16 +1,18 @@
 """A browser we start on a profile, ready for Selenium or Playwright to attach; and its stop.
 
 A browser chromedriver launches stalls its first navigation in ~4 of 10 starts (1.2 or 5.2 s,
-"Waiting for pending navigations"); one we start with ``--remote-debugging-port=0`` and attach
-to once its first page exists does not. Its endpoint, on 127.0.0.1 like chromedriver's port,
-serves one test.
+"Waiting for pending navigations"); one we start and attach to once its first page exists does
+not. Its endpoint serves one test: on POSIX a bridge to ``--remote-debugging-pipe`` that answers
+this user only; on Windows, for now, ``--remote-debugging-port=0`` on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import urllib.request
@@ -21,9 +23,11 @@ from typing import IO
 
 from .._chromium import processes, userdata
 from .._chromium.installs import Browser
+from .._system import platform
 from .._system.logs import log
 from .._system.waiting import Backoff
 from . import launch
+from .bridge import Bridge
 
 #: The switches chromedriver 156 adds to a browser it launches (chrome_launcher.cc,
 #: ``kDesiredSwitches``): an attached session ignores the options' flags, so we pass them, for
@@ -40,6 +44,9 @@ CHROMEDRIVER_SWITCHES = (
 
 #: Where the browser writes its DevTools port (first line) and browser target (second line).
 PORT_FILE = "DevToolsActivePort"
+#: Whether a browser speaks DevTools on a pipe, behind a bridge for this user only (POSIX), or
+#: on a port of its own on 127.0.0.1 (Windows, where the pipe is not wired up yet).
+DEVTOOLS_PIPE = not platform.WINDOWS
 #: How long a browser may take to be ready: a cold start is ~0.5 s, a loaded CI machine slower.
 START_TIMEOUT = 30.0
 _POLL = 0.01
@@ -69,6 +76,7 @@ class BrowserSession:
     port: int
     browser_target: str
     _stderr: IO[bytes] = field(repr=False)
+    _bridge: Bridge | None = field(default=None, repr=False)
 
     @property
     def debugger_address(self) -> str:
@@ -80,6 +88,12 @@ class BrowserSession:
         """The browser's WebSocket endpoint, for Playwright's ``connect_over_cdp``: no discovery
         over HTTP first, which could be sent through a proxy."""
         return f"ws://127.0.0.1:{self.port}{self.browser_target}"
+
+    def has_page(self) -> bool:
+        """Whether the browser answers, with a page to attach to."""
+        if self._bridge is not None:
+            return self._bridge.has_page()
+        return has_page(self.port)
 
     def stop(self, grace: float = 10.0) -> int | None:
         """Stop the browser, its helpers and whatever it left on the profile; its exit status.
@@ -101,6 +115,8 @@ class BrowserSession:
             processes.stop_browser_on(self.profile)
         finally:
             self._stderr.close()
+            if self._bridge is not None:
+                self._bridge.close()
         return self.process.returncode
 
 
@@ -112,8 +128,8 @@ def start_session(
     extra: Sequence[str] = (),
     timeout: float = START_TIMEOUT,
 ) -> BrowserSession:
-    """Start ``browser`` on ``profile``; return it once ``DevToolsActivePort`` is written and a
-    page target exists (attaching earlier costs 0.19 s more). ``ValueError`` when ``extra`` has
+    """Start ``browser`` on ``profile``; return it once it answers DevTools and a page
+    target exists (attaching earlier costs 0.19 s more). ``ValueError`` when ``extra`` has
     ``RESERVED_FLAGS``; ``BrowserStartError`` (with the exit status and last output) when the
     browser exits or is not ready within ``timeout``."""
     profile = Path(profile)
@@ -124,46 +140,97 @@ def start_session(
         raise ValueError(
             f"browser flags {reserved} (read as {', '.join(sorted({names[a] for a in reserved}))}) "
             f"would take the session from under the fixture: its profile and its DevTools "
-            f"endpoint (127.0.0.1, a port of the browser's choosing) are the fixture's to set"
+            f"endpoint are the fixture's to set"
         )
     # Left by an earlier browser on this profile: it would name a port nobody listens on.
     (profile / PORT_FILE).unlink(missing_ok=True)
-    # The run's flags, the switches chromedriver would add, a port of the browser's choosing.
+    # The run's flags, the switches chromedriver would add, and the DevTools endpoint.
     switches = [s for s in CHROMEDRIVER_SWITCHES if s not in launch.QUIET_FLAGS]
-    flags = [*launch.QUIET_FLAGS, *switches, "--remote-debugging-port=0", *extra]
-    args = launch.browser_args(profile, browser, headless=headless, extra=flags)
+    endpoint = "--remote-debugging-pipe" if DEVTOOLS_PIPE else "--remote-debugging-port=0"
+    flags = [*launch.QUIET_FLAGS, *switches, endpoint, *extra]
+    args = [
+        browser.path,
+        *launch.browser_args(profile, browser, headless=headless, extra=flags),
+        "about:blank",
+    ]
     # Outlives this function: the session closes it when the browser stops.
     stderr = tempfile.TemporaryFile()  # noqa: SIM115
+    bridge = None
     try:
-        proc = subprocess.Popen(
-            [browser.path, *args, "about:blank"],
-            env=launch.browser_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            **processes.OWN_GROUP,
-        )
+        if DEVTOOLS_PIPE:
+            proc, bridge = _on_pipes(args, stderr)
+        else:
+            proc = _popen(args, stderr)
     except OSError as exc:  # not there, or not a program
         stderr.close()
         raise BrowserStartError(f"cannot start {browser.describe()}: {exc}", exited=True) from None
     try:
-        port, target = _wait_ready(proc, profile, timeout)
+        port, target = _wait_ready(proc, profile, timeout, bridge)
     except BaseException as exc:
         # A browser that is not ready is of no use: stop it hard, and whatever it started.
         processes.kill_tree(proc)
         processes.stop_browser_on(profile)
+        if bridge is not None:
+            bridge.close()
         if isinstance(exc, BrowserStartError):
             described = f"{exc}{_describe(browser, profile, proc, stderr)}"
             raise BrowserStartError(described, exc.exited) from None
         stderr.close()
         raise
-    return BrowserSession(browser, profile, proc, port, target, stderr)
+    return BrowserSession(browser, profile, proc, port, target, stderr, bridge)
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], profile: Path, timeout: float) -> tuple[int, str]:
+def _popen(
+    args: list[str],
+    stderr: IO[bytes],
+    stdin: int = subprocess.DEVNULL,
+    stdout: int = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args,
+        env=launch.browser_env(),
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        **processes.OWN_GROUP,
+    )
+
+
+def _on_pipes(args: list[str], stderr: IO[bytes]) -> tuple[subprocess.Popen[bytes], Bridge]:
+    """The browser started with its DevTools pipes on fds 3 (in) and 4 (out), where it reads
+    them, and a bridge to them. Popen places them as stdin and stdout, and a shell moves them
+    on: ``preexec_fn`` is unsafe in a process with threads, and dash takes one-digit fds only."""
+    if shutil.which(args[0]) is None:  # else the shell runs, and exits 127
+        code = errno.EACCES if os.path.exists(args[0]) else errno.ENOENT
+        raise OSError(code, os.strerror(code), args[0])
+    theirs_in, ours_out = os.pipe()
+    ours_in, theirs_out = os.pipe()
+    moved = 'exec "$@" 3<&0 4>&1 </dev/null >/dev/null'
+    try:
+        proc = _popen(["/bin/sh", "-c", moved, "sh", *args], stderr, theirs_in, theirs_out)
+    except OSError:
+        for fd in (ours_in, ours_out):
+            os.close(fd)
+        raise
+    finally:
+        for fd in (theirs_in, theirs_out):
+            os.close(fd)
+    return proc, Bridge(ours_out, ours_in)
+
+
+def _wait_ready(
+    proc: subprocess.Popen[bytes], profile: Path, timeout: float, bridge: Bridge | None
+) -> tuple[int, str]:
     endpoint: tuple[int, str] | None = None
     # The browser signals nothing we can wait on: poll, with a deadline.
     backoff = Backoff(_POLL, most=_POLL, timeout=timeout)
+    while bridge is not None:  # it answers once DevTools is up, or never if it exits
+        if proc.poll() is not None:
+            raise BrowserStartError("the browser exited while starting", exited=True)
+        if bridge.has_page(max(backoff.remaining(), 0.0)):
+            return bridge.port, bridge.target
+        if not backoff.pause():
+            raise BrowserStartError("the browser was not ready in time")
     while True:
         if proc.poll() is not None:
             raise BrowserStartError("the browser exited while starting", exited=True)

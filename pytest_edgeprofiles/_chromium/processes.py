@@ -302,12 +302,14 @@ def _is_child_process(proc: psutil.Process) -> bool:
         return True
 
 
-def stop_browser_on(profile: Path) -> None:
-    """Stop any browser left on ``profile`` (not a symlink) and remove its leaked socket dir."""
+def stop_browser_on(profile: Path, unlocked_too: bool = False) -> None:
+    """Stop any browser left on ``profile`` (not a symlink) and remove its leaked socket dir.
+    Only a locked profile is looked at, unless ``unlocked_too``: a dead owner's driver names
+    the profile, and its browser, whose pipe closed with the owner, exits and unlocks it."""
     if os.path.islink(profile):
         log.warning("not stopping browsers on %s: it is a symlink, not our profile", profile)
         return
-    if not userdata.has_lock_entries(profile):
+    if not unlocked_too and not userdata.has_lock_entries(profile):
         return
     sockets = userdata.socket_dir(profile)
     # A browser still starting launches helpers after the first look: look until none is left.

@@ -28,12 +28,12 @@ class SweepResult:
     errors: list[OSError] = field(default_factory=list)
 
 
-def remove(path: Path, record: ProfileRecord | None) -> None:
+def remove(path: Path, record: ProfileRecord | None, owner_gone: bool = False) -> None:
     """Remove one profile, in the order above; ``record`` None is garbage, just removed."""
     if record is None:
         files.remove_tree(path)
         return
-    processes.stop_browser_on(path)
+    processes.stop_browser_on(path, unlocked_too=owner_gone)
     for leftover in owned_paths(path, record):
         files.remove_tree(leftover)
 
@@ -51,14 +51,14 @@ def remove_profile(record: ProfileRecord) -> None:
 def remove_many(
     doomed: Iterable[tuple[Path, ProfileRecord | None]], dry_run: bool = False
 ) -> SweepResult:
-    """Remove each profile (or garbage, no record), counting what it frees; failures are listed
-    with their errors, for the caller to report."""
+    """Remove each profile of an owner that is gone (or garbage, no record), counting what it
+    frees; failures are listed with their errors, for the caller to report."""
     result = SweepResult()
     for path, record in doomed:
         size = files.tree_size(path)
         if not dry_run:
             try:
-                remove(path, record)
+                remove(path, record, owner_gone=True)
             except OSError as exc:
                 result.failed.append(path)
                 result.errors.append(exc)
@@ -110,7 +110,7 @@ def remove_reclaimed(record: ProfileRecord) -> None:
     if on_disk is None:
         return
     try:
-        remove(Path(on_disk.path), on_disk)
+        remove(Path(on_disk.path), on_disk, owner_gone=True)
     except OSError as exc:
         log.warning("could not remove %s of a dead owner (left to the sweep): %s", record.path, exc)
 
@@ -120,7 +120,7 @@ def stop_reclaimed(record: ProfileRecord) -> None:
     one: else, for a moment, one browser more than the cap would run."""
     on_disk = _reclaimable(record)
     if on_disk is not None:
-        processes.stop_browser_on(Path(on_disk.path))
+        processes.stop_browser_on(Path(on_disk.path), unlocked_too=True)
 
 
 def _reclaimable(record: ProfileRecord) -> ProfileRecord | None:
