@@ -117,15 +117,12 @@ class Cloner:
             return None
         try:
             files.clear_dir(profile)
-            copied = files.copy_tree(self.base, profile, self.skip_rules.skips)
-            size = self.adjust_prefs(profile, downloads, copied)
+            return self.fill(key, profile, downloads)
         except OSError as exc:
             log.warning("could not copy %s into %s: %s", self.base, profile, exc)
-            return None
-        if copied > self.limit_mb * MB:
-            log.warning("profile %s of %s: %s", profile, key, self.too_large(copied))
-            return None
-        return size
+        except ProfileCreationError as exc:
+            log.warning("profile %s of %s: %s", profile, key, exc.reason)
+        return None
 
     def too_large(self, size: int) -> str:
         return (
