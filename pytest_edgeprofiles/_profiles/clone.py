@@ -152,11 +152,9 @@ def _own_downloads(profile: Path, downloads: Path | None) -> None:
         files.make_dirs(downloads)
     else:  # no parents: a profile removed meanwhile is never recreated
         top.mkdir(mode=0o700, exist_ok=True)
-    folder = top
     base_choice = userdata.download_dir(profile)
-    if base_choice:
-        folder = top / Path(base_choice).name
-        folder.mkdir(mode=0o700, exist_ok=True)
+    folder = top / Path(base_choice).name if base_choice else top
+    folder.mkdir(mode=0o700, exist_ok=True)
     try:
         userdata.set_download_dir(profile, folder)
     except ValueError as exc:
