@@ -86,9 +86,7 @@ def edge_driver(
         # stop then fails, and the run would go on.
         with contextlib.suppress(Exception):
             if started is not None:
-                from concurrent.futures import wait
-
-                wait([started])  # interrupted meanwhile: the driver is up or gone first
+                started.exception()  # interrupted meanwhile: the driver is up or gone first
             if getattr(service, "process", None) is not None:  # None when it never started
                 service.stop()
         raise
