@@ -117,15 +117,12 @@ class Cloner:
             return None
         try:
             files.clear_dir(profile)
-            copied = files.copy_tree(self.base, profile, self.skip_rules.skips)
-            size = self.adjust_prefs(profile, downloads, copied)
+            return self.fill(key, profile, downloads)
         except OSError as exc:
             log.warning("could not copy %s into %s: %s", self.base, profile, exc)
-            return None
-        if copied > self.limit_mb * MB:
-            log.warning("profile %s of %s: %s", profile, key, self.too_large(copied))
-            return None
-        return size
+        except ProfileCreationError as exc:
+            log.warning("profile %s of %s: %s", profile, key, exc.reason)
+        return None
 
     def too_large(self, size: int) -> str:
         return (
@@ -155,11 +152,9 @@ def _own_downloads(profile: Path, downloads: Path | None) -> None:
         files.make_dirs(downloads)
     else:  # no parents: a profile removed meanwhile is never recreated
         top.mkdir(mode=0o700, exist_ok=True)
-    folder = top
     base_choice = userdata.download_dir(profile)
-    if base_choice:
-        folder = top / Path(base_choice).name
-        folder.mkdir(mode=0o700, exist_ok=True)
+    folder = top / Path(base_choice).name if base_choice else top
+    folder.mkdir(mode=0o700, exist_ok=True)
     try:
         userdata.set_download_dir(profile, folder)
     except ValueError as exc:

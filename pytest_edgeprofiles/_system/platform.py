@@ -8,7 +8,6 @@ import sys
 
 WINDOWS = sys.platform == "win32"
 MACOS = sys.platform == "darwin"
-LINUX = sys.platform.startswith("linux")
 
 
 def this_host() -> str:

@@ -57,11 +57,8 @@ def _age(seconds: float) -> str:
 
 
 def _root(args: argparse.Namespace) -> Path:
-    if args.root:
-        text, source = args.root, "--root"
-    else:
-        source = env_of("profile_root")
-        text = os.environ.get(source, "")
+    source = "--root" if args.root else env_of("profile_root")
+    text = args.root or os.environ.get(source, "")
     root = Path(text).expanduser().resolve() if text else default_root()
     refuse_planted_root(root)  # never read or remove through a planted default root
     if root.exists() and not root.is_dir():

@@ -35,24 +35,22 @@ from ._common import (
 
 
 def _browser(args: argparse.Namespace) -> Browser | None:
-    env = env_of("browser")
-    override = args.browser or os.environ.get(env) or None
+    source = "--browser" if args.browser else env_of("browser")
+    override = args.browser or os.environ.get(source) or None
     browser = find_browser(override)
     if override and browser is None:
-        source = "--browser" if args.browser else env
         raise UsageError(f"{source}: no such browser {override!r} (not a file, not on PATH)")
     return browser
 
 
 def _base(args: argparse.Namespace) -> Path | None:
-    env = env_of("base_profile")
-    text = args.base_profile or os.environ.get(env) or None
+    source = "--base-profile" if args.base_profile else env_of("base_profile")
+    text = args.base_profile or os.environ.get(source) or None
     if text is None:
         return None
     try:
         return check_base_profile(text)
     except (OSError, ValueError) as exc:
-        source = "--base-profile" if args.base_profile else env
         raise UsageError(f"{source}: {error_text(exc)}") from None
 
 

@@ -79,18 +79,14 @@ def edge_driver(
         # browser flags are ignored by an attached session: the browser has its own.
         options = request.getfixturevalue("edge_selenium_options")
         options.debugger_address = session.debugger_address
-        if edge_browser.is_edge:
-            driver: Any = webdriver.Edge(options=options, service=service)
-        else:
-            driver = webdriver.Chrome(options=options, service=service)
+        driver_class = webdriver.Edge if edge_browser.is_edge else webdriver.Chrome
+        driver: Any = driver_class(options=options, service=service)
     except BaseException:
         # Never in place of the error, nor of a Ctrl-C: that one also killed the driver, whose
         # stop then fails, and the run would go on.
         with contextlib.suppress(Exception):
             if started is not None:
-                from concurrent.futures import wait
-
-                wait([started])  # interrupted meanwhile: the driver is up or gone first
+                started.exception()  # interrupted meanwhile: the driver is up or gone first
             if getattr(service, "process", None) is not None:  # None when it never started
                 service.stop()
         raise

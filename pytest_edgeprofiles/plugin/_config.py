@@ -143,13 +143,10 @@ def _plan_run(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"edgeprofiles: {exc} (another user may have planted it)") from None
     run_id = uuid.uuid4().hex[:12]
     return Settings(
-        **{
-            **values,
-            "profile_root": str(root),
-            "run_id": run_id,
-            "run_dir": str(root / RUNS / run_id),
-            "controller_pid": os.getpid(),
-        }
+        **{**values, "profile_root": str(root)},
+        run_id=run_id,
+        run_dir=str(root / RUNS / run_id),
+        controller_pid=os.getpid(),
     )
 
 
