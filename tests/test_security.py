@@ -28,7 +28,7 @@ from browser_support import start_browser, start_process, stop_browser, wait_for
 from conftest import SINGLETON_LOCK, SYMLINKS, linux_only, posix_only
 
 from pytest_edgeprofiles import ProfileManager
-from pytest_edgeprofiles._browser import sessions
+from pytest_edgeprofiles._browser import bridge, sessions
 from pytest_edgeprofiles._profiles import roots, sweep
 from pytest_edgeprofiles._profiles.records import ProfileRecord, write_record
 from pytest_edgeprofiles._profiles.registry import Registry
@@ -772,11 +772,14 @@ def test_a_browser_we_start_listens_on_no_port_of_its_own(browser: Browser, tmp_
 
 @posix_only("another user's socket is told from ours by its uid")
 @needs_root("act as another user")
+@pytest.mark.parametrize("told_by", ["tcp table", "processes"])  # Linux; elsewhere (macOS)
 def test_another_local_user_cannot_reach_the_browser_we_start(
-    browser: Browser, tmp_path: Path
+    browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, told_by: str
 ) -> None:
     # What any local user could do to a browser on --remote-debugging-port: find the port,
     # read /json/version, attach to the WebSocket it names, read every cookie.
+    if told_by == "processes":
+        monkeypatch.setattr(bridge, "TCP_TABLE", str(tmp_path / "no such table"))
     session = sessions.start_session(tmp_path, browser)
     try:
         theirs = as_nobody("bash", "-c", ASK_FOR_VERSION, str(session.port))

@@ -273,12 +273,17 @@ def _frame(opcode: int, data: bytes) -> bytes:
     return head + data
 
 
+#: Linux's table of TCP sockets, with the uid that made each.
+TCP_TABLE = "/proc/net/tcp"
+
+
 def _owner(conn: socket.socket) -> int | None:
-    """The uid owning the client's end of ``conn``: from ``/proc/net/tcp`` on Linux, else from
-    this user's processes' connections (another user's are not listed to us)."""
+    """The uid owning the client's end of ``conn``: from ``TCP_TABLE`` on Linux, else from the
+    processes' own connections, ours and our children's first (the usual clients: a driver,
+    Playwright's), as another user's are not listed to us."""
     peer, local = conn.getpeername()[:2], conn.getsockname()[:2]
     try:
-        with open("/proc/net/tcp", encoding="ascii") as table:
+        with open(TCP_TABLE, encoding="ascii") as table:
             for line in itertools.islice(table, 1, None):
                 fields = line.split()
                 if fields[1] == _tcp_hex(peer) and fields[2] == _tcp_hex(local):
@@ -286,7 +291,8 @@ def _owner(conn: socket.socket) -> int | None:
         return None
     except OSError:
         pass
-    for proc in psutil.process_iter():
+    ours = psutil.Process()
+    for proc in itertools.chain([ours], ours.children(recursive=True), psutil.process_iter()):
         with contextlib.suppress(psutil.Error):
             for c in proc.net_connections("tcp4"):
                 if c.laddr and c.raddr and tuple(c.laddr) == peer and tuple(c.raddr) == local:
