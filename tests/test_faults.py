@@ -1026,11 +1026,11 @@ def test_a_slow_cleanup_never_forgets_the_profile_made_after_it(manager, monkeyp
     entered, go_on = threading.Event(), threading.Event()
     real = processes.stop_browser_on
 
-    def slow_once(path: Path) -> None:
+    def slow_once(path: Path, **how: Any) -> None:
         if not entered.is_set():
             entered.set()
             assert go_on.wait(30)
-        real(path)
+        real(path, **how)
 
     monkeypatch.setattr(processes, "stop_browser_on", slow_once)
     slow = threading.Thread(target=m.cleanup_profile, args=("gw0",))
