@@ -16,6 +16,7 @@ from typing import Any
 from .errors import MAX_PROFILES_RANGE  # the contract's bounds
 
 RETENTION_POLICIES = ("all", "failed", "none")
+CAPTURE_MODES = ("on", "off", "only-on-failure")
 
 
 class OptionError(ValueError):
@@ -48,10 +49,13 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _policy(text: str) -> str:
-    if text not in RETENTION_POLICIES:
-        raise ValueError(f"expected one of {', '.join(RETENTION_POLICIES)}")
-    return text
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return text
+
+    return parse
 
 
 def _existing_base(text: str) -> str:
@@ -145,7 +149,7 @@ OPTIONS = (
            ini_type="int"),
     Option("profile_retention", "--edge-profile-retention", "EDGEPROFILES_RETENTION",
            "which profiles survive their test: all, failed or none (default: failed)",
-           "failed", _policy),
+           "failed", _one_of(RETENTION_POLICIES)),
     Option("profile_wait", "--edge-profile-wait", "EDGEPROFILES_WAIT",
            "seconds a test waits for a free profile slot, 0 for not at all (default: 300)",
            "300", _seconds, ini_type="float"),
@@ -168,6 +172,16 @@ OPTIONS = (
            "browsers each worker starts ahead, while a test runs, for its next tests that ask "
            "for edge_driver, edge_context or edge_page; 0 turns it off (default: 1)",
            "1", _int_in(0, 16), ini_type="int"),
+    Option("screenshot", "--edge-screenshot", "EDGEPROFILES_SCREENSHOT",
+           "full-page screenshot of each page of a test's browser: on, off or only-on-failure "
+           "(default: only-on-failure)", "only-on-failure", _one_of(CAPTURE_MODES)),
+    Option("page_source", "--edge-page-source", "EDGEPROFILES_PAGE_SOURCE",
+           "the HTML of each page of a test's browser, with its URL and console: on, off or "
+           "only-on-failure (default: only-on-failure)", "only-on-failure",
+           _one_of(CAPTURE_MODES)),
+    Option("output", "--edge-output", "EDGEPROFILES_OUTPUT",
+           "folder for what a test's browser showed, a folder per test "
+           "(default: test-results/edgeprofiles under the rootdir)", None, _folder, is_path=True),
     Option("profile_retention_count", None, None,
            "kept profiles of how many runs stay on disk, as for tmp_path (default: 3)",
            "3", _int_in(0, None), ini_type="int"),
@@ -254,6 +268,10 @@ class Settings:
     require_browser: bool
     #: Browsers started ahead per process (each holds a slot of the cap).
     prelaunch: int
+    #: ``CAPTURE_MODES``: what is written of a test's browser, into ``output``.
+    screenshot: str
+    page_source: str
+    output: str
     profile_retention_count: int
     run_id: str
     #: ``<profile_root>/.runs/<run_id>``: made by the first process that needs it.

@@ -94,7 +94,8 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         ahead.fill(flags)
 
 
-@pytest.hookimpl(wrapper=True)
+# Outside pytest-selenium's, which sets report.extras to its own list, dropping ours.
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
@@ -104,6 +105,11 @@ def pytest_runtest_makereport(
         item.stash.setdefault(PHASE_FAILED, {})[report.when] = report.failed
     if report.failed and "edge_session_profile" in uses and (run := started_run(item.config)):
         run.lending.session_profile_failed = True
+    if report.failed or report.when == "call":
+        # Imported here: a module pytest_plugins names is imported by pytest, to rewrite it.
+        from ._browser_fixtures import show_what_the_browser_saw
+
+        show_what_the_browser_saw(item, report)
     return report
 
 

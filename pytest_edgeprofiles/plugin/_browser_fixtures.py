@@ -4,15 +4,22 @@ Like the plugin, this module imports nothing heavy until a test asks."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._config import fail, run_of
+from ._config import SETTINGS, fail, run_of
 from ._launch_fixtures import require
 from ._lookahead import ARGS_NAME, launch_flags
+
+#: What writes what a test's browser shows into a folder (screenshot?, page source?): its
+#: problems, one line each. Registered by the fixture that made the browser's client.
+Capture = Callable[[Path, bool, bool], list[str]]
+_CAPTURES = pytest.StashKey[list[Capture]]()
+#: The JUnit XML property naming a test's folder of what its browser showed.
+ARTIFACTS_PROPERTY = "edgeprofiles_artifacts"
 
 if TYPE_CHECKING:
     from .._browser.sessions import BrowserSession
@@ -79,6 +86,8 @@ def edge_driver(
         # browser flags are ignored by an attached session: the browser has its own.
         options = request.getfixturevalue("edge_selenium_options")
         options.debugger_address = session.debugger_address
+        if "goog:loggingPrefs" not in options.to_capabilities():  # the console, on failure
+            options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         driver_class = webdriver.Edge if edge_browser.is_edge else webdriver.Chrome
         driver: Any = driver_class(options=options, service=service)
     except BaseException:
@@ -90,6 +99,9 @@ def edge_driver(
             if getattr(service, "process", None) is not None:  # None when it never started
                 service.stop()
         raise
+    from .._browser import artifacts
+
+    _watch(request, lambda folder, *what: artifacts.capture_driver(driver, folder, *what))
     yield driver
     driver.quit()  # ends the session and the driver; an attached browser stays up
 
@@ -111,11 +123,16 @@ def edge_playwright(request: pytest.FixtureRequest) -> Generator[Any, None, None
 
 @pytest.fixture
 def edge_context(
-    edge_browser_session: BrowserSession, edge_playwright: Any
+    request: pytest.FixtureRequest, edge_browser_session: BrowserSession, edge_playwright: Any
 ) -> Generator[Any, None, None]:
     """A Playwright ``BrowserContext`` on this test's own profile (its persistent context)."""
+    from .._browser import artifacts
+
     browser = edge_playwright.chromium.connect_over_cdp(edge_browser_session.cdp_url)
-    yield browser.contexts[0]
+    context = browser.contexts[0]
+    console = artifacts.ConsoleLog(context)
+    _watch(request, lambda folder, *what: artifacts.capture_pages(context, console, folder, *what))
+    yield context
     browser.close()  # over CDP this only disconnects; edge_profile stops the browser
 
 
@@ -123,3 +140,44 @@ def edge_context(
 def edge_page(edge_context: Any) -> Any:
     """A Playwright ``Page`` in ``edge_context``: the browser's first tab."""
     return edge_context.pages[0]
+
+
+def _watch(request: pytest.FixtureRequest, capture: Capture) -> None:
+    request.node.stash.setdefault(_CAPTURES, []).append(capture)
+
+
+def show_what_the_browser_saw(item: pytest.Item, report: pytest.TestReport) -> None:
+    """After a failed setup or call (or every call, with ``on``), while the browser lives:
+    write what it shows, and name the folder in the report, the summary and the JUnit XML."""
+    captures = item.stash.get(_CAPTURES, [])
+    if not captures or report.when == "teardown" or (report.when == "setup" and report.passed):
+        return
+    from .._browser import artifacts
+
+    settings = item.config.stash[SETTINGS]
+    modes = (settings.screenshot, settings.page_source)
+    shot, source = (artifacts.wanted(mode, report.failed) for mode in modes)
+    if not (shot or source):
+        return
+    folder = artifacts.folder_for(Path(settings.output), item.nodeid)
+    problems = [line for capture in captures for line in capture(folder, shot, source)]
+    if not report.failed:
+        return
+    said = "\n".join([str(folder), *(f"could not capture {line}" for line in problems)])
+    report.sections.append(("edgeprofiles: what the browser showed", said))
+    item.user_properties.append((ARTIFACTS_PROPERTY, str(folder)))  # the teardown report's
+    run_of(item.config).shared.note("artifacts", path=str(folder), test=item.nodeid)
+    if item.config.pluginmanager.hasplugin("html"):
+        _html_extras(report, folder)
+
+
+def _html_extras(report: pytest.TestReport, folder: Path) -> None:
+    """The screenshots in pytest-html's row of the test, with links to the pages' HTML."""
+    import base64
+
+    from pytest_html import extras  # type: ignore[import-untyped]
+
+    shots = sorted(folder.glob("*screenshot.png"))
+    more = [extras.png(base64.b64encode(p.read_bytes()).decode(), p.name) for p in shots]
+    more += [extras.url(p.as_uri(), p.name) for p in sorted(folder.glob("*page.html"))]
+    report.extras = [*getattr(report, "extras", []), *more]  # type: ignore[attr-defined]

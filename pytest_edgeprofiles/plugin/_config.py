@@ -143,11 +143,16 @@ def _plan_run(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"edgeprofiles: {exc} (another user may have planted it)") from None
     run_id = uuid.uuid4().hex[:12]
     return Settings(
-        **{**values, "profile_root": str(root)},
+        **{**values, "profile_root": str(root), "output": values["output"] or _output(config)},
         run_id=run_id,
         run_dir=str(root / RUNS / run_id),
         controller_pid=os.getpid(),
     )
+
+
+def _output(config: pytest.Config) -> str:
+    """Beside pytest-playwright's ``test-results``, as it puts its own under the rootdir."""
+    return str(config.rootpath / "test-results" / "edgeprofiles")
 
 
 def _ini_text(config: pytest.Config, name: str) -> str | None:

@@ -38,12 +38,14 @@ def summarize(run: RunFolder, max_profiles: int) -> tuple[list[str], bool]:
     for event in events:
         if event["kind"] == "kept" and event["path"] not in rerun:
             lines.append(f"kept {event['path']} ({event['test']})")
+        elif event["kind"] == "artifacts":
+            lines.append(f"what the browser showed: {event['path']} ({event['test']})")
         elif event["kind"] == "rerun":
             lines.append(f"rerun {event['test']}: the profile of its failed try went")
         elif event["kind"] == "cleanup_failed":
             why = event.get("test") or event.get("error")
             lines.append(f"could not remove {event['path']} ({why})")
-        notable = notable or event["kind"] in ("kept", "cleanup_failed")
+        notable = notable or event["kind"] in ("kept", "cleanup_failed", "artifacts")
     return lines, notable
 
 

@@ -1,0 +1,133 @@
+"""What a failed test's browser showed: screenshot, page, console and URL, in its own folder,
+named in the summary, the JUnit XML and pytest-html's report; with a real headless browser."""
+
+from __future__ import annotations
+
+import os
+import re
+import textwrap
+import zlib
+from pathlib import Path
+
+import pytest
+
+from pytest_edgeprofiles._browser import artifacts
+from pytest_edgeprofiles.chromium import Browser
+
+REAL_HOME = os.environ.get("HOME", "")
+PAGE = (
+    "data:text/html,<title>the page</title><h1 style='color:%23c03'>hello from the page</h1>"
+    "<script>console.log('logged by the page')</script>"
+)
+FAILING = textwrap.dedent(
+    f"""
+    PAGE = {PAGE!r}
+
+    def test_driver_fails(edge_driver):
+        edge_driver.get(PAGE)
+        assert edge_driver.title == "another page"
+
+    def test_page_fails(edge_page):
+        edge_page.goto(PAGE)
+        assert edge_page.title() == "another page"
+
+    def test_driver_passes(edge_driver):
+        edge_driver.get(PAGE)
+    """
+)
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, browser: Browser) -> Path:
+    """An inner run's environment; its profile root."""
+    monkeypatch.setenv("HOME", REAL_HOME)
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+    return pytester.path / "profiles"
+
+
+def drawn(png: bytes) -> bool:
+    """A valid PNG whose pixels are not all of a few values (a blank page's are)."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    data, at = b"", 8
+    while at < len(png):
+        size, kind = int.from_bytes(png[at : at + 4], "big"), png[at + 4 : at + 8]
+        data += png[at + 8 : at + 8 + size] if kind == b"IDAT" else b""
+        at += 12 + size
+    return len(set(zlib.decompress(data))) > 16
+
+
+def folder_of(pytester: pytest.Pytester, test: str) -> Path:
+    return artifacts.folder_for(pytester.path / "test-results" / "edgeprofiles", test)
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_failed_browser_test_leaves_what_its_browser_showed(
+    pytester: pytest.Pytester, inner: Path, workers: str
+) -> None:
+    pytester.makepyfile(test_inner=FAILING)
+    result = pytester.runpytest_subprocess(
+        "-n", workers, "-p", "no:randomly", f"--edge-profile-root={inner}",
+        "--junitxml=junit.xml", "--html=report.html", "--self-contained-html",
+    )  # fmt: skip
+    result.assert_outcomes(failed=2, passed=1)
+    for test in ("test_inner.py::test_driver_fails", "test_inner.py::test_page_fails"):
+        folder = folder_of(pytester, test)
+        assert drawn((folder / "screenshot.png").read_bytes()), test
+        assert "hello from the page" in (folder / "page.html").read_text(), test
+        assert "logged by the page" in (folder / "console.txt").read_text(), test
+        assert (folder / "url.txt").read_text().startswith("data:text/html"), test
+        result.stdout.fnmatch_lines([f"what the browser showed: {folder} ({test})"])
+        xml = (pytester.path / "junit.xml").read_text()
+        assert f'name="edgeprofiles_artifacts" value="{folder}"' in xml, test
+    assert not folder_of(pytester, "test_inner.py::test_driver_passes").exists()
+    report = (pytester.path / "report.html").read_text()
+    assert len(re.findall(r"data:image/png;base64,", report)) >= 2, "no screenshot embedded"
+
+
+def test_screenshot_off_writes_none_and_the_page_still(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    pytester.makepyfile(test_inner=FAILING)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", f"--edge-profile-root={inner}", "--edge-screenshot=off",
+        "-k", "driver_fails",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1, deselected=2)
+    folder = folder_of(pytester, "test_inner.py::test_driver_fails")
+    assert not list(folder.glob("*.png"))
+    assert "hello from the page" in (folder / "page.html").read_text()
+
+
+def test_a_browser_killed_mid_test_still_fails_cleanly_with_a_line_on_the_capture(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    pytester.makepyfile(
+        test_inner="""
+        def test_browser_dies(edge_driver, edge_browser_session):
+            edge_browser_session.process.kill()
+            edge_browser_session.process.wait()
+            assert False, "the test's own failure"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", f"--edge-profile-root={inner}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the test's own failure*", "*could not capture screenshot.png*"])
+
+
+@pytest.mark.parametrize(
+    ("test_id", "name"),
+    [
+        ("t.py::test_x[a:b/c]", "t.py-test_x-a-b-c"),
+        ("t.py::test_x[" + "x" * 200 + "]", None),
+    ],
+)
+def test_a_test_folder_is_safe_on_windows_and_short(test_id: str, name: str | None) -> None:
+    folder = artifacts.folder_for(Path("out"), test_id)
+    assert not set(folder.name) & set(':[]/\\*?"<>|')
+    assert len(folder.name) <= 80
+    if name:
+        assert folder.name == name
+    else:  # two long ids that differ only at the end stay apart
+        other = artifacts.folder_for(Path("out"), test_id.replace("x]", "y]"))
+        assert other != folder
