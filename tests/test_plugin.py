@@ -930,3 +930,21 @@ def test_a_rerun_keeps_what_the_last_try_asks_for(
     )  # fmt: skip
     profiles = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert profiles == [kept[0].split()[1].rsplit("/", 1)[1]], "only the last failed try's"
+
+
+@pytest.mark.parametrize("switch", ["--headed", "--edge-headed"])
+def test_one_switch_shows_the_browser_for_every_launch_fixture(
+    pytester: pytest.Pytester, root: Path, switch: str
+) -> None:
+    # pytest-playwright's --headed is ours too: a browser the test starts itself from our
+    # launch fixtures gets a window, as edge_driver's and edge_page's do.
+    pytester.makepyfile(
+        test_inner="""
+        def test_args(edge_launch_args, edge_selenium_options, edge_playwright_kwargs):
+            assert not [a for a in edge_launch_args if a.startswith("--headless")]
+            assert not [a for a in edge_selenium_options.arguments if a.startswith("--headless")]
+            assert edge_playwright_kwargs["headless"] is False
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:xdist", switch, f"--edge-profile-root={root}")
+    result.assert_outcomes(passed=1)

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .._options import option
-from ._config import SETTINGS, fail, run_of
+from ._config import fail, run_of
+from ._lookahead import headed
 
 if TYPE_CHECKING:
     from .._chromium.installs import Browser
@@ -36,7 +37,8 @@ def edge_browser(pytestconfig: pytest.Config) -> Browser:
 
 
 def _keywords(config: pytest.Config, monkeypatch: pytest.MonkeyPatch | None) -> dict[str, Any]:
-    """What the launch helpers are given: headless unless ``--edge-headed``, quiet flags; with
+    """What the launch helpers are given: headless unless ``--edge-headed`` (or pytest-playwright's
+    ``--headed``), quiet flags; with
     ``monkeypatch``, the socket folder the test's browser inherits made short where needed."""
     from .._browser import launch
     from .._chromium.userdata import SOCKET_TMPDIR_VAR
@@ -46,7 +48,7 @@ def _keywords(config: pytest.Config, monkeypatch: pytest.MonkeyPatch | None) -> 
     env = launch.browser_env() if monkeypatch is not None else None
     if monkeypatch is not None and env is not None and SOCKET_TMPDIR_VAR is not None:
         monkeypatch.setenv(SOCKET_TMPDIR_VAR, env[SOCKET_TMPDIR_VAR])
-    return {"headless": not config.stash[SETTINGS].headed, "extra": launch.QUIET_FLAGS}
+    return {"headless": not headed(config), "extra": launch.QUIET_FLAGS}
 
 
 @pytest.fixture
