@@ -17,6 +17,7 @@ from .errors import MAX_PROFILES_RANGE  # the contract's bounds
 
 RETENTION_POLICIES = ("all", "failed", "none")
 CAPTURE_MODES = ("on", "off", "only-on-failure")
+TRACING_MODES = ("on", "off", "retain-on-failure")
 
 
 class OptionError(ValueError):
@@ -179,6 +180,9 @@ OPTIONS = (
            "the HTML of each page of a test's browser, with its URL and console: on, off or "
            "only-on-failure (default: only-on-failure)", "only-on-failure",
            _one_of(CAPTURE_MODES)),
+    Option("tracing", "--edge-tracing", "EDGEPROFILES_TRACING",
+           "Playwright trace (trace.zip) of edge_context and edge_page: on, off or "
+           "retain-on-failure (default: off)", "off", _one_of(TRACING_MODES)),
     Option("output", "--edge-output", "EDGEPROFILES_OUTPUT",
            "folder for what a test's browser showed, a folder per test "
            "(default: test-results/edgeprofiles under the rootdir)", None, _folder, is_path=True),
@@ -271,6 +275,8 @@ class Settings:
     #: ``CAPTURE_MODES``: what is written of a test's browser, into ``output``.
     screenshot: str
     page_source: str
+    #: ``TRACING_MODES``: a Playwright trace of each test on edge_context.
+    tracing: str
     output: str
     profile_retention_count: int
     run_id: str

@@ -3,9 +3,11 @@ named in the summary, the JUnit XML and pytest-html's report; with a real headle
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import textwrap
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -131,3 +133,51 @@ def test_a_test_folder_is_safe_on_windows_and_short(test_id: str, name: str | No
     else:  # two long ids that differ only at the end stay apart
         other = artifacts.folder_for(Path("out"), test_id.replace("x]", "y]"))
         assert other != folder
+
+
+def a_trace(path: Path) -> bool:
+    """A zip as Playwright writes a trace, with the entries ``show-trace`` opens."""
+    with zipfile.ZipFile(path) as trace:
+        names = set(trace.namelist())
+        assert {"trace.trace", "trace.network"} <= names, sorted(names)[:10]
+        events = [json.loads(line) for line in trace.read("trace.trace").splitlines() if line]
+    return events[0].get("type") == "context-options" and any(
+        e.get("type") == "before" for e in events
+    )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--edge-tracing=retain-on-failure"],
+        ["--tracing", "retain-on-failure", "--output", "theirs"],  # pytest-playwright's own
+    ],
+    ids=["ours", "pytest-playwright's"],
+)
+def test_a_failed_page_test_leaves_a_trace_when_asked(
+    pytester: pytest.Pytester, inner: Path, options: list[str]
+) -> None:
+    pytester.makepyfile(test_inner=FAILING)
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "-p", "no:randomly", f"--edge-profile-root={inner}", "-k", "page", *options
+    )
+    outcomes = result.parseoutcomes()  # xdist counts no deselected tests
+    assert outcomes.get("failed") == 1 and not outcomes.get("passed"), outcomes
+    output = pytester.path / ("theirs" if "theirs" in options else "test-results/edgeprofiles")
+    folder = artifacts.folder_for(output, "test_inner.py::test_page_fails")
+    assert a_trace(folder / "trace.zip")
+    assert drawn((folder / "screenshot.png").read_bytes()), "the other artifacts go with it"
+    result.stdout.fnmatch_lines([f"what the browser showed: {folder} (*test_page_fails)"])
+
+
+def test_pytest_playwrights_video_is_named_as_what_cannot_apply(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    pytester.makepyfile(test_inner=FAILING)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", f"--edge-profile-root={inner}", "-k", "page", "--video", "on"
+    )
+    result.assert_outcomes(failed=1, deselected=2)
+    result.stdout.fnmatch_lines(
+        ["warning: pytest-playwright's --video cannot record edge_context*"]
+    )

@@ -12,12 +12,13 @@ import pytest
 
 from ._config import SETTINGS, fail, run_of
 from ._launch_fixtures import require
-from ._lookahead import ARGS_NAME, launch_flags
+from ._lookahead import ARGS_NAME, failed, launch_flags
 
 #: What writes what a test's browser shows into a folder (screenshot?, page source?): its
 #: problems, one line each. Registered by the fixture that made the browser's client.
 Capture = Callable[[Path, bool, bool], list[str]]
-_CAPTURES = pytest.StashKey[list[Capture]]()
+_CAPTURES = pytest.StashKey[list[tuple[str, Capture]]]()  # (selenium or playwright, capture)
+_NAMED = pytest.StashKey[set[Path]]()
 #: The JUnit XML property naming a test's folder of what its browser showed.
 ARTIFACTS_PROPERTY = "edgeprofiles_artifacts"
 
@@ -101,7 +102,7 @@ def edge_driver(
         raise
     from .._browser import artifacts
 
-    _watch(request, lambda folder, *what: artifacts.capture_driver(driver, folder, *what))
+    _watch(request.node, "selenium", lambda *how: artifacts.capture_driver(driver, *how))
     yield driver
     driver.quit()  # ends the session and the driver; an attached browser stays up
 
@@ -128,11 +129,27 @@ def edge_context(
     """A Playwright ``BrowserContext`` on this test's own profile (its persistent context)."""
     from .._browser import artifacts
 
+    config, node = request.config, request.node
     browser = edge_playwright.chromium.connect_over_cdp(edge_browser_session.cdp_url)
     context = browser.contexts[0]
     console = artifacts.ConsoleLog(context)
-    _watch(request, lambda folder, *what: artifacts.capture_pages(context, console, folder, *what))
+    _watch(node, "playwright", lambda *how: artifacts.capture_pages(context, console, *how))
+    if _theirs(config, "video", "off"):
+        note = "pytest-playwright's --video cannot record edge_context or edge_page: their"
+        run_of(config).shared.note("warning", text=f"{note} context is the profile's, made before")
+    tracing = _theirs(config, "tracing", "off") or config.stash[SETTINGS].tracing
+    if tracing != "off":
+        context.tracing.start(screenshots=True, snapshots=True, sources=True)
     yield context
+    if tracing != "off":
+        keep = tracing == "on" or failed(node)
+        folder = _folder(node, "playwright")
+        try:
+            context.tracing.stop(path=str(folder / "trace.zip") if keep else None)
+            if keep:
+                _name(node, folder)
+        except Exception as exc:  # the browser died: the test's own outcome stands
+            run_of(config).shared.note("warning", text=f"no trace of {node.nodeid}: {exc}")
     browser.close()  # over CDP this only disconnects; edge_profile stops the browser
 
 
@@ -142,8 +159,36 @@ def edge_page(edge_context: Any) -> Any:
     return edge_context.pages[0]
 
 
-def _watch(request: pytest.FixtureRequest, capture: Capture) -> None:
-    request.node.stash.setdefault(_CAPTURES, []).append(capture)
+def _watch(item: pytest.Item, kind: str, capture: Capture) -> None:
+    item.stash.setdefault(_CAPTURES, []).append((kind, capture))
+
+
+def _theirs(config: pytest.Config, name: str, default: str) -> str | None:
+    """pytest-playwright's ``--<name>``, when loaded and given: for Playwright's fixtures it
+    replaces ours, as it would for its own ``page``."""
+    if not config.pluginmanager.hasplugin("playwright"):
+        return None
+    value = config.getoption(name, None)
+    return None if value in (None, default, [default]) else str(value)
+
+
+def _folder(item: pytest.Item, kind: str) -> Path:
+    from .._browser import artifacts
+
+    output = Path(item.config.stash[SETTINGS].output)
+    theirs = _theirs(item.config, "output", "test-results") if kind == "playwright" else None
+    if theirs is not None:
+        output = item.config.invocation_params.dir / theirs
+    return artifacts.folder_for(output, item.nodeid)
+
+
+def _name(item: pytest.Item, folder: Path) -> None:
+    """Name ``folder`` once in the summary and the JUnit XML (the teardown report's)."""
+    named = item.stash.setdefault(_NAMED, set())
+    if folder not in named:
+        named.add(folder)
+        item.user_properties.append((ARTIFACTS_PROPERTY, str(folder)))
+        run_of(item.config).shared.note("artifacts", path=str(folder), test=item.nodeid)
 
 
 def show_what_the_browser_saw(item: pytest.Item, report: pytest.TestReport) -> None:
@@ -155,20 +200,22 @@ def show_what_the_browser_saw(item: pytest.Item, report: pytest.TestReport) -> N
     from .._browser import artifacts
 
     settings = item.config.stash[SETTINGS]
-    modes = (settings.screenshot, settings.page_source)
-    shot, source = (artifacts.wanted(mode, report.failed) for mode in modes)
-    if not (shot or source):
-        return
-    folder = artifacts.folder_for(Path(settings.output), item.nodeid)
-    problems = [line for capture in captures for line in capture(folder, shot, source)]
-    if not report.failed:
-        return
-    said = "\n".join([str(folder), *(f"could not capture {line}" for line in problems)])
-    report.sections.append(("edgeprofiles: what the browser showed", said))
-    item.user_properties.append((ARTIFACTS_PROPERTY, str(folder)))  # the teardown report's
-    run_of(item.config).shared.note("artifacts", path=str(folder), test=item.nodeid)
-    if item.config.pluginmanager.hasplugin("html"):
-        _html_extras(report, folder)
+    for kind, capture in captures:
+        screenshot = settings.screenshot
+        if kind == "playwright":
+            screenshot = _theirs(item.config, "screenshot", "off") or screenshot
+        shot = artifacts.wanted(screenshot, report.failed)
+        source = artifacts.wanted(settings.page_source, report.failed)
+        if not (shot or source):
+            continue
+        folder = _folder(item, kind)
+        problems = capture(folder, shot, source)
+        if report.failed:
+            said = "\n".join([str(folder), *(f"could not capture {line}" for line in problems)])
+            report.sections.append(("edgeprofiles: what the browser showed", said))
+            _name(item, folder)
+            if item.config.pluginmanager.hasplugin("html"):
+                _html_extras(report, folder)
 
 
 def _html_extras(report: pytest.TestReport, folder: Path) -> None:
