@@ -72,6 +72,20 @@ BROWSER_TESTS = {
             edge_page.goto(os.environ["BENCH_SITE"])
             assert edge_page.inner_text("#greeting") == "hello"
     """,
+    # The same tests failing, for the cost of what their browser showed (a plugin that
+    # makes the run's exit status 0: the benchmark runs suites that must pass).
+    "test_driver_fails.py": """
+        import os, pytest
+
+        @pytest.mark.parametrize("i", range({n}))
+        def test_x(edge_driver, i):
+            edge_driver.get(os.environ["BENCH_SITE"])
+            assert edge_driver.find_element("id", "greeting").text == "goodbye"
+    """,
+    "zero_exit.py": """
+        def pytest_sessionfinish(session):
+            session.exitstatus = 0
+    """,
     # pytest-playwright's page: a new context per test in one browser per worker, no profile.
     "test_their_page.py": """
         import os, pytest
@@ -130,7 +144,10 @@ def bench_browsers(work: Path, rounds: int, quick: bool) -> list[Figure]:
         return _suite(_pytest(folder, "-n", "2", *args), folder, env)
 
     cold = "--edge-prelaunch=0"
+    nothing = ("--edge-screenshot=off", "--edge-page-source=off")
     rows = [  # what, ours, anchor, the anchor's name, goal
+        ("passing `edge_driver`, what the browser showed written on failure", ("test_driver.py",),
+         ("test_driver.py", *nothing), "the same with nothing written on failure", 1.02),
         ("`edge_driver` opening a local page", ("test_driver.py",), ("test_by_hand.py",),
          "the same on `webdriver.Chrome` by hand", 0.5),
         ("`edge_driver` that use their browser for 1 s", ("test_held.py",),
@@ -156,9 +173,26 @@ def bench_browsers(work: Path, rounds: int, quick: bool) -> list[Figure]:
                 result[0] / result[1] <= limit,
             )
         )
+    figures.append(_capture_figure(suite, n, rounds))
     figures.append(_setup_figure(folder, env, rounds))
     server.shutdown()
     return figures
+
+
+def _capture_figure(suite: Callable[[tuple[str, ...]], Callable[[], float]], n: int,
+                    rounds: int) -> Figure:  # fmt: skip
+    """What writing what a failed test's browser showed costs the failing test."""
+    off = ("--edge-screenshot=off", "--edge-page-source=off")
+    failing = ("test_driver_fails.py", "-p", "zero_exit")
+    ours, anchor = alternate(suite(failing), suite((*failing, *off)), rounds)
+    return Figure(
+        f"{n} failing `edge_driver` tests, what the browser showed written, -n 2",
+        ours,
+        anchor,
+        "the same with nothing written (`--edge-screenshot=off --edge-page-source=off`)",
+        "<= +0.5 s a test",
+        (ours - anchor) / n <= 0.5,
+    )
 
 
 def _median_setup(folder: Path, env: dict[str, str], *args: str) -> float:
