@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_edgeprofiles._browser import artifacts
+from pytest_edgeprofiles._browser import artifacts, launch
 from pytest_edgeprofiles.chromium import Browser
 
 REAL_HOME = os.environ.get("HOME", "")
@@ -65,7 +65,7 @@ def folder_of(pytester: pytest.Pytester, test: str) -> Path:
 
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_a_failed_browser_test_leaves_what_its_browser_showed(
-    pytester: pytest.Pytester, inner: Path, workers: str
+    pytester: pytest.Pytester, inner: Path, workers: str, browser: Browser
 ) -> None:
     pytester.makepyfile(test_inner=FAILING)
     result = pytester.runpytest_subprocess(
@@ -85,6 +85,36 @@ def test_a_failed_browser_test_leaves_what_its_browser_showed(
     assert not folder_of(pytester, "test_inner.py::test_driver_passes").exists()
     report = (pytester.path / "report.html").read_text()
     assert len(re.findall(r"data:image/png;base64,", report)) >= 2, "no screenshot embedded"
+    if workers == "0":
+        row = show_row(pytester.path / "report.html", "test_inner.py::test_page_fails", browser)
+        if os.environ.get("EDGEPROFILES_WRITE_DOCS") == "1":  # the README's picture, made here
+            (Path(__file__).parent.parent / "docs" / DOCS_PICTURE).write_bytes(row)
+
+
+#: The README's picture of a failed test's row in pytest-html's report.
+DOCS_PICTURE = "failed-test-in-pytest-html.png"
+
+
+def show_row(report: Path, test: str, browser: Browser) -> bytes:
+    """pytest-html's row of ``test``, as a browser shows it: a PNG, its screenshot visible."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        shown = playwright.chromium.launch(
+            executable_path=browser.path,
+            args=["--no-sandbox"],
+            env={**os.environ, **(launch.browser_env() or {})},  # a socket path short enough
+        )
+        page = shown.new_page(viewport={"width": 1000, "height": 900})
+        page.goto(report.as_uri())
+        row = page.locator("tbody.results-table-row", has_text=test)
+        image = row.locator("img[src^='data:image/png']")
+        image.wait_for()
+        assert image.evaluate("img => img.naturalWidth > 0"), "the screenshot does not load"
+        picture = bytes(row.screenshot())
+        shown.close()
+    assert drawn(picture)
+    return picture
 
 
 def test_screenshot_off_writes_none_and_the_page_still(
