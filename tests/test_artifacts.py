@@ -211,3 +211,47 @@ def test_pytest_playwrights_video_is_named_as_what_cannot_apply(
     result.stdout.fnmatch_lines(
         ["warning: pytest-playwright's --video cannot record edge_context*"]
     )
+
+
+def test_browser_context_args_apply_to_edge_page_as_far_as_chromium_allows(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def browser_context_args():
+            return {"viewport": {"width": 555, "height": 444}, "locale": "de-DE",
+                    "timezone_id": "Asia/Tokyo", "color_scheme": "dark",
+                    "extra_http_headers": {"X-From": "the conftest"}}
+        """
+    )
+    pytester.makepyfile(
+        test_inner="""
+        def test_emulated(edge_page, edge_context):
+            for page in (edge_page, edge_context.new_page()):  # open, and opened later
+                seen = page.evaluate('''() => [innerWidth, innerHeight,
+                    Intl.DateTimeFormat().resolvedOptions().timeZone,
+                    Intl.DateTimeFormat().resolvedOptions().locale,
+                    matchMedia("(prefers-color-scheme: dark)").matches]''')
+                assert seen == [555, 444, "Asia/Tokyo", "de-DE", True]
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", f"--edge-profile-root={inner}")
+    result.assert_outcomes(passed=1)
+
+
+def test_browser_context_args_that_cannot_apply_are_named_in_one_error(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    pytester.makepyfile(test_inner="def test_x(edge_page): pass")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", f"--edge-profile-root={inner}", "--base-url", "http://example.test",
+        "-p", "no:selenium_safety",  # pytest-selenium's: it skips tests on a "sensitive" URL
+    )  # fmt: skip
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*edgeprofiles: browser_context_args base_url cannot apply to edge_context or edge_page*"]
+    )
+    assert "Traceback" not in result.stdout.str()

@@ -133,3 +133,58 @@ def playwright_kwargs(
     if env is not None:
         kwargs["env"] = env
     return kwargs
+
+
+#: pytest-playwright's ``browser_context_args`` an attached persistent context can take: the
+#: context is the profile's own, made before any client attached, so every other (``base_url``,
+#: ``storage_state``, a device's ``is_mobile``, ...) is set when a context is made, not after.
+CONTEXT_ARGS = frozenset(
+    {"viewport", "locale", "timezone_id", "color_scheme", "ignore_https_errors",
+     "extra_http_headers", "geolocation", "permissions", "offline", "user_agent"}
+)  # fmt: skip
+#: Those pytest-playwright gives for ``--video``, which its summary line names instead.
+VIDEO_ARGS = frozenset({"record_video_dir", "record_video_size"})
+
+
+def apply_context_args(context: Any, args: dict[str, Any]) -> None:
+    """Apply ``browser_context_args`` (of ``CONTEXT_ARGS``) to an attached ``context``: to it
+    where Playwright can, else to each page, open or opened later, over CDP."""
+    locale, zone, agent = args.get("locale"), args.get("timezone_id"), args.get("user_agent")
+    headers = dict(args.get("extra_http_headers") or {})
+    if locale:
+        headers.setdefault("Accept-Language", locale)
+    if headers:
+        context.set_extra_http_headers(headers)
+    if args.get("geolocation"):
+        context.set_geolocation(args["geolocation"])
+    if args.get("permissions"):
+        context.grant_permissions(args["permissions"])
+    if args.get("offline"):
+        context.set_offline(True)
+    if args.get("ignore_https_errors"):
+        browser_cdp = context.browser.new_browser_cdp_session()
+        browser_cdp.send("Security.setIgnoreCertificateErrors", {"ignore": True})
+    overrides = [
+        (method, params)
+        for method, params, given in (
+            ("Emulation.setLocaleOverride", {"locale": locale}, locale),
+            ("Emulation.setTimezoneOverride", {"timezoneId": zone}, zone),
+            ("Emulation.setUserAgentOverride", {"userAgent": agent}, agent),
+        )
+        if given
+    ]
+    sessions: list[Any] = []  # an override lasts while its CDP session is attached
+
+    def set_up(page: Any) -> None:
+        if args.get("viewport"):
+            page.set_viewport_size(args["viewport"])
+        if args.get("color_scheme"):
+            page.emulate_media(color_scheme=args["color_scheme"])
+        if overrides:
+            sessions.append(context.new_cdp_session(page))
+            for method, params in overrides:
+                sessions[-1].send(method, params)
+
+    for page in context.pages:
+        set_up(page)
+    context.on("page", set_up)

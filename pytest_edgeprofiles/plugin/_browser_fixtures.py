@@ -126,17 +126,18 @@ def edge_playwright(request: pytest.FixtureRequest) -> Generator[Any, None, None
 def edge_context(
     request: pytest.FixtureRequest, edge_browser_session: BrowserSession, edge_playwright: Any
 ) -> Generator[Any, None, None]:
-    """A Playwright ``BrowserContext`` on this test's own profile (its persistent context)."""
-    from .._browser import artifacts
+    """A Playwright ``BrowserContext`` on this test's own profile (its persistent context),
+    with what pytest-playwright's ``browser_context_args`` give that it can take."""
+    from .._browser import artifacts, launch
 
     config, node = request.config, request.node
+    given = _context_args(request)  # what cannot apply fails the test before it attaches
     browser = edge_playwright.chromium.connect_over_cdp(edge_browser_session.cdp_url)
     context = browser.contexts[0]
     console = artifacts.ConsoleLog(context)
     _watch(node, "playwright", lambda *how: artifacts.capture_pages(context, console, *how))
-    if _theirs(config, "video", "off"):
-        note = "pytest-playwright's --video cannot record edge_context or edge_page: their"
-        run_of(config).shared.note("warning", text=f"{note} context is the profile's, made before")
+    if given:
+        launch.apply_context_args(context, given)
     tracing = _theirs(config, "tracing", "off") or config.stash[SETTINGS].tracing
     if tracing != "off":
         context.tracing.start(screenshots=True, snapshots=True, sources=True)
@@ -157,6 +158,29 @@ def edge_context(
 def edge_page(edge_context: Any) -> Any:
     """A Playwright ``Page`` in ``edge_context``: the browser's first tab."""
     return edge_context.pages[0]
+
+
+def _context_args(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """pytest-playwright's ``browser_context_args`` that an attached context takes; any other
+    fails the test, named (``--video``'s, a line in the summary)."""
+    if not request.config.pluginmanager.hasplugin("playwright"):
+        return {}
+    from .._browser import launch
+
+    args = dict(request.getfixturevalue("browser_context_args"))
+    if launch.VIDEO_ARGS & args.keys():
+        note = "pytest-playwright's --video cannot record edge_context or edge_page: their"
+        text = f"{note} context is the profile's, made before any client attached"
+        run_of(request.config).shared.note("warning", text=text)
+    given = {k: v for k, v in args.items() if v is not None and k not in launch.VIDEO_ARGS}
+    cannot = sorted(given.keys() - launch.CONTEXT_ARGS)
+    if cannot:
+        fail(
+            f"edgeprofiles: browser_context_args {', '.join(cannot)} cannot apply to "
+            "edge_context or edge_page: their context is the profile's own, made before any "
+            f"client attached (they take {', '.join(sorted(launch.CONTEXT_ARGS))})"
+        )
+    return given
 
 
 def _watch(item: pytest.Item, kind: str, capture: Capture) -> None:
