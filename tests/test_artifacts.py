@@ -117,22 +117,25 @@ def show_row(report: Path, test: str, browser: Browser) -> bytes:
     return picture
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])
 def test_screenshot_off_writes_none_and_the_page_still(
-    pytester: pytest.Pytester, inner: Path
+    pytester: pytest.Pytester, inner: Path, workers: str
 ) -> None:
     pytester.makepyfile(test_inner=FAILING)
     result = pytester.runpytest_subprocess(
-        "-p", "no:randomly", f"--edge-profile-root={inner}", "--edge-screenshot=off",
-        "-k", "driver_fails",
+        "-n", workers, "-p", "no:randomly", f"--edge-profile-root={inner}",
+        "--edge-screenshot=off", "-k", "driver_fails",
     )  # fmt: skip
-    result.assert_outcomes(failed=1, deselected=2)
+    outcomes = result.parseoutcomes()  # xdist counts no deselected tests
+    assert outcomes.get("failed") == 1 and not outcomes.get("passed"), outcomes
     folder = folder_of(pytester, "test_inner.py::test_driver_fails")
     assert not list(folder.glob("*.png"))
     assert "hello from the page" in (folder / "page.html").read_text()
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])
 def test_a_browser_killed_mid_test_still_fails_cleanly_with_a_line_on_the_capture(
-    pytester: pytest.Pytester, inner: Path
+    pytester: pytest.Pytester, inner: Path, workers: str
 ) -> None:
     pytester.makepyfile(
         test_inner="""
@@ -142,7 +145,9 @@ def test_a_browser_killed_mid_test_still_fails_cleanly_with_a_line_on_the_captur
             assert False, "the test's own failure"
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:randomly", f"--edge-profile-root={inner}")
+    result = pytester.runpytest_subprocess(
+        "-n", workers, "-p", "no:randomly", f"--edge-profile-root={inner}"
+    )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*the test's own failure*", "*could not capture screenshot.png*"])
 
@@ -229,13 +234,20 @@ def test_browser_context_args_apply_to_edge_page_as_far_as_chromium_allows(
     )
     pytester.makepyfile(
         test_inner="""
+        import json
+
+        SEEN = '''() => [innerWidth, innerHeight,
+            Intl.DateTimeFormat().resolvedOptions().timeZone,
+            Intl.DateTimeFormat().resolvedOptions().locale,
+            matchMedia("(prefers-color-scheme: dark)").matches]'''
+        WANTED = [555, 444, "Asia/Tokyo", "de-DE", True]
+
         def test_emulated(edge_page, edge_context):
-            for page in (edge_page, edge_context.new_page()):  # open, and opened later
-                seen = page.evaluate('''() => [innerWidth, innerHeight,
-                    Intl.DateTimeFormat().resolvedOptions().timeZone,
-                    Intl.DateTimeFormat().resolvedOptions().locale,
-                    matchMedia("(prefers-color-scheme: dark)").matches]''')
-                assert seen == [555, 444, "Asia/Tokyo", "de-DE", True]
+            assert edge_page.evaluate(SEEN) == WANTED  # open before the test: set up already
+            later = edge_context.new_page()
+            # Set up once Playwright reports it: poll, with a deadline.
+            wanted = json.dumps(json.dumps(WANTED, separators=(",", ":")))  # a JS string
+            later.wait_for_function(f"JSON.stringify(({SEEN})()) === {wanted}", timeout=10_000)
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:randomly", f"--edge-profile-root={inner}")
@@ -255,3 +267,49 @@ def test_browser_context_args_that_cannot_apply_are_named_in_one_error(
         ["*edgeprofiles: browser_context_args base_url cannot apply to edge_context or edge_page*"]
     )
     assert "Traceback" not in result.stdout.str()
+
+
+def test_a_page_that_hangs_gives_its_line_and_the_test_its_own_failure(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    # A script that never yields: the capture must not wait for the page. (Under Selenium a
+    # hung page hangs chromedriver's next command of the test itself, whatever starts it;
+    # the capture there is bounded by a thread.)
+    pytester.makepyfile(
+        test_inner="""
+        def test_page_hangs(edge_page):
+            edge_page.goto("data:text/html,<p>stuck</p>")
+            edge_page.evaluate("setTimeout(() => { while (true) {} }, 0)")
+            assert False, "the test's own failure"
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "-p", "no:randomly", f"--edge-profile-root={inner}", "--timeout=120"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*could not capture screenshot.png: not captured: TimeoutError*",
+            "FAILED *test_page_hangs - AssertionError: the test's own failure",
+        ]
+    )
+    assert "+ Timeout +" not in result.stdout.str(), "something waited for the page"
+
+
+def test_each_open_page_of_edge_context_is_shown(pytester: pytest.Pytester, inner: Path) -> None:
+    pytester.makepyfile(
+        test_inner=f"""
+        PAGE = {PAGE!r}
+
+        def test_two_pages(edge_context):
+            edge_context.pages[0].goto(PAGE)
+            edge_context.new_page().goto("data:text/html,<p>the second page</p>")
+            assert False
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", f"--edge-profile-root={inner}")
+    result.assert_outcomes(failed=1)
+    folder = folder_of(pytester, "test_inner.py::test_two_pages")
+    assert "hello from the page" in (folder / "page-1-page.html").read_text()
+    assert "the second page" in (folder / "page-2-page.html").read_text()
+    assert drawn((folder / "page-2-screenshot.png").read_bytes())

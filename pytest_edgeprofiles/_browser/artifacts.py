@@ -84,24 +84,33 @@ def capture_pages(
     second); on this thread, which Playwright's sync API requires, each step with a timeout."""
     deadline = time.monotonic() + CAPTURE_SECONDS
     pages = context.pages
-    steps: Steps = []
+    # First what asks nothing of the pages: a page that hangs takes the time of the rest.
+    steps: Steps = [("console.txt", lambda: "".join(f"{x}\n" for x in console.lines).encode())]
     for number, page in enumerate(pages, 1):
         prefix = f"page-{number}-" if len(pages) > 1 else ""
         steps += _page_steps(page, prefix, screenshot, source, deadline)
-    steps.append(("console.txt", lambda: "".join(f"{x}\n" for x in console.lines).encode()))
     return _write(folder, steps, deadline)
 
 
 def _page_steps(page: Any, prefix: str, screenshot: bool, source: bool, deadline: float) -> Steps:
+    def left() -> float:
+        return max(deadline - time.monotonic(), 0.1) * 1000
+
     def shot() -> bytes:
-        left = max(deadline - time.monotonic(), 0.1)
-        return bytes(page.screenshot(full_page=True, timeout=left * 1000))
+        page.bring_to_front()  # a tab behind another draws nothing, and its shot never comes
+        return bytes(page.screenshot(full_page=True, timeout=left()))
+
+    def html() -> bytes:
+        # ``content`` has no timeout, and a page whose script never yields never answers it:
+        # ask first what does time out.
+        page.wait_for_function("() => true", timeout=left())
+        return str(page.content()).encode()
 
     steps: Steps = [(f"{prefix}url.txt", lambda: str(page.url).encode())]
     if screenshot:
         steps.append((f"{prefix}screenshot.png", shot))
     if source:
-        steps.append((f"{prefix}page.html", lambda: str(page.content()).encode()))
+        steps.append((f"{prefix}page.html", html))
     return steps
 
 

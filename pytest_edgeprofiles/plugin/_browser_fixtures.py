@@ -104,7 +104,19 @@ def edge_driver(
 
     _watch(request.node, "selenium", lambda *how: artifacts.capture_driver(driver, *how))
     yield driver
-    driver.quit()  # ends the session and the driver; an attached browser stays up
+    _quit(driver)
+
+
+def _quit(driver: Any, most: float = 10.0) -> None:
+    """End the session and the driver (an attached browser stays up). On a page whose script
+    never yields, ``quit`` waits for Selenium's 120 s: after ``most`` s the driver is stopped."""
+    import threading
+
+    quitting = threading.Thread(target=driver.quit, daemon=True, name="edgeprofiles-quit")
+    quitting.start()
+    quitting.join(most)
+    if quitting.is_alive():
+        driver.service.stop()
 
 
 @pytest.fixture(scope="session")
