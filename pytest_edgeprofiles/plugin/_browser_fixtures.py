@@ -177,9 +177,15 @@ def _context_args(request: pytest.FixtureRequest) -> dict[str, Any]:
     fails the test, named (``--video``'s, a line in the summary)."""
     if not request.config.pluginmanager.hasplugin("playwright"):
         return {}
+    import warnings
+
     from .._browser import launch
 
-    args = dict(request.getfixturevalue("browser_context_args"))
+    with warnings.catch_warnings():
+        # pytest-playwright's own session fixture behind it (base_url, a method of a plugin
+        # object) draws pytest 9's deprecation of such fixtures: ours asked, not the test.
+        warnings.simplefilter("ignore", pytest.PytestDeprecationWarning)
+        args = dict(request.getfixturevalue("browser_context_args"))
     if launch.VIDEO_ARGS & args.keys():
         note = "pytest-playwright's --video cannot record edge_context or edge_page: their"
         text = f"{note} context is the profile's, made before any client attached"
