@@ -93,16 +93,21 @@ class Bridge:
                 view = view[os.write(self._to_browser, view) :]
 
     def _read_browser(self, fd: int) -> None:
-        pending = b""
-        with open(fd, "rb", buffering=0) as pipe:
-            while chunk := pipe.read(1 << 16):
-                *messages, pending = (pending + chunk).split(b"\0")
-                for message in messages:
-                    self._from_browser(message)
-        self._drop_client()  # the browser is gone
-        self.close()
-        for answer in list(self._asked.values()):
-            answer.put(None)
+        pending = bytearray()  # a message of megabytes comes in many reads: no copy per read
+        try:
+            with open(fd, "rb", buffering=0) as pipe:
+                while chunk := pipe.read(1 << 16):
+                    start = len(pending)
+                    pending += chunk
+                    while (end := pending.find(b"\0", start)) >= 0:
+                        self._from_browser(bytes(pending[:end]))
+                        del pending[: end + 1]
+                        start = 0
+        finally:  # the browser is gone
+            self._drop_client()
+            self.close()
+            for answer in list(self._asked.values()):
+                answer.put(None)
 
     def _from_browser(self, message: bytes) -> None:
         number = _ID.match(message)
@@ -133,11 +138,22 @@ class Bridge:
             conn.settimeout(10)
             reader = conn.makefile("rb")
             path, headers = _request(reader)
+            if not self._from_here(headers):
+                _reply(conn, "403 Forbidden", {"error": "only 127.0.0.1, from no web page"})
+                return
             key = headers.get("sec-websocket-key")
             if path == self.target and key:
                 self._connect(conn, reader, key)
             else:
                 _reply(conn, *self._json(path.rstrip("/")))
+
+    def _from_here(self, headers: dict[str, str]) -> bool:
+        """As Chromium's own port checks: the Host names this port on 127.0.0.1 or localhost
+        (no rebound DNS name), and no web page sent it (no Origin)."""
+        hosts = {
+            f"{name}{port}" for name in ("127.0.0.1", "localhost") for port in ("", f":{self.port}")
+        }
+        return headers.get("host", "").lower() in hosts and "origin" not in headers
 
     def _json(self, path: str) -> tuple[str, object]:
         """What the browser's own port answers chromedriver's ``GET``s with."""
@@ -172,11 +188,11 @@ class Bridge:
         with self._lock:
             if self._client is not None:
                 return False
-            self._client = conn
             conn.sendall(
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
             )
+            self._client = conn  # once it has its answer: a client gone meanwhile takes none
         return True
 
     def _relay(self, conn: socket.socket, reader: IO[bytes]) -> None:
@@ -286,7 +302,8 @@ def _owner(conn: socket.socket) -> int | None:
         with open(TCP_TABLE, encoding="ascii") as table:
             for line in itertools.islice(table, 1, None):
                 fields = line.split()
-                if fields[1] == _tcp_hex(peer) and fields[2] == _tcp_hex(local):
+                # Established only: a socket its process closed shows another owner (root).
+                if fields[1:4] == [_tcp_hex(peer), _tcp_hex(local), "01"]:
                     return int(fields[7])
         return None
     except OSError:

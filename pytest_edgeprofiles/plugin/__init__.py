@@ -109,7 +109,12 @@ def pytest_runtest_makereport(
         # Imported here: a module pytest_plugins names is imported by pytest, to rewrite it.
         from ._browser_fixtures import show_what_the_browser_saw
 
-        show_what_the_browser_saw(item, report)
+        try:
+            show_what_the_browser_saw(item, report)
+        except (KeyboardInterrupt, SystemExit, pytest.exit.Exception):
+            raise
+        except BaseException as exc:  # pytest-timeout's fail, say: never in the report's place
+            report.sections.append(("edgeprofiles", f"capture interrupted: {exc!r}"))
     return report
 
 

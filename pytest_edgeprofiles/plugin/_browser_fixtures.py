@@ -102,7 +102,7 @@ def edge_driver(
         raise
     from .._browser import artifacts
 
-    _watch(request.node, "selenium", lambda *how: artifacts.capture_driver(driver, *how))
+    _watch(request, "selenium", lambda *how: artifacts.capture_driver(driver, *how))
     yield driver
     _quit(driver)
 
@@ -115,8 +115,9 @@ def _quit(driver: Any, most: float = 10.0) -> None:
     quitting = threading.Thread(target=driver.quit, daemon=True, name="edgeprofiles-quit")
     quitting.start()
     quitting.join(most)
-    if quitting.is_alive():
-        driver.service.stop()
+    if quitting.is_alive():  # Service.stop() would ask it politely, for a minute and more
+        driver.service.process.kill()
+        driver.service.process.wait(5)
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +148,7 @@ def edge_context(
     browser = edge_playwright.chromium.connect_over_cdp(edge_browser_session.cdp_url)
     context = browser.contexts[0]
     console = artifacts.ConsoleLog(context)
-    _watch(node, "playwright", lambda *how: artifacts.capture_pages(context, console, *how))
+    _watch(request, "playwright", lambda *how: artifacts.capture_pages(context, console, *how))
     if given:
         launch.apply_context_args(context, given)
     tracing = _theirs(config, "tracing", "off") or config.stash[SETTINGS].tracing
@@ -201,8 +202,13 @@ def _context_args(request: pytest.FixtureRequest) -> dict[str, Any]:
     return given
 
 
-def _watch(item: pytest.Item, kind: str, capture: Capture) -> None:
-    item.stash.setdefault(_CAPTURES, []).append((kind, capture))
+def _watch(request: pytest.FixtureRequest, kind: str, capture: Capture) -> None:
+    """``capture`` shows this test's browser while the fixture lives: not a rerun's, which
+    has a browser of its own, and it keeps nothing alive past the test."""
+    captures = request.node.stash.setdefault(_CAPTURES, [])
+    captures.append((kind, capture))
+    request.addfinalizer(lambda: captures.remove((kind, capture)))
+    request.addfinalizer(lambda: request.node.stash.get(_NAMED, set()).clear())
 
 
 def _theirs(config: pytest.Config, name: str, default: str) -> str | None:
