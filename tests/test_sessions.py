@@ -1013,3 +1013,24 @@ def test_ctrl_c_during_edge_driver_setup_ends_the_run(
     assert "KeyboardInterrupt" in result.stdout
     assert "error" not in result.stdout.splitlines()[-1], "no test ran on after the Ctrl-C"
     assert not browsers_under(inner)
+
+
+@posix_only("the bridge to --remote-debugging-pipe: Windows browsers still get a port")
+@pytest.mark.parametrize(
+    "header", ["Host: rebound.example.test", "Origin: http://127.0.0.1:8000"], ids=str.split
+)
+def test_the_bridge_refuses_other_hosts_and_web_pages(
+    tmp_path: Path, browser: Browser, header: str
+) -> None:
+    # A page on a DNS-rebound name, or any page's fetch, must not read the target or attach.
+    session = sessions.start_session(tmp_path, browser)
+    try:
+        host = "" if header.startswith("Host") else "Host: 127.0.0.1\r\n"
+        with socket.create_connection(("127.0.0.1", session.port), timeout=10) as conn:
+            conn.sendall(f"GET /json/version HTTP/1.1\r\n{host}{header}\r\n\r\n".encode())
+            reply = conn.makefile("rb").read()
+        assert reply.startswith(b"HTTP/1.1 403"), reply[:80]
+        assert session.browser_target.encode() not in reply
+        assert session.has_page()
+    finally:
+        session.stop()
