@@ -313,3 +313,16 @@ def test_each_open_page_of_edge_context_is_shown(pytester: pytest.Pytester, inne
     assert "hello from the page" in (folder / "page-1-page.html").read_text()
     assert "the second page" in (folder / "page-2-page.html").read_text()
     assert drawn((folder / "page-2-screenshot.png").read_bytes())
+
+
+def test_each_try_of_a_rerun_test_keeps_what_its_browser_showed(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    pytester.makepyfile(test_inner=FAILING)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", f"--edge-profile-root={inner}", "-k", "driver_fails", "--reruns=1"
+    )
+    outcomes = result.parseoutcomes()
+    assert (outcomes.get("failed"), outcomes.get("rerun")) == (1, 1), outcomes
+    for test in ("test_inner.py::test_driver_fails", "test_inner.py::test_driver_fails-retry1"):
+        assert drawn((folder_of(pytester, test) / "screenshot.png").read_bytes()), test

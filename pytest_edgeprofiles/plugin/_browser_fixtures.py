@@ -227,7 +227,10 @@ def _folder(item: pytest.Item, kind: str) -> Path:
     theirs = _theirs(item.config, "output", "test-results") if kind == "playwright" else None
     if theirs is not None:
         output = item.config.invocation_params.dir / theirs
-    return artifacts.folder_for(output, item.nodeid)
+    # pytest-rerunfailures runs a failed test again: each try keeps its own, as
+    # pytest-playwright's do.
+    retry = getattr(item, "execution_count", 1) - 1
+    return artifacts.folder_for(output, item.nodeid + (f"-retry{retry}" if retry > 0 else ""))
 
 
 def _name(item: pytest.Item, folder: Path) -> None:
