@@ -224,29 +224,29 @@ def _wait_ready(
     endpoint: tuple[int, str] | None = None
     # The browser signals nothing we can wait on: poll, with a deadline.
     backoff = Backoff(_POLL, most=_POLL, timeout=timeout)
-    while bridge is not None:  # it answers once DevTools is up, or never if it exits
-        if proc.poll() is not None:
-            raise BrowserStartError("the browser exited while starting", exited=True)
-        if bridge.has_page(max(backoff.remaining(), 0.0)):
-            return bridge.port, bridge.target
-        if not backoff.pause():
-            raise BrowserStartError("the browser was not ready in time")
     while True:
         if proc.poll() is not None:
             raise BrowserStartError("the browser exited while starting", exited=True)
-        if endpoint is None:
-            endpoint = read_port_file(profile / PORT_FILE)
-            if endpoint is not None and not processes.listens_on(proc.pid, endpoint[0]):
-                if proc.poll() is not None:
-                    continue  # it exited meanwhile, which the next look says
-                # Never attach to whatever else listens there: it would get the test's pages.
-                raise BrowserStartError(
-                    f"{PORT_FILE} names port {endpoint[0]}, where this browser does not listen"
-                )
-        if endpoint is not None and has_page(endpoint[0]):
+        if bridge is not None:  # it answers once DevTools is up, at once if it exits
+            if bridge.has_page(max(backoff.remaining(), 0.0)):
+                return bridge.port, bridge.target
+        elif (endpoint := endpoint or _port_of(proc, profile)) and has_page(endpoint[0]):
             return endpoint
         if not backoff.pause():
             raise BrowserStartError("the browser was not ready in time")
+
+
+def _port_of(proc: subprocess.Popen[bytes], profile: Path) -> tuple[int, str] | None:
+    """The endpoint ``DevToolsActivePort`` names, once written, if the browser listens there."""
+    endpoint = read_port_file(profile / PORT_FILE)
+    if endpoint is None or processes.listens_on(proc.pid, endpoint[0]):
+        return endpoint
+    if proc.poll() is not None:
+        return None  # it exited meanwhile, which the next look says
+    # Never attach to whatever else listens there: it would get the test's pages.
+    raise BrowserStartError(
+        f"{PORT_FILE} names port {endpoint[0]}, where this browser does not listen"
+    )
 
 
 def read_port_file(path: Path) -> tuple[int, str] | None:
