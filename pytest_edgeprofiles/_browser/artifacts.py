@@ -11,11 +11,12 @@ import base64
 import hashlib
 import re
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .._system.waiting import returned_within
 
 #: How long one capture may take in all: a page that hangs must not hold the run.
 CAPTURE_SECONDS = 5.0
@@ -51,14 +52,9 @@ def capture_driver(driver: Any, folder: Path, screenshot: bool, source: bool) ->
         steps.append(("page.html", lambda: str(driver.page_source).encode()))
     steps.append(("console.txt", lambda: _driver_console(driver)))
     problems: list[str] = []
-    writer = threading.Thread(
-        target=lambda: problems.extend(_write(folder, steps, time.monotonic() + CAPTURE_SECONDS)),
-        daemon=True,
-        name="edgeprofiles-capture",
-    )
-    writer.start()
-    writer.join(CAPTURE_SECONDS + 1)
-    if writer.is_alive():
+    deadline = time.monotonic() + CAPTURE_SECONDS
+    write = lambda: problems.extend(_write(folder, steps, deadline))  # noqa: E731
+    if not returned_within(CAPTURE_SECONDS + 1, write, "edgeprofiles-capture"):
         return [f"the browser did not answer in {CAPTURE_SECONDS:g} s (the page may hang)"]
     return problems
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Callable
 
 #: The one sleep of every backoff: a test may replace it to observe or pace the pauses.
 sleep = time.sleep
@@ -38,3 +40,12 @@ class Backoff:
         sleep(min(self.delay, left))
         self.delay = min(self.delay * 2, self.most)
         return True
+
+
+def returned_within(seconds: float, work: Callable[[], object], name: str) -> bool:
+    """Whether ``work`` returned within ``seconds``; if not, it goes on in a daemon thread
+    (named ``name``), for a call that may never return (a browser's page that hangs)."""
+    worker = threading.Thread(target=work, daemon=True, name=name)
+    worker.start()
+    worker.join(seconds)
+    return not worker.is_alive()

@@ -110,12 +110,10 @@ def edge_driver(
 def _quit(driver: Any, most: float = 10.0) -> None:
     """End the session and the driver (an attached browser stays up). On a page whose script
     never yields, ``quit`` waits for Selenium's 120 s: after ``most`` s the driver is stopped."""
-    import threading
+    from .._system.waiting import returned_within
 
-    quitting = threading.Thread(target=driver.quit, daemon=True, name="edgeprofiles-quit")
-    quitting.start()
-    quitting.join(most)
-    if quitting.is_alive():  # Service.stop() would ask it politely, for a minute and more
+    if not returned_within(most, driver.quit, "edgeprofiles-quit"):
+        # Service.stop() would ask it politely, for a minute and more.
         driver.service.process.kill()
         driver.service.process.wait(5)
 
