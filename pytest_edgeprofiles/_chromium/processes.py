@@ -285,6 +285,12 @@ def group_left_on(pgid: int, profile: Path) -> list[psutil.Process]:
     after ``helpers_to_stop`` looked, reparented once it exited (seen on 1 stop in 120)."""
     if platform.WINDOWS:
         return []
+    try:
+        os.killpg(pgid, 0)  # one call, where a stop usually ends: the group is empty
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        pass  # a member of another user: look at each
     wanted = normalise(str(profile))
     found = []
     for proc in psutil.process_iter():
