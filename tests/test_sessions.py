@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from browser_support import serve
+from browser_support import serve, wait_for
 from conftest import POSIX, SH_BROWSER, posix_only
 
 from pytest_edgeprofiles._browser import sessions
@@ -600,6 +600,17 @@ def test_a_port_file_naming_another_process_s_port_is_not_trusted(
 SLEEPER = f"{sys.executable} -c 'import time; time.sleep(300)'"
 
 
+def alive_with(marker: str) -> list[psutil.Process]:
+    """The processes whose command line holds ``marker`` and that have not died yet. SIGKILL
+    is delivered, not awaited: a killed process is torn down a moment later, and its zombie
+    waits for whichever process reaps orphans here, which may take its time."""
+    return [
+        p
+        for p in psutil.process_iter(["cmdline", "status"])
+        if marker in (p.info["cmdline"] or []) and p.info["status"] != psutil.STATUS_ZOMBIE
+    ]
+
+
 @posix_only(SH_BROWSER)
 def test_a_browser_not_ready_in_time_is_stopped_with_all_it_started(tmp_path: Path) -> None:
     # A wrapper whose real browser hangs: killing the wrapper's pid alone left the rest running.
@@ -610,9 +621,7 @@ def test_a_browser_not_ready_in_time_is_stopped_with_all_it_started(tmp_path: Pa
     wrapper = Browser(str(script), "chromium", None)
     with pytest.raises(sessions.BrowserStartError, match="not ready in time"):
         sessions.start_session(tmp_path / "profile", wrapper, timeout=1)
-    assert not [
-        p for p in psutil.process_iter(["name", "cmdline"]) if marker in (p.info["cmdline"] or [])
-    ]
+    wait_for(lambda: not alive_with(marker), f"the processes named {marker} to die", seconds=5)
 
 
 @posix_only(SH_BROWSER)
@@ -624,7 +633,7 @@ def test_the_version_probe_leaves_nothing_running(tmp_path: Path) -> None:
     )
     script.chmod(0o755)
     assert browser_version(str(script)) == "120.0.6099.71"
-    assert not [p for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])]
+    wait_for(lambda: not alive_with(marker), f"the processes named {marker} to die", seconds=5)
 
 
 def test_a_browser_that_is_no_program_is_a_start_error(tmp_path: Path) -> None:
