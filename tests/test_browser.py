@@ -260,8 +260,8 @@ def test_a_browser_left_running_is_stopped_and_its_profile_removed(
 def launch_processes(profile: Path) -> list[int]:
     wanted = f"--user-data-dir={profile}"
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if wanted in (proc.info["cmdline"] or []):
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if wanted in (proc.info["cmdline"] or []) and proc.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(proc.pid)
     return found
 
