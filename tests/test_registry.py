@@ -26,6 +26,7 @@ from pytest_edgeprofiles._profiles import sweep
 from pytest_edgeprofiles._profiles.records import ProfileRecord, write_record
 from pytest_edgeprofiles._profiles.registry import Registry
 from pytest_edgeprofiles._system import waiting as polling
+from pytest_edgeprofiles._system.locks import FileMutex
 
 CHILD = textwrap.dedent(
     """
@@ -416,3 +417,56 @@ def test_many_threads_never_exceed_the_cap(manager, registry_path, tmp_root):
     assert state["entries"] == {}
     assert state["stats"]["created"] == threads_n * cycles
     assert 1 <= state["stats"]["peak"] <= cap
+
+
+
+@posix_only("fork, and flock's locks shared by a forked child")
+def test_a_forked_child_waits_for_the_lock_its_parent_holds(tmp_path: Path) -> None:
+    # flock locks belong to the open file: a child forked with ours open would share the lock.
+    mutex = FileMutex(tmp_path / "registry.json.lock")
+    log = tmp_path / "log"
+    with mutex:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                with mutex, open(log, "a") as fh:
+                    fh.write("child in\n")
+            finally:
+                os._exit(0)
+        # The child may take the lock only once we give it back: a second to try.
+        deadline = time.monotonic() + 1.0
+        while not log.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with open(log, "a") as fh:
+            fh.write("parent out\n")
+    os.waitpid(pid, 0)
+    assert log.read_text() == "parent out\nchild in\n"
+
+
+@posix_only("flock on a kept file")
+def test_a_lock_file_removed_while_waited_for_is_locked_anew(tmp_path: Path) -> None:
+    # Another process removed the lock file and locked a new one under the name: a waiter
+    # that took the lock of the old file would run beside that process.
+    path = tmp_path / "registry.json.lock"
+    first, waiter, newcomer = FileMutex(path), FileMutex(path), FileMutex(path)
+    with waiter:
+        pass  # its file is open: it waits on the old file below
+    order: list[str] = []
+    first.acquire()
+    entered = threading.Event()
+
+    def wait() -> None:
+        with waiter:
+            order.append("waiter in")
+        entered.set()
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    path.unlink()
+    newcomer.acquire()  # a new file of the same name
+    first.release()
+    assert not entered.wait(0.5), "the waiter took the lock of the removed file"
+    order.append("newcomer out")
+    newcomer.release()
+    thread.join(10)
+    assert order == ["newcomer out", "waiter in"]

@@ -1,6 +1,6 @@
 """The slot registry: how many profiles are alive, shared by every process that names one file.
 
-The file is JSON, changed read-modify-write under a ``filelock`` lock beside it (without a file,
+The file is JSON, changed read-modify-write under a lock on a file beside it (without a file,
 it lives in memory). Writes go in place, one ``write`` padded to the old length, not a temp file
 renamed over it (~0.3 ms on ext4, half a slot's cost); a write torn by a kill does not parse
 and is rebuilt from the owner records like any corrupt registry, so the cap is never lifted.
@@ -17,15 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from .._system import files
+from .._system.locks import FileMutex
 from .._system.logs import log
 from .._system.waiting import Backoff
 from .records import ProfileRecord, iter_records, record_path
 
-#: How often a waiter retries the lock. filelock's 50 ms default would dominate every fixture.
-LOCK_POLL = 0.001
 #: First and largest pause between looks for a free slot.
 SLOT_POLL = (0.0005, 0.01)
 
@@ -57,9 +54,7 @@ class Registry:
         self._rebuild_roots = list(rebuild_roots)
         self._mutex = threading.Lock()
         self._memory = _empty()
-        self._file_lock = (
-            FileLock(f"{path}.lock", mode=0o600, thread_local=False) if path is not None else None
-        )
+        self._file_lock = FileMutex(Path(f"{path}.lock")) if path is not None else None
         self._seen = False
         self._roots_seen: set[str] = set()
 
@@ -172,16 +167,18 @@ class Registry:
                 if not self._seen:
                     # Only at first: later a missing folder was removed on purpose (a run ended).
                     files.make_dirs(self.path.parent)
-                lock = self._file_lock.acquire(poll_interval=LOCK_POLL)
+                self._file_lock.acquire()
             except OSError as exc:
                 raise _registry_error(self.path, "lock", exc) from exc
-            with lock:
+            try:
                 state = self._load(self.path)
                 before = repr(state)
                 yield state
                 if write and repr(state) != before:
                     _write(self.path, state)
                     self._seen = True
+            finally:
+                self._file_lock.release()
 
     def _load(self, path: Path) -> dict[str, Any]:
         try:

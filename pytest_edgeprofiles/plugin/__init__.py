@@ -22,7 +22,6 @@ from ._lookahead import (
     flags_of,
 )
 
-
 _PRIVATE = pytest.StashKey[frozenset[Path]]()  # profile and download roots: never tests
 
 
