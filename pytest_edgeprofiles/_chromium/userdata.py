@@ -225,13 +225,16 @@ def is_leftover_socket_dir(folder: Path) -> bool:
     )
 
 
-def set_download_dir(user_data_dir: Path, folder: Path) -> None:
-    """Point ``Default``'s untracked ``download``/``savefile.default_directory`` at ``folder``."""
+def set_download_dir(user_data_dir: Path, folder: Path) -> int:
+    """Point ``Default``'s untracked ``download``/``savefile.default_directory`` at ``folder``;
+    the bytes ``Preferences`` grew by."""
     prefs_path = user_data_dir / "Default" / "Preferences"
     try:
-        prefs = read_json(prefs_path)
+        with open(prefs_path, "rb") as fh:
+            old = fh.read()
+        prefs = json.loads(old)
     except FileNotFoundError:
-        prefs = {}
+        old, prefs = b"", {}
     if not isinstance(prefs, dict):
         raise ValueError(f"{prefs_path} is not a JSON object")
     for section in ("download", "savefile"):
@@ -240,7 +243,9 @@ def set_download_dir(user_data_dir: Path, folder: Path) -> None:
             value = prefs[section] = {}
         value["default_directory"] = str(folder)
     prefs_path.parent.mkdir(mode=0o700, exist_ok=True)
-    prefs_path.write_text(json.dumps(prefs, separators=(",", ":")), encoding="utf-8")
+    new = json.dumps(prefs, separators=(",", ":")).encode()
+    prefs_path.write_bytes(new)
+    return len(new) - len(old)
 
 
 def download_dir(user_data_dir: Path) -> str | None:

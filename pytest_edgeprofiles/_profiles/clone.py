@@ -104,11 +104,11 @@ class Cloner:
     def fill(self, key: str, profile: Path, downloads: Path | None) -> int:
         """Copy the base into the empty ``profile``, adjust prefs, return the size (or
         ``ProfileCreationError`` over the limit)."""
-        size = 0
-        if self.base is not None:
-            size = files.copy_tree(self.base, profile, self.skip_rules.skips)
-            if size > self.limit_mb * MB:
-                raise ProfileCreationError(key, self.too_large(size))
+        if self.base is None:  # empty: no prefs to read, none to mark clean
+            return _own_downloads(profile, downloads)
+        size = files.copy_tree(self.base, profile, self.skip_rules.skips)
+        if size > self.limit_mb * MB:
+            raise ProfileCreationError(key, self.too_large(size))
         return self.adjust_prefs(profile, downloads, size)
 
     def refill(self, key: str, profile: Path, downloads: Path | None) -> int | None:
@@ -145,8 +145,9 @@ class Cloner:
         return copied + files.total_size(touched) - before
 
 
-def _own_downloads(profile: Path, downloads: Path | None) -> None:
-    """``downloads``, else ``<profile>/Downloads``: parallel browsers must not share one."""
+def _own_downloads(profile: Path, downloads: Path | None) -> int:
+    """``downloads``, else ``<profile>/Downloads``: parallel browsers must not share one.
+    Returns the bytes ``Preferences`` grew by."""
     top = downloads or profile / "Downloads"
     if downloads is not None:
         files.make_dirs(downloads)
@@ -154,9 +155,11 @@ def _own_downloads(profile: Path, downloads: Path | None) -> None:
         top.mkdir(mode=0o700, exist_ok=True)
     base_choice = userdata.download_dir(profile)
     folder = top / Path(base_choice).name if base_choice else top
-    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder != top:
+        folder.mkdir(mode=0o700, exist_ok=True)
     try:
-        userdata.set_download_dir(profile, folder)
+        return userdata.set_download_dir(profile, folder)
     except ValueError as exc:
         # A corrupt Preferences: the browser starts on defaults anyway, no reason to fail.
         log.warning("cannot set the download folder of %s: %s", profile, exc)
+        return 0

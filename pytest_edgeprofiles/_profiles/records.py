@@ -11,7 +11,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ class ProfileRecord:
         return record
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # every field is plain: asdict's deep copy costs a test 0.1 ms
 
     def kept(self) -> ProfileRecord:
         return replace(self, keep=True, released=True)

@@ -71,10 +71,11 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
     tmp = path.with_name(
         f".{path.name}.{platform.this_host()}.{os.getpid()}.{threading.get_ident()}.tmp"
     )
+    text = json.dumps(data, separators=(",", ":")).encode()  # dump(fh) writes it in pieces
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
+        with open(fd, "wb", closefd=True) as fh:
+            fh.write(text)
         # Windows refuses to replace a file a reader (a sweep) has open: retry for ~0.5 s.
         backoff = Backoff(0.001, tries=9)
         while True:
