@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     # The plugin is imported into every pytest run, and with it this package: the manager
-    # (and psutil and filelock with it) only when someone asks for it.
+    # (and psutil with it) only when someone asks for it.
     if name == "ProfileManager":
         from ._profiles.manager import ProfileManager
 

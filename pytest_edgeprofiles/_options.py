@@ -1,6 +1,6 @@
 """The plugin's options: declared once in :data:`OPTIONS`, parsed and resolved in one place.
 
-Imports nothing heavy (pytest, psutil, filelock, the manager) at import time, so reading options
+Imports nothing heavy (pytest, psutil, the manager) at import time, so reading options
 costs a run that uses no profile nothing; the parsers that need those import them when they run.
 """
 

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from .._system import files
+from .._system.locks import FileMutex
 from .._system.logs import log
 from . import clone
 from .records import new_record, record_path, write_record
@@ -85,7 +84,7 @@ class RunFolder:
         and locks, so clones read a small unchanging tree; return where it is: under the
         fallback root if the root's disk is full, in a run folder that is ``owner``'s."""
         spare = self._spare()
-        with FileLock(f"{self.clone_source}.lock", mode=0o600, thread_local=False):
+        with FileMutex(Path(f"{self.clone_source}.lock")):
             for made in (self.clone_source, spare.clone_source):
                 if made.is_dir():
                     return made

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import FileLock
 
 from .._chromium.installs import Browser, compare_versions
 from .._chromium.processes import a_browser, lock_state
@@ -17,6 +16,7 @@ from .._options import Settings, option
 from .._profiles import clone
 from .._profiles.runs import RunFolder
 from .._system import files
+from .._system.locks import FileMutex
 from .._system.logs import log
 
 
@@ -69,7 +69,7 @@ class RunBase:
     ) -> dict[str, Any]:
         marker = run.path / "base.json"
         try:
-            with FileLock(f"{marker}.lock", mode=0o600, thread_local=False):
+            with FileMutex(Path(f"{marker}.lock")):
                 try:
                     settled: dict[str, Any] = files.read_json(marker)
                 except FileNotFoundError:
