@@ -136,6 +136,9 @@ class Bridge:
             if _owner(conn) != os.getuid():
                 return  # another user's: closed unanswered
             conn.settimeout(10)
+            # Each CDP message is a small write waiting for its answer: Nagle would hold it
+            # back for the client's delayed ACK, 40 ms a round trip.
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             reader = conn.makefile("rb")
             path, headers = _request(reader)
             if not self._from_here(headers):
