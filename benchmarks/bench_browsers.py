@@ -18,7 +18,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from bench import Figure, _pytest, _suite, alternate
+from bench import Figure, _pytest, _suite, alternate, others
 
 from pytest_edgeprofiles._browser import launch
 
@@ -140,30 +140,31 @@ def bench_browsers(work: Path, rounds: int, quick: bool) -> list[Figure]:
     }
     env.update(launch.browser_env(env) or {})  # the pages' sockets, under a deep TMPDIR
 
-    def suite(args: tuple[str, ...]) -> Callable[[], float]:
-        return _suite(_pytest(folder, "-n", "2", *args), folder, env)
+    def suite(args: tuple[str, ...], keep: tuple[str, ...] = ()) -> Callable[[], float]:
+        return _suite(_pytest(folder, "-n", "2", *args, keep=keep), folder, env)
 
     cold = "--edge-prelaunch=0"
     nothing = ("--edge-screenshot=off", "--edge-page-source=off")
-    rows = [  # what, ours, anchor, the anchor's name, goal
+    Row = tuple[str, tuple[str, ...], tuple[str, ...], str, float, tuple[str, ...]]
+    rows: list[Row] = [  # what, ours, anchor, the anchor's name, goal, plugins both sides keep
         ("passing `edge_driver`, what the browser showed written on failure", ("test_driver.py",),
-         ("test_driver.py", *nothing), "the same with nothing written on failure", 1.02),
+         ("test_driver.py", *nothing), "the same with nothing written on failure", 1.02, ()),
         ("`edge_driver` opening a local page", ("test_driver.py",), ("test_by_hand.py",),
-         "the same on `webdriver.Chrome` by hand", 0.5),
+         "the same on `webdriver.Chrome` by hand", 0.5, ()),
         ("`edge_driver` that use their browser for 1 s", ("test_held.py",),
-         ("test_held.py", cold), "the same, started by the test (`--edge-prelaunch=0`)", 1.0),
+         ("test_held.py", cold), "the same, started by the test (`--edge-prelaunch=0`)", 1.0, ()),
         ("`edge_driver` opening a local page", ("test_driver.py",), ("test_driver.py", cold),
-         "the same, started by the test: no core is free to start one ahead", 1.15),
+         "the same, started by the test: no core is free to start one ahead", 1.05, ()),
     ]  # fmt: skip
     if importlib.util.find_spec("pytest_playwright") is not None:
         theirs = "the same on pytest-playwright's `page`"
         rows.append(("`edge_page` opening a local page", ("test_page.py",),
-                     ("test_their_page.py",), theirs, 1.6))  # fmt: skip
+                     ("test_their_page.py",), theirs, 1.6, ("playwright", "base_url")))  # fmt: skip
     else:
         print("pytest-playwright is not installed: the edge_page figure is left out")
     figures = []
-    for what, ours, anchor, anchor_name, limit in rows:
-        result = alternate(suite(ours), suite(anchor), rounds)
+    for what, ours, anchor, anchor_name, limit, keep in rows:
+        result = alternate(suite(ours, keep), suite(anchor, keep), rounds)
         figures.append(
             Figure(
                 f"{n} tests on {what}, -n 2, {os.cpu_count()} cores",
@@ -198,10 +199,11 @@ def _capture_figure(suite: Callable[[tuple[str, ...]], Callable[[], float]], n: 
 def _median_setup(folder: Path, env: dict[str, str], *args: str) -> float:
     """The median setup of the tests of ``test_held.py``, as ``--durations`` gives it."""
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", *others(),
          "--durations=0", "--durations-min=0", f"--basetemp={folder / 'bt'}", *args,
          "test_held.py"],
-        cwd=folder, env=env, check=True, capture_output=True, text=True,
+        cwd=folder, env={k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"},
+        check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     setups = [float(m[1]) for m in re.finditer(r"^([\d.]+)s setup ", out, re.MULTILINE)]
     return statistics.median(setups)
