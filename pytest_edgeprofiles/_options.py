@@ -40,6 +40,21 @@ def _int_in(low: int, high: int | None) -> Callable[[str], int]:
     return parse
 
 
+def _count_or_auto(low: int, high: int) -> Callable[[str], int | None]:
+    """A whole number, or ``auto`` (None): the plugin decides."""
+    count = _int_in(low, high)
+
+    def parse(text: str) -> int | None:
+        if text.strip().lower() == "auto":
+            return None
+        try:
+            return count(text)
+        except ValueError:
+            raise ValueError(f"expected auto or a whole number from {low} to {high}") from None
+
+    return parse
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -171,8 +186,9 @@ OPTIONS = (
            "0", _flag, const="1", ini_type="bool"),
     Option("prelaunch", "--edge-prelaunch", "EDGEPROFILES_PRELAUNCH",
            "browsers each worker starts ahead, while a test runs, for its next tests that ask "
-           "for edge_driver, edge_context or edge_page; 0 turns it off (default: 1)",
-           "1", _int_in(0, 16), ini_type="int"),
+           "for edge_driver, edge_context or edge_page, 0 to 16; auto: 1 with a core to spare, "
+           "else 1 while tests outlast a browser start (default: auto)",
+           "auto", _count_or_auto(0, 16), ini_type="int"),
     Option("screenshot", "--edge-screenshot", "EDGEPROFILES_SCREENSHOT",
            "full-page screenshot of each page of a test's browser: on, off or only-on-failure "
            "(default: only-on-failure)", "only-on-failure", _one_of(CAPTURE_MODES)),
@@ -270,8 +286,8 @@ class Settings:
     browser: str | None
     headed: bool
     require_browser: bool
-    #: Browsers started ahead per process (each holds a slot of the cap).
-    prelaunch: int
+    #: Browsers started ahead per process (each holds a slot of the cap); None: auto.
+    prelaunch: int | None
     #: ``CAPTURE_MODES``: what is written of a test's browser, into ``output``.
     screenshot: str
     page_source: str

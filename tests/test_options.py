@@ -92,6 +92,13 @@ def test_command_line_beats_environment_beats_ini_beats_default(tmp_path: Path) 
     assert _resolve("base_profile") is None
 
 
+def test_browsers_started_ahead_are_the_plugins_to_decide_unless_counted() -> None:
+    assert _resolve("prelaunch") is None  # auto
+    assert _resolve("prelaunch", env="AUTO") is None
+    assert _resolve("prelaunch", cli="0", env="auto") == 0
+    assert _resolve("prelaunch", ini="2", inipath=Path("tox.ini")) == 2
+
+
 def test_empty_environment_or_ini_means_unset_but_an_empty_flag_is_an_error(
     tmp_path: Path,
 ) -> None:

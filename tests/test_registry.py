@@ -419,7 +419,6 @@ def test_many_threads_never_exceed_the_cap(manager, registry_path, tmp_root):
     assert 1 <= state["stats"]["peak"] <= cap
 
 
-
 @posix_only("fork, and flock's locks shared by a forked child")
 def test_a_forked_child_waits_for_the_lock_its_parent_holds(tmp_path: Path) -> None:
     # flock locks belong to the open file: a child forked with ours open would share the lock.

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -61,6 +62,8 @@ def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, site: str)
     """An inner run's environment; its profile root, under which no browser may be left."""
     monkeypatch.setenv("HOME", REAL_HOME)
     monkeypatch.setenv("SITE", site)
+    # One browser started ahead, whatever this machine's cores: these tests count them.
+    monkeypatch.setenv("EDGEPROFILES_PRELAUNCH", "1")
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT"):
         monkeypatch.delenv(name, raising=False)
     return pytester.path / "profiles"
@@ -888,6 +891,47 @@ def test_prelaunch_zero_starts_no_browser_ahead(
     )
     result.assert_outcomes(passed=8)
     assert "8 browsers for tests: 0 started ahead, 8 by their test" in starts_line(result)
+
+
+ONE_CORE = ["taskset", "-c", "0"]
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset, to run on one core")
+@pytest.mark.parametrize(("work", "most_ahead", "least_ahead"), [(0.0, 1, 0), (1.0, 5, 4)])
+def test_auto_starts_ahead_on_a_busy_machine_only_while_tests_outlast_a_start(
+    pytester: pytest.Pytester,
+    inner: Path,
+    browser: Browser,
+    work: float,
+    most_ahead: int,
+    least_ahead: int,
+) -> None:
+    # One core and one process: a browser started during a test shorter than a start only
+    # competes with it. The first test's start and call are all there is to go on.
+    pytester.makepyfile(
+        test_inner=f"""
+        import os, time, pytest
+
+        @pytest.mark.parametrize("i", range(6))
+        def test_driver(edge_driver, i):
+            edge_driver.get(os.environ["SITE"])
+            time.sleep({work})
+        """
+    )
+    result = pytester.run(
+        *ONE_CORE, sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:playwright",
+        "-p", "no:randomly", f"--edge-profile-root={inner}", "--edge-prelaunch=auto",
+        timeout=180,
+    )  # fmt: skip
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(
+        ["note: browsers are started ahead only while tests outlast a browser start: "
+         "1 worker(s) on 1 core(s)*"]
+    )  # fmt: skip
+    line = starts_line(result)
+    started_ahead = int(re.search(r"(\d+) started ahead,", line)[1])  # type: ignore[index]
+    assert least_ahead <= started_ahead <= most_ahead, line
+    assert not browsers_under(inner)
 
 
 def test_pytest_playwright_browser_channel_chooses_the_browser_to_find(

@@ -4,6 +4,7 @@ saved), on a profile whose slot is a spare, never one a waiting test of another 
 from __future__ import annotations
 
 import functools
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
@@ -17,6 +18,7 @@ from .._system.lanes import Lanes
 from .._system.logs import log
 from ..errors import ProfileLimitError
 from . import sessions
+from .owner import Pace
 from .sessions import BrowserSession
 
 
@@ -61,6 +63,7 @@ class BrowsersAhead:
     lanes: Lanes
     stop_later: StopLater
     drain_stops: Callable[[], None]
+    pace: Pace
     unused: int = field(default=0, init=False)
     _queue: deque[Future[AheadBrowser | None]] = field(default_factory=deque, init=False)
     _closed: bool = field(default=False, init=False)
@@ -73,7 +76,7 @@ class BrowsersAhead:
     def fill(self, flags: LaunchFlags) -> None:
         """Start browsers until ``count`` are ready or starting, if ``flags`` (the next test's)
         are the run's: a marker's get a browser of their own."""
-        if self._closed or flags != self.flags:
+        if self._closed or flags != self.flags or not self.pace.pays():
             return
         while len(self._queue) < self.count:
             start = functools.partial(self._start, self.new_key())
@@ -136,9 +139,11 @@ class BrowsersAhead:
         try:
             if not self.manager.validate_profile(key):
                 raise OSError(f"the profile {path} is not valid")
+            began = time.monotonic()
             session = sessions.start_session(
                 path, self.browser, headless=self.flags.headless, extra=self.flags.args
             )
+            self.pace.started(time.monotonic() - began)
         except BaseException as exc:
             self.manager.release_profile(key)
             if not isinstance(exc, Exception):

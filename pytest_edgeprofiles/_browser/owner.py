@@ -7,8 +7,10 @@ started itself: found among this process's descendants, even one too young for a
 from __future__ import annotations
 
 import functools
+import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +28,38 @@ if TYPE_CHECKING:  # imported with the first browser: every profile's return ask
 STARTS = ("ahead", "by_test", "unused")
 
 
+@dataclass
+class Pace:
+    """How long this process's browsers take to start and its browser tests to run (moving
+    averages). With no core to spare, a browser started during a test shorter than a start
+    competes with it for the CPU, and the run is no faster: ``adaptive`` starts ahead only
+    while tests outlast starts."""
+
+    adaptive: bool
+    start: float | None = None
+    test: float | None = None
+
+    def started(self, seconds: float) -> None:
+        self.start = seconds if self.start is None else (self.start + seconds) / 2
+
+    def tested(self, seconds: float) -> None:
+        self.test = seconds if self.test is None else (self.test + seconds) / 2
+
+    def pays(self) -> bool:
+        """Whether starting ahead pays: not yet known, a core to spare, or tests outlast starts."""
+        if not self.adaptive or self.start is None or self.test is None:
+            return True
+        return self.test > self.start
+
+
 class BrowserOwner:
     """Every browser one process starts; used from the tests' thread. ``failures`` holds
     ``(profile, error)`` of each stop, or what followed it, that failed."""
 
-    def __init__(self, count_ahead: int) -> None:
+    def __init__(self, count_ahead: int, adaptive: bool = False) -> None:
         self.count_ahead = count_ahead
+        #: Starts and browser tests timed: whether starting ahead pays (see ``Pace``).
+        self.pace = Pace(adaptive)
         self.ahead: BrowsersAhead | None = None
         self.failures: list[tuple[str, str]] = []
         self._starts = Counter[str]()
@@ -54,9 +82,11 @@ class BrowserOwner:
             self._never_started.add(profile)
             raise sessions.BrowserStartError(self.broken, exited=True)
         try:
+            began = time.monotonic()
             session = sessions.start_session(
                 profile, browser, headless=flags.headless, extra=flags.args
             )
+            self.pace.started(time.monotonic() - began)
         except sessions.BrowserStartError as exc:
             self._never_started.add(profile)
             if exc.exited and flags == run_flags:  # no test's own flags to blame: the browser
@@ -98,6 +128,7 @@ class BrowserOwner:
                 lanes=self._starting,
                 stop_later=self._stop_later,
                 drain_stops=self._stopping.drain,
+                pace=self.pace,
             )
 
     def hand_out_ahead(self, flags: LaunchFlags, manager: ProfileManager) -> AheadBrowser | None:

@@ -105,6 +105,8 @@ def pytest_runtest_makereport(
         item.stash.setdefault(PHASE_FAILED, {})[report.when] = report.failed
     if report.failed and "edge_session_profile" in uses and (run := started_run(item.config)):
         run.lending.session_profile_failed = True
+    if report.when == "call" and FLAGS in item.stash and (run := started_run(item.config)):
+        run.browsers.pace.tested(report.duration)  # a browser test: whether starting ahead pays
     if report.failed or report.when == "call":
         try:
             show_what_the_browser_saw(item, report)

@@ -16,6 +16,7 @@ from .._profiles.manager import ProfileManager
 from .._profiles.roots import UnsafeDirectoryError
 from .._system.lanes import Lanes
 from .._system.logs import log
+from .._system.platform import usable_cores
 from ._base import BaseUnusable, RunBase
 from ._config import fail
 from ._lending import Lending
@@ -70,24 +71,34 @@ class Run:
             if self._browsers is None:
                 from .._browser.owner import BrowserOwner
 
-                self._browsers = BrowserOwner(self._count_ahead())
+                workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+                count, adaptive = self._count_ahead(workers)
+                self._browsers = BrowserOwner(count, adaptive)
             return self._browsers
 
-    def _count_ahead(self) -> int:
-        """``prelaunch``, unless a test may not wait for a slot (``--edge-profile-wait=0``) and
-        the cap has none to spare beside every worker's own: a slot held for work done ahead
-        must never fail such a test."""
-        s = self.settings
-        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-        if s.prelaunch == 0 or s.profile_wait > 0 or s.max_profiles >= workers * (1 + s.prelaunch):
-            return s.prelaunch
+    def _count_ahead(self, workers: int) -> tuple[int, bool]:
+        """``prelaunch`` and whether it adapts to the tests' pace (``auto`` with no core to
+        spare); none when a test may not wait for a slot (``--edge-profile-wait=0``) and the
+        cap has none to spare beside every worker's own: a slot held for work done ahead must
+        never fail such a test."""
+        s, flag = self.settings, option("prelaunch").flag
+        count, adaptive = (s.prelaunch, False) if s.prelaunch is not None else (1, False)
+        if s.prelaunch is None and (cores := usable_cores()) <= workers:
+            adaptive = True
+            self.shared.note(
+                "note",
+                text=f"browsers are started ahead only while tests outlast a browser start: "
+                f"{workers} worker(s) on {cores} core(s) leave none to spare ({flag}=N to choose)",
+            )
+        if count == 0 or s.profile_wait > 0 or s.max_profiles >= workers * (1 + count):
+            return count, adaptive
         cap, wait = option("max_profiles").flag, option("profile_wait").flag
         self.shared.note(
             "note",
             text=f"no browser is started ahead: {workers} worker(s) at {cap}={s.max_profiles} "
             f"leave no slot to spare, and {wait}=0 lets no test wait for one",
         )
-        return 0
+        return 0, False
 
     def started_ahead(self) -> BrowsersAhead | None:
         return None if self._browsers is None else self._browsers.ahead
