@@ -55,6 +55,22 @@ BROWSER_TESTS = {
             finally:
                 driver.quit()
     """,
+    # Where an edge_driver test's time goes: our browser's start and stop alone (the floor),
+    # then with chromedriver attached and nothing done.
+    "test_floor.py": """
+        import pytest
+
+        @pytest.mark.parametrize("i", range({n}))
+        def test_x(edge_browser_session, i):
+            assert edge_browser_session.has_page()
+    """,
+    "test_attached.py": """
+        import pytest
+
+        @pytest.mark.parametrize("i", range({n}))
+        def test_x(edge_driver, i):
+            pass
+    """,
     # Tests that work with their browser a while: the next one's starts meanwhile.
     "test_held.py": """
         import os, time, pytest
@@ -145,12 +161,17 @@ def bench_browsers(work: Path, rounds: int, quick: bool) -> list[Figure]:
 
     cold = "--edge-prelaunch=0"
     nothing = ("--edge-screenshot=off", "--edge-page-source=off")
-    Row = tuple[str, tuple[str, ...], tuple[str, ...], str, float, tuple[str, ...]]
+    Row = tuple[str, tuple[str, ...], tuple[str, ...], str, float | None, tuple[str, ...]]
     rows: list[Row] = [  # what, ours, anchor, the anchor's name, goal, plugins both sides keep
         ("passing `edge_driver`, what the browser showed written on failure", ("test_driver.py",),
          ("test_driver.py", *nothing), "the same with nothing written on failure", 1.02, ()),
         ("`edge_driver` opening a local page", ("test_driver.py",), ("test_by_hand.py",),
          "the same on `webdriver.Chrome` by hand", 0.5, ()),
+        ("`edge_browser_session` only: a browser started and stopped, the floor",
+         ("test_floor.py",), ("test_by_hand.py",), "the `webdriver.Chrome` tests by hand",
+         None, ()),
+        ("`edge_driver` attached, no page opened", ("test_attached.py",),
+         ("test_by_hand.py",), "the `webdriver.Chrome` tests by hand", None, ()),
         ("`edge_driver` that use their browser for 1 s", ("test_held.py",),
          ("test_held.py", cold), "the same, started by the test (`--edge-prelaunch=0`)", 1.0, ()),
         ("`edge_driver` opening a local page", ("test_driver.py",), ("test_driver.py", cold),
@@ -170,8 +191,8 @@ def bench_browsers(work: Path, rounds: int, quick: bool) -> list[Figure]:
                 f"{n} tests on {what}, -n 2, {os.cpu_count()} cores",
                 *result,
                 anchor_name,
-                f"<= {limit}x",
-                result[0] / result[1] <= limit,
+                "where the time goes" if limit is None else f"<= {limit}x",
+                None if limit is None else result[0] / result[1] <= limit,
             )
         )
     figures.append(_capture_figure(suite, n, rounds))
@@ -203,9 +224,11 @@ def _median_setup(folder: Path, env: dict[str, str], *args: str) -> float:
          "--durations=0", "--durations-min=0", f"--basetemp={folder / 'bt'}", *args,
          "test_held.py"],
         cwd=folder, env={k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"},
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    setups = [float(m[1]) for m in re.finditer(r"^([\d.]+)s setup ", out, re.MULTILINE)]
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(out.args)} failed:\n{out.stdout}{out.stderr}")
+    setups = [float(m[1]) for m in re.finditer(r"^([\d.]+)s setup ", out.stdout, re.MULTILINE)]
     return statistics.median(setups)
 
 
