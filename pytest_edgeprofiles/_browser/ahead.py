@@ -4,7 +4,6 @@ saved), on a profile whose slot is a spare, never one a waiting test of another 
 from __future__ import annotations
 
 import functools
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
@@ -17,7 +16,6 @@ from .._profiles.manager import ProfileManager
 from .._system.lanes import Lanes
 from .._system.logs import log
 from ..errors import ProfileLimitError
-from . import sessions
 from .owner import Pace
 from .sessions import BrowserSession
 
@@ -139,11 +137,7 @@ class BrowsersAhead:
         try:
             if not self.manager.validate_profile(key):
                 raise OSError(f"the profile {path} is not valid")
-            began = time.monotonic()
-            session = sessions.start_session(
-                path, self.browser, headless=self.flags.headless, extra=self.flags.args
-            )
-            self.pace.started(time.monotonic() - began)
+            session = self.pace.start_session(Path(path), self.browser, self.flags)
         except BaseException as exc:
             self.manager.release_profile(key)
             if not isinstance(exc, Exception):

@@ -45,6 +45,17 @@ class Pace:
     def tested(self, seconds: float) -> None:
         self.test = seconds if self.test is None else (self.test + seconds) / 2
 
+    def start_session(self, profile: Path, browser: Browser, flags: LaunchFlags) -> BrowserSession:
+        """``sessions.start_session`` with ``flags``, its time counted."""
+        from . import sessions
+
+        began = time.monotonic()
+        session = sessions.start_session(
+            profile, browser, headless=flags.headless, extra=flags.args
+        )
+        self.started(time.monotonic() - began)
+        return session
+
     def pays(self) -> bool:
         """Whether starting ahead pays: not yet known, a core to spare, or tests outlast starts."""
         if not self.adaptive or self.start is None or self.test is None:
@@ -82,11 +93,7 @@ class BrowserOwner:
             self._never_started.add(profile)
             raise sessions.BrowserStartError(self.broken, exited=True)
         try:
-            began = time.monotonic()
-            session = sessions.start_session(
-                profile, browser, headless=flags.headless, extra=flags.args
-            )
-            self.pace.started(time.monotonic() - began)
+            session = self.pace.start_session(profile, browser, flags)
         except sessions.BrowserStartError as exc:
             self._never_started.add(profile)
             if exc.exited and flags == run_flags:  # no test's own flags to blame: the browser
