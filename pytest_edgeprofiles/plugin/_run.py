@@ -82,9 +82,9 @@ class Run:
         cap has none to spare beside every worker's own: a slot held for work done ahead must
         never fail such a test."""
         s, flag = self.settings, option("prelaunch").flag
-        count, adaptive = (s.prelaunch, False) if s.prelaunch is not None else (1, False)
-        if s.prelaunch is None and (cores := usable_cores()) <= workers:
-            adaptive = True
+        count = 1 if s.prelaunch is None else s.prelaunch
+        adaptive = s.prelaunch is None and (cores := usable_cores()) <= workers
+        if adaptive:
             self.shared.note(
                 "note",
                 text=f"browsers are started ahead only while tests outlast a browser start: "
