@@ -111,10 +111,17 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def run(*cmd: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+def measured_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default ours) for a measured run: bytecode cached, as an install has it."""
     env = dict(os.environ if env is None else env)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # else every run compiles every module again
-    subprocess.run([str(c) for c in cmd], check=True, cwd=cwd, stdout=subprocess.DEVNULL, env=env)
+    return env
+
+
+def run(*cmd: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+    subprocess.run(
+        [str(c) for c in cmd], check=True, cwd=cwd, stdout=subprocess.DEVNULL, env=measured_env(env)
+    )
 
 
 def others(keep: tuple[str, ...] = ()) -> list[str]:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from bench import Figure, _pytest, _suite, alternate, others
+from bench import Figure, _pytest, _suite, alternate, measured_env, others
 
 from pytest_edgeprofiles._browser import launch
 
@@ -223,7 +223,7 @@ def _median_setup(folder: Path, env: dict[str, str], *args: str) -> float:
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", *others(),
          "--durations=0", "--durations-min=0", f"--basetemp={folder / 'bt'}", *args,
          "test_held.py"],
-        cwd=folder, env={k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"},
+        cwd=folder, env=measured_env(env),
         capture_output=True, text=True,
     )  # fmt: skip
     if out.returncode:
