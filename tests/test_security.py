@@ -760,7 +760,6 @@ def listening_ports(pid: int) -> list[int]:
     return found
 
 
-@posix_only("the browser on --remote-debugging-pipe: Windows browsers still get a port")
 def test_a_browser_we_start_listens_on_no_port_of_its_own(browser: Browser, tmp_path: Path) -> None:
     session = sessions.start_session(tmp_path, browser)
     try:

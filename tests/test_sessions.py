@@ -22,13 +22,14 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import ClassVar
 
 import psutil
 import pytest
 from browser_support import serve, wait_for
 from conftest import POSIX, SH_BROWSER, posix_only
 
-from pytest_edgeprofiles._browser import sessions
+from pytest_edgeprofiles._browser import bridge, sessions
 from pytest_edgeprofiles._chromium.installs import browser_version
 from pytest_edgeprofiles.chromium import Browser, find_browser
 
@@ -297,11 +298,11 @@ def test_a_browser_that_exits_at_start_is_named_with_its_status_and_output(
 def test_a_stale_port_file_is_not_mistaken_for_the_new_browser(
     tmp_path: Path, browser: Browser
 ) -> None:
-    (tmp_path / sessions.PORT_FILE).write_text("1\n/devtools/browser/stale\n")
+    (tmp_path / "DevToolsActivePort").write_text("1\n/devtools/browser/stale\n")
     session = sessions.start_session(tmp_path, browser)
     try:
         assert session.port != 1
-        assert sessions.has_page(session.port)
+        assert session.has_page()
     finally:
         status = session.stop()
     if POSIX:  # Windows has no signal to ask with: the browser is terminated (status 1)
@@ -347,7 +348,6 @@ def ws_read(conn: socket.socket) -> tuple[int, bytes]:
     return head[0] & 0x0F, reader.read(size)
 
 
-@posix_only("the bridge to --remote-debugging-pipe: Windows browsers still get a port")
 def test_the_bridge_speaks_websocket_as_a_browser_does(tmp_path: Path, browser: Browser) -> None:
     session = sessions.start_session(tmp_path, browser)
     try:
@@ -377,6 +377,49 @@ def test_the_bridge_speaks_websocket_as_a_browser_does(tmp_path: Path, browser: 
         session.stop()
 
 
+def test_a_client_that_stops_reading_is_cut_off_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The browser's messages reach the bridge in order on one pipe: one client that reads
+    # nothing would hold back every later one, the answers to our own questions included.
+    monkeypatch.setattr(bridge, "CLIENT_STALL", 1.0)
+    theirs_in, ours_out = os.pipe()
+    ours_in, theirs_out = os.pipe()
+    relay = bridge.Bridge(ours_out, ours_in)
+
+    def browser() -> None:  # 100 MB of events for the client, then answers to what it is asked
+        event = b'{"method":"Page.screencastFrame","params":{"data":"%s"}}\0' % (b"x" * 2**20)
+        for _ in range(100):
+            os.write(theirs_out, event)
+        with open(theirs_in, "rb", buffering=0) as asked:
+            while chunk := asked.read(4096):
+                for number in re.findall(rb'\{"id": ?(\d+)', chunk):
+                    answer = {"id": int(number), "result": {"targetInfos": [{"type": "page"}]}}
+                    os.write(theirs_out, json.dumps(answer, separators=(",", ":")).encode() + b"\0")
+
+    client, head = ws_connect(relay.port, relay.target)  # and never read from
+    assert head.startswith(b"HTTP/1.1 101"), head
+    threading.Thread(target=browser, daemon=True).start()
+    try:
+        assert relay.has_page(timeout=20), "our question waited behind the stalled client"
+    finally:
+        client.close()
+        relay.close()
+        os.close(theirs_out)
+
+
+def test_a_bridge_that_cannot_be_made_leaves_no_browser_running(
+    tmp_path: Path, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_port(*args: object) -> None:
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr(sessions, "Bridge", no_port)
+    with pytest.raises(sessions.BrowserStartError, match="Address already in use"):
+        sessions.start_session(tmp_path, browser)
+    assert not browsers_under(tmp_path), "a browser runs with nobody to stop it"
+
+
 #: A browser that, asked to stop, starts one more helper on its profile and exits at once: what
 #: Chromium does now and then when a stop comes just after its start (its network service).
 LATE_HELPER_BROWSER = """
@@ -402,7 +445,12 @@ def test_a_helper_started_while_the_browser_stops_is_stopped_too(
     assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
     proc.stdout.close()
     stderr = open(os.devnull, "rb")  # noqa: SIM115 - the session closes it
-    session = sessions.BrowserSession(browser, tmp_path, proc, 1, "/", stderr)
+    theirs_in, ours_out = os.pipe()
+    ours_in, theirs_out = os.pipe()
+    relay = bridge.Bridge(ours_out, ours_in)
+    os.close(theirs_in)
+    os.close(theirs_out)  # a bridge to no browser: it closes itself
+    session = sessions.BrowserSession(browser, tmp_path, proc, 1, "/", stderr, relay)
     assert session.stop() == 0
     assert not browsers_under(tmp_path), "the helper it started on its way out still runs"
 
@@ -547,6 +595,8 @@ def test_a_proxy_in_the_environment_is_not_asked_for_the_local_endpoint(
         # Chromium takes one dash as well: the browser would run on another folder.
         ("-user-data-dir=/x", "--user-data-dir"),
         ("-remote-debugging-pipe", "--remote-debugging-pipe"),
+        # On Windows, the handles of the pipe the browser reads.
+        ("--remote-debugging-io-pipes=5,6", "--remote-debugging-io-pipes"),
     ],
 )
 def test_flags_that_would_take_the_session_away_are_refused(
@@ -561,9 +611,13 @@ def test_flags_that_would_take_the_session_away_are_refused(
 
 
 class _PageLister(BaseHTTPRequestHandler):
-    """Another local service that answers DevTools' page list, as a browser would."""
+    """Another local service that answers DevTools' page list, as a browser would; it counts
+    the requests it was sent."""
+
+    asked: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
+        self.asked.append(self.path)
         body = b'[{"type": "page", "url": "about:blank"}]'
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -575,12 +629,10 @@ class _PageLister(BaseHTTPRequestHandler):
 
 
 @posix_only(SH_BROWSER)
-def test_a_port_file_naming_another_process_s_port_is_not_trusted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_port_file_naming_another_process_s_port_is_never_contacted(tmp_path: Path) -> None:
     # A "browser" that names the port of a service it does not own: attaching there would hand
-    # the test's pages, cookies and all, to whoever listens. (Windows browsers have a port.)
-    monkeypatch.setattr(sessions, "DEVTOOLS_PIPE", False)
+    # the test's pages, cookies and all, to whoever listens. Ours speak on their pipe only.
+    _PageLister.asked = []
     with serve(_PageLister) as service:
         port = service.rsplit(":", 1)[1]
         script = tmp_path / "impostor"
@@ -594,8 +646,10 @@ def test_a_port_file_naming_another_process_s_port_is_not_trusted(
         )
         script.chmod(0o755)
         impostor = Browser(str(script), "chromium", None)
-        with pytest.raises(sessions.BrowserStartError, match=f"names port {port}, where this"):
-            sessions.start_session(tmp_path / "profile", impostor, timeout=15)
+        with pytest.raises(sessions.BrowserStartError, match="not ready in time"):
+            sessions.start_session(tmp_path / "profile", impostor, timeout=2)
+    assert _PageLister.asked == [], "the port the file named was asked for pages"
+    assert (tmp_path / "profile" / "DevToolsActivePort").exists(), "the impostor wrote its file"
     assert not browsers_under(tmp_path), "the impostor was stopped"
 
 
@@ -643,15 +697,6 @@ def test_a_browser_that_is_no_program_is_a_start_error(tmp_path: Path) -> None:
     missing = Browser(str(tmp_path / "no-such-browser"), "chromium", None)
     with pytest.raises(sessions.BrowserStartError, match="cannot start Chromium"):
         sessions.start_session(tmp_path / "profile", missing)
-
-
-def test_a_port_file_is_read_only_once_the_browser_target_is_whole(tmp_path: Path) -> None:
-    port_file = tmp_path / sessions.PORT_FILE
-    port_file.write_text("45678\n/devtools/brow")
-    assert sessions.read_port_file(port_file) is None
-    target = "/devtools/browser/0b5f3c1e-2a3b-4c5d-8e9f-0a1b2c3d4e5f"
-    port_file.write_text(f"45678\n{target}\n")
-    assert sessions.read_port_file(port_file) == (45678, target)
 
 
 # -- browsers started ahead --------------------------------------------------------------------
@@ -1068,7 +1113,6 @@ def test_ctrl_c_during_edge_driver_setup_ends_the_run(
     assert not browsers_under(inner)
 
 
-@posix_only("the bridge to --remote-debugging-pipe: Windows browsers still get a port")
 @pytest.mark.parametrize(
     "header", ["Host: rebound.example.test", "Origin: http://127.0.0.1:8000"], ids=str.split
 )

@@ -1,4 +1,4 @@
-"""A browser's DevTools for this user only (POSIX): the browser on ``--remote-debugging-pipe``,
+"""A browser's DevTools for this user only: the browser on ``--remote-debugging-pipe``,
 and a port of ours that relays one WebSocket client at a time to the pipe.
 
 Chromium's ``--remote-debugging-port`` serves anyone on the machine: another local user could
@@ -18,6 +18,7 @@ import os
 import queue
 import re
 import socket
+import struct
 import sys
 import threading
 import uuid
@@ -32,6 +33,9 @@ _ID = re.compile(rb'\{"id":(\d+)')
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455's fixed key suffix
 _MOST = 256 << 20  # a client message larger than this is no CDP command
 _CLOSE, _PING, _PONG = 8, 9, 10
+#: Seconds a client may leave the browser's messages unread: the browser's messages to us
+#: wait behind it, so one that stalls longer is cut off.
+CLIENT_STALL = 30.0
 
 
 class Bridge:
@@ -120,8 +124,11 @@ class Bridge:
             self._sessions.add(json.loads(message)["params"]["sessionId"])
         with self._lock:
             if self._client is not None:
-                with contextlib.suppress(OSError):
+                try:
                     self._client.sendall(_frame(1, message))
+                except OSError:  # gone, or not reading: every message after it would wait
+                    with contextlib.suppress(OSError):
+                        self._client.shutdown(socket.SHUT_RDWR)  # its relay then drops it
 
     def _serve(self) -> None:
         while self._open:
@@ -133,7 +140,7 @@ class Bridge:
 
     def _answer(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):  # a client that goes is no error of ours
-            if _owner(conn) != os.getuid():
+            if not _is_ours(conn):
                 return  # another user's: closed unanswered
             conn.settimeout(10)
             # Each CDP message is a small write waiting for its answer: Nagle would hold it
@@ -180,7 +187,8 @@ class Bridge:
         if not self._take(conn, key):
             _reply(conn, "409 Conflict", {"error": "the browser serves one client at a time"})
             return
-        conn.settimeout(None)
+        conn.settimeout(None)  # a client may say nothing for long; it must read, though
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _seconds(CLIENT_STALL))
         try:
             self._relay(conn, reader)
         finally:
@@ -236,6 +244,13 @@ class Bridge:
         with contextlib.suppress(OSError):
             for method, params in calls:
                 self._send({"id": next(self._ids), "method": method, "params": params})
+
+
+def _seconds(seconds: float) -> bytes:
+    """``seconds`` as ``SO_SNDTIMEO`` takes it: milliseconds on Windows, a ``timeval`` else."""
+    if sys.platform == "win32":
+        return struct.pack("I", int(seconds * 1000))
+    return struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
 
 
 def _webkit(version: dict[str, str]) -> str:
@@ -296,28 +311,36 @@ def _frame(opcode: int, data: bytes) -> bytes:
 TCP_TABLE = "/proc/net/tcp"
 
 
-def _owner(conn: socket.socket) -> int | None:
-    """The uid owning the client's end of ``conn``: from ``TCP_TABLE`` on Linux, else from the
-    processes' own connections, ours and our children's first (the usual clients: a driver,
-    Playwright's), as another user's are not listed to us."""
+def _is_ours(conn: socket.socket) -> bool:
+    """Whether this user owns the client's end of ``conn``: its uid from ``TCP_TABLE`` on
+    Linux; else the process that holds it, looked for among ours and our children first (the
+    usual clients: a driver, Playwright's), then all; one whose owner we may not read is not
+    ours (another user's, on macOS and Windows)."""
     peer, local = conn.getpeername()[:2], conn.getsockname()[:2]
+    ours = psutil.Process()
     try:
         with open(TCP_TABLE, encoding="ascii") as table:
             for line in itertools.islice(table, 1, None):
                 fields = line.split()
                 # Established only: a socket its process closed shows another owner (root).
                 if fields[1:4] == [_tcp_hex(peer), _tcp_hex(local), "01"]:
-                    return int(fields[7])
-        return None
+                    return int(fields[7]) == _user(ours)
+        return False
     except OSError:
         pass
-    ours = psutil.Process()
     for proc in itertools.chain([ours], ours.children(recursive=True), psutil.process_iter()):
         with contextlib.suppress(psutil.Error):
             for c in proc.net_connections("tcp4"):
                 if c.laddr and c.raddr and tuple(c.laddr) == peer and tuple(c.raddr) == local:
-                    return int(proc.uids().real)
-    return None
+                    return _user(proc) == _user(ours)
+    return False
+
+
+def _user(proc: psutil.Process) -> int | str:
+    """Who runs ``proc``: its account on Windows, its uid elsewhere."""
+    if sys.platform == "win32":
+        return proc.username()
+    return proc.uids().real
 
 
 def _tcp_hex(address: tuple[str, int]) -> str:

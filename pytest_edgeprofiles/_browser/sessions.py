@@ -2,20 +2,18 @@
 
 A browser chromedriver launches stalls its first navigation in ~4 of 10 starts (1.2 or 5.2 s,
 "Waiting for pending navigations"); one we start and attach to once its first page exists does
-not. Its endpoint serves one test: on POSIX a bridge to ``--remote-debugging-pipe`` that answers
-this user only; on Windows, for now, ``--remote-debugging-port=0`` on 127.0.0.1.
+not. Its endpoint serves one test: a bridge to ``--remote-debugging-pipe`` that answers this
+user only; the browser itself listens on no port.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import os
-import re
 import shutil
 import subprocess
+import sys
 import tempfile
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,19 +40,13 @@ CHROMEDRIVER_SWITCHES = (
     "--test-type=webdriver", "--use-mock-keychain",
 )  # fmt: skip
 
-#: Where the browser writes its DevTools port (first line) and browser target (second line).
-PORT_FILE = "DevToolsActivePort"
-#: Whether a browser speaks DevTools on a pipe, behind a bridge for this user only (POSIX), or
-#: on a port of its own on 127.0.0.1 (Windows, where the pipe is not wired up yet).
-DEVTOOLS_PIPE = not platform.WINDOWS
 #: How long a browser may take to be ready: a cold start is ~0.5 s, a loaded CI machine slower.
 START_TIMEOUT = 30.0
 _POLL = 0.01
 _STDERR_TAIL = 2000
-_BROWSER_TARGET = re.compile(r"/devtools/browser/[0-9a-f-]{36}")
 #: Flags that would take the session from the fixture: its profile, or its DevTools endpoint.
 RESERVED_FLAGS = ("--user-data-dir", "--remote-debugging-port", "--remote-debugging-address",
-                  "--remote-debugging-pipe")  # fmt: skip
+                  "--remote-debugging-pipe", "--remote-debugging-io-pipes")  # fmt: skip
 
 
 class BrowserStartError(RuntimeError):
@@ -68,7 +60,7 @@ class BrowserStartError(RuntimeError):
 
 @dataclass
 class BrowserSession:
-    """A browser we started on ``profile``, listening for DevTools on 127.0.0.1:``port``."""
+    """A browser we started on ``profile``, its DevTools served on 127.0.0.1:``port``."""
 
     browser: Browser
     profile: Path
@@ -76,7 +68,7 @@ class BrowserSession:
     port: int
     browser_target: str
     _stderr: IO[bytes] = field(repr=False)
-    _bridge: Bridge | None = field(default=None, repr=False)
+    _bridge: Bridge = field(repr=False)
 
     @property
     def debugger_address(self) -> str:
@@ -91,9 +83,7 @@ class BrowserSession:
 
     def has_page(self) -> bool:
         """Whether the browser answers, with a page to attach to."""
-        if self._bridge is not None:
-            return self._bridge.has_page()
-        return has_page(self.port)
+        return self._bridge.has_page()
 
     def stop(self, grace: float = 10.0) -> int | None:
         """Stop the browser, its helpers and whatever it left on the profile; its exit status.
@@ -115,8 +105,7 @@ class BrowserSession:
             processes.stop_browser_on(self.profile)
         finally:
             self._stderr.close()
-            if self._bridge is not None:
-                self._bridge.close()
+            self._bridge.close()
         return self.process.returncode
 
 
@@ -142,12 +131,9 @@ def start_session(
             f"would take the session from under the fixture: its profile and its DevTools "
             f"endpoint are the fixture's to set"
         )
-    # Left by an earlier browser on this profile: it would name a port nobody listens on.
-    (profile / PORT_FILE).unlink(missing_ok=True)
     # The run's flags, the switches chromedriver would add, and the DevTools endpoint.
     switches = [s for s in CHROMEDRIVER_SWITCHES if s not in launch.QUIET_FLAGS]
-    endpoint = "--remote-debugging-pipe" if DEVTOOLS_PIPE else "--remote-debugging-port=0"
-    flags = [*launch.QUIET_FLAGS, *switches, endpoint, *extra]
+    flags = [*launch.QUIET_FLAGS, *switches, "--remote-debugging-pipe", *extra]
     args = [
         browser.path,
         *launch.browser_args(profile, browser, headless=headless, extra=flags),
@@ -155,126 +141,106 @@ def start_session(
     ]
     # Outlives this function: the session closes it when the browser stops.
     stderr = tempfile.TemporaryFile()  # noqa: SIM115
-    bridge = None
     try:
-        if DEVTOOLS_PIPE:
-            proc, bridge = _on_pipes(args, stderr)
-        else:
-            proc = _popen(args, stderr)
+        proc, bridge = _on_pipes(args, stderr)
     except OSError as exc:  # not there, or not a program
         stderr.close()
         raise BrowserStartError(f"cannot start {browser.describe()}: {exc}", exited=True) from None
     try:
-        port, target = _wait_ready(proc, profile, timeout, bridge)
+        _wait_ready(proc, timeout, bridge)
     except BaseException as exc:
         # A browser that is not ready is of no use: stop it hard, and whatever it started.
         processes.kill_tree(proc)
         processes.stop_browser_on(profile)
-        if bridge is not None:
-            bridge.close()
+        bridge.close()
         if isinstance(exc, BrowserStartError):
             described = f"{exc}{_describe(browser, profile, proc, stderr)}"
             raise BrowserStartError(described, exc.exited) from None
         stderr.close()
         raise
-    return BrowserSession(browser, profile, proc, port, target, stderr, bridge)
-
-
-def _popen(
-    args: list[str],
-    stderr: IO[bytes],
-    stdin: int = subprocess.DEVNULL,
-    stdout: int = subprocess.DEVNULL,
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args,
-        env=launch.browser_env(),
-        stdin=stdin,
-        stdout=stdout,
-        stderr=stderr,
-        **processes.OWN_GROUP,
-    )
+    return BrowserSession(browser, profile, proc, bridge.port, bridge.target, stderr, bridge)
 
 
 def _on_pipes(args: list[str], stderr: IO[bytes]) -> tuple[subprocess.Popen[bytes], Bridge]:
-    """The browser started with its DevTools pipes on fds 3 (in) and 4 (out), where it reads
-    them, and a bridge to them. Popen places them as stdin and stdout, and a shell moves them
-    on: ``preexec_fn`` is unsafe in a process with threads, and dash takes one-digit fds only."""
+    """The browser started with its DevTools pipes, and a bridge to them. The bridge comes
+    first: made after the browser, its failure would leave the browser running."""
     if shutil.which(args[0]) is None:  # else the shell runs, and exits 127
         code = errno.EACCES if os.path.exists(args[0]) else errno.ENOENT
         raise OSError(code, os.strerror(code), args[0])
     theirs_in, ours_out = os.pipe()
     ours_in, theirs_out = os.pipe()
-    moved = 'exec "$@" 3<&0 4>&1 </dev/null >/dev/null'
     try:
-        proc = _popen(["/bin/sh", "-c", moved, "sh", *args], stderr, theirs_in, theirs_out)
+        bridge = Bridge(ours_out, ours_in)
     except OSError:
-        for fd in (ours_in, ours_out):
+        for fd in (theirs_in, theirs_out, ours_in, ours_out):
             os.close(fd)
+        raise
+    try:
+        start = _with_handles if platform.WINDOWS else _on_fds_3_and_4
+        return start(args, stderr, theirs_in, theirs_out), bridge
+    except OSError:
+        bridge.close()  # its reader ends as the browser's end of its pipe closes below
         raise
     finally:
         for fd in (theirs_in, theirs_out):
             os.close(fd)
-    return proc, Bridge(ours_out, ours_in)
 
 
-def _wait_ready(
-    proc: subprocess.Popen[bytes], profile: Path, timeout: float, bridge: Bridge | None
-) -> tuple[int, str]:
-    endpoint: tuple[int, str] | None = None
+def _on_fds_3_and_4(
+    args: list[str], stderr: IO[bytes], theirs_in: int, theirs_out: int
+) -> subprocess.Popen[bytes]:
+    """POSIX browsers read their pipes on fds 3 (in) and 4 (out). Popen places them as stdin
+    and stdout, and a shell moves them on: ``preexec_fn`` is unsafe in a process with
+    threads, and dash takes one-digit fds only."""
+    moved = 'exec "$@" 3<&0 4>&1 </dev/null >/dev/null'
+    return subprocess.Popen(
+        ["/bin/sh", "-c", moved, "sh", *args],
+        env=launch.browser_env(),
+        stdin=theirs_in,
+        stdout=theirs_out,
+        stderr=stderr,
+        **processes.OWN_GROUP,
+    )
+
+
+def _with_handles(
+    args: list[str], stderr: IO[bytes], theirs_in: int, theirs_out: int
+) -> subprocess.Popen[bytes]:
+    """Windows browsers take their pipes' handles by value (``--remote-debugging-io-pipes``),
+    inherited: only these two and the standard ones (``handle_list``), never another
+    thread's."""
+    if sys.platform != "win32":  # and the type checker reads the rest as Windows code
+        raise OSError(errno.ENOSYS, "pipe handles are passed by value on Windows only")
+    import msvcrt
+
+    handles = [msvcrt.get_osfhandle(fd) for fd in (theirs_in, theirs_out)]
+    for handle in handles:
+        os.set_handle_inheritable(handle, True)
+    pipes = f"--remote-debugging-io-pipes={handles[0]},{handles[1]}"
+    info = subprocess.STARTUPINFO(lpAttributeList={"handle_list": handles})
+    return subprocess.Popen(
+        [args[0], pipes, *args[1:]],
+        env=launch.browser_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        close_fds=True,
+        startupinfo=info,
+        **processes.OWN_GROUP,
+    )
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], timeout: float, bridge: Bridge) -> None:
     # The browser signals nothing we can wait on: poll, with a deadline.
     backoff = Backoff(_POLL, most=_POLL, timeout=timeout)
     while True:
         if proc.poll() is not None:
             raise BrowserStartError("the browser exited while starting", exited=True)
-        if bridge is not None:  # it answers once DevTools is up, at once if it exits
-            if bridge.has_page(max(backoff.remaining(), 0.0)):
-                return bridge.port, bridge.target
-        elif (endpoint := endpoint or _port_of(proc, profile)) and has_page(endpoint[0]):
-            return endpoint
+        # It answers once DevTools is up, at once if it exits.
+        if bridge.has_page(max(backoff.remaining(), 0.0)):
+            return
         if not backoff.pause():
             raise BrowserStartError("the browser was not ready in time")
-
-
-def _port_of(proc: subprocess.Popen[bytes], profile: Path) -> tuple[int, str] | None:
-    """The endpoint ``DevToolsActivePort`` names, once written, if the browser listens there."""
-    endpoint = read_port_file(profile / PORT_FILE)
-    if endpoint is None or processes.listens_on(proc.pid, endpoint[0]):
-        return endpoint
-    if proc.poll() is not None:
-        return None  # it exited meanwhile, which the next look says
-    # Never attach to whatever else listens there: it would get the test's pages.
-    raise BrowserStartError(
-        f"{PORT_FILE} names port {endpoint[0]}, where this browser does not listen"
-    )
-
-
-def read_port_file(path: Path) -> tuple[int, str] | None:
-    """The port and browser target in a ``DevToolsActivePort`` file; None until both are."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return None
-    if len(lines) < 2 or not lines[0].strip().isdigit():
-        return None
-    if not _BROWSER_TARGET.fullmatch(lines[1].strip()):
-        return None  # still being written
-    return int(lines[0]), lines[1].strip()
-
-
-#: No proxy: urllib sends 127.0.0.1 through ``http_proxy`` unless ``no_proxy`` names it, and
-#: behind a proxy every start would time out.
-_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def has_page(port: int) -> bool:
-    """Whether the browser on ``port`` lists a page target."""
-    try:
-        with _LOCAL.open(f"http://127.0.0.1:{port}/json/list", timeout=2) as reply:
-            targets = json.load(reply)
-    except (OSError, ValueError):  # not listening yet, or a reply cut short
-        return False
-    return any(t.get("type") == "page" for t in targets if isinstance(t, dict))
 
 
 def _describe(

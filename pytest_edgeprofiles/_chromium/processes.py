@@ -136,20 +136,6 @@ def normalise(path: str) -> str:
     return os.path.normcase(path)  # Windows paths compare without case
 
 
-def listens_on(pid: int, port: int) -> bool:
-    """Whether process ``pid`` itself listens on 127.0.0.1:``port`` (TCP)."""
-    try:
-        proc = psutil.Process(pid)
-        # ``net_connections`` since psutil 6, ``connections`` before.
-        connections = getattr(proc, "net_connections", None) or proc.connections
-        return any(
-            c.status == psutil.CONN_LISTEN and c.laddr and tuple(c.laddr)[1] == port
-            for c in connections(kind="tcp4")
-        )
-    except psutil.Error:
-        return False
-
-
 def browsers_using(profile: str) -> list[psutil.Process]:
     """This user's processes whose command line names exactly ``profile`` as user data dir."""
     wanted = normalise(profile)
