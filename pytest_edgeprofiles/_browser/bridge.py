@@ -120,10 +120,10 @@ class Bridge:
             if answer:
                 answer.put(json.loads(message))
             return
-        if b'"method":"Target.attachedToTarget"' in message[:64]:
-            self._sessions.add(json.loads(message)["params"]["sessionId"])
         with self._lock:
             if self._client is not None:
+                if b'"method":"Target.attachedToTarget"' in message[:64]:
+                    self._sessions.add(json.loads(message)["params"]["sessionId"])
                 try:
                     self._client.sendall(_frame(1, message))
                 except OSError:  # gone, or not reading: every message after it would wait
@@ -227,23 +227,24 @@ class Bridge:
 
     def _drop_client(self) -> None:
         """The client went: what it attached is detached, as the browser does when a
-        WebSocket closes, or a page opened later would wait for a debugger that is gone."""
+        WebSocket closes, or a page opened later would wait for a debugger that is gone. The
+        next client is taken only after that is sent, or it could undo the next one's."""
         with self._lock:
-            client, self._client = self._client, None
-        if client is None:
-            return
+            client = self._client
+            if client is None:
+                return
+            calls: list[tuple[str, dict[str, object]]] = [
+                ("Target.detachFromTarget", {"sessionId": session}) for session in self._sessions
+            ]
+            calls.append(
+                ("Target.setAutoAttach", {"autoAttach": False, "waitForDebuggerOnStart": False})
+            )
+            with contextlib.suppress(OSError):
+                for method, params in calls:
+                    self._send({"id": next(self._ids), "method": method, "params": params})
+            self._client, self._sessions = None, set()
         with contextlib.suppress(OSError):
             client.shutdown(socket.SHUT_RDWR)
-        sessions, self._sessions = self._sessions, set()
-        calls: list[tuple[str, dict[str, object]]] = [
-            ("Target.detachFromTarget", {"sessionId": session}) for session in sessions
-        ]
-        calls.append(
-            ("Target.setAutoAttach", {"autoAttach": False, "waitForDebuggerOnStart": False})
-        )
-        with contextlib.suppress(OSError):
-            for method, params in calls:
-                self._send({"id": next(self._ids), "method": method, "params": params})
 
 
 def _seconds(seconds: float) -> bytes:
