@@ -21,7 +21,6 @@ from typing import IO
 
 from .._chromium import processes, userdata
 from .._chromium.installs import Browser
-from .._system import platform
 from .._system.logs import log
 from .._system.waiting import Backoff
 from . import launch
@@ -176,7 +175,8 @@ def _on_pipes(args: list[str], stderr: IO[bytes]) -> tuple[subprocess.Popen[byte
             os.close(fd)
         raise
     try:
-        start = _with_handles if platform.WINDOWS else _on_fds_3_and_4
+        # What the OS can pass, not a path to take: tests play Windows' stop on POSIX.
+        start = _with_handles if sys.platform == "win32" else _on_fds_3_and_4
         return start(args, stderr, theirs_in, theirs_out), bridge
     except OSError:
         bridge.close()  # its reader ends as the browser's end of its pipe closes below
