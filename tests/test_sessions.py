@@ -938,6 +938,51 @@ def test_prelaunch_zero_starts_no_browser_ahead(
     assert "8 browsers for tests: 0 started ahead, 8 by their test" in starts_line(result)
 
 
+DRIVER_AHEAD_TESTS = """
+import time
+import psutil, pytest
+
+def drivers():
+    return {p.pid for p in psutil.process_iter(["name"]) if "driver" in p.info["name"]}
+
+before = {}
+
+@pytest.fixture(autouse=True)
+def setup_began(request):  # autouse: set up before the test's edge fixtures
+    before[request.node.name] = drivers()
+
+@pytest.mark.parametrize("i", range(2))
+def test_driver(edge_driver, i, request):
+    ours = edge_driver.service.process.pid
+    if i == 0:  # the next test's driver starts with its browser, ahead, while this one runs
+        deadline = time.monotonic() + 30
+        while not drivers() - {ours}:
+            assert time.monotonic() < deadline, "no driver started ahead"
+            time.sleep(0.05)  # a poll with a deadline: a start ahead sends no event
+    else:
+        assert ours in before[request.node.name], "this test's driver started in its setup"
+
+def test_page(edge_page):  # its browser was started ahead with a driver nobody takes
+    pass
+"""
+
+
+def test_the_next_test_s_driver_starts_with_its_browser_ahead(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    pytester.makepyfile(test_inner=DRIVER_AHEAD_TESTS)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", f"--edge-profile-root={inner}", "--edge-prelaunch=2", timeout=120
+    )  # fmt: skip
+    result.assert_outcomes(passed=3)
+    assert "3 browsers for tests: 2 started ahead, 1 by their test" in starts_line(result)
+    drivers = [
+        p for p in psutil.process_iter(["name", "cmdline"])
+        if "driver" in (p.info["name"] or "") and str(inner) in " ".join(p.info["cmdline"] or [])
+    ]  # fmt: skip
+    assert drivers == [], "a driver started ahead outlived its browser"
+
+
 ONE_CORE = ["taskset", "-c", "0"]
 
 

@@ -8,6 +8,7 @@ user only; the browser itself listens on no port.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -17,7 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .._chromium import processes, userdata
 from .._chromium.installs import Browser
@@ -68,6 +69,8 @@ class BrowserSession:
     browser_target: str
     _stderr: IO[bytes] = field(repr=False)
     _bridge: Bridge = field(repr=False)
+    #: A Selenium service started for this browser ahead of its test, until the test takes it.
+    driver: Any = field(default=None, repr=False)
 
     @property
     def debugger_address(self) -> str:
@@ -84,11 +87,19 @@ class BrowserSession:
         """Whether the browser answers, with a page to attach to."""
         return self._bridge.has_page()
 
+    def take_driver(self) -> Any:
+        """The Selenium service started for this browser, once; None if none was."""
+        driver, self.driver = self.driver, None
+        return driver
+
     def stop(self, grace: float = 10.0) -> int | None:
         """Stop the browser, its helpers and whatever it left on the profile; its exit status.
         A second call does nothing."""
         if self._stderr.closed:
             return self.process.returncode
+        if (driver := self.take_driver()) is not None:
+            with contextlib.suppress(Exception):  # a driver that is gone is stopped
+                driver.stop()
         try:
             if self.process.poll() is None:
                 helpers = processes.helpers_to_stop(self.process.pid)

@@ -17,6 +17,7 @@ from ._lookahead import (
     EDGE_FIXTURES,
     FLAGS,
     NEXT_FLAGS,
+    NEXT_WANTS_DRIVER,
     NEXT_WANTS_PROFILE,
     PHASE_FAILED,
     flags_of,
@@ -74,6 +75,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     skipped = nextitem is not None and nextitem.get_closest_marker("skip") is not None
     wanted = set() if skipped else EDGE_FIXTURES.intersection(getattr(nextitem, "fixturenames", ()))
     item.stash[NEXT_WANTS_PROFILE] = "edge_profile" in wanted
+    item.stash[NEXT_WANTS_DRIVER] = "edge_driver" in wanted
     item.stash[NEXT_FLAGS] = None if skipped else flags_of(nextitem)
     run = started_run(item.config)
     ahead = run.started_ahead() if run is not None else None
@@ -91,7 +93,7 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     run = started_run(item.config)
     ahead = run.started_ahead() if run is not None else None
     if flags is not None and ahead is not None:
-        ahead.fill(flags)
+        ahead.fill(flags, driver=item.stash.get(NEXT_WANTS_DRIVER, False))
 
 
 # Outside pytest-selenium's, which sets report.extras to its own list, dropping ours.

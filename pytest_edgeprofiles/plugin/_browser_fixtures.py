@@ -75,10 +75,14 @@ def edge_driver(
 
     from .._browser import launch
 
-    service = launch.selenium_service(edge_browser, edge_profile)
-    # The driver starts while the browser does: ~0.1 s, mostly Selenium waiting for its port.
-    # Not on PATH: the WebDriver's constructor finds one (Selenium Manager) when it starts it.
-    started = run_of(request.config).lanes.submit("driver", service.start) if service.path else None
+    run = run_of(request.config)
+    ahead = run.browsers.session_on(edge_profile)  # a browser started ahead, maybe its driver
+    service, started = ahead.take_driver() if ahead is not None else None, None
+    if service is None:
+        service = launch.selenium_service(edge_browser, edge_profile)
+        # The driver starts while the browser does. Not on PATH: the WebDriver's constructor
+        # finds one (Selenium Manager) when it starts it.
+        started = run.lanes.submit("driver", service.start) if service.path else None
     try:
         session: BrowserSession = request.getfixturevalue("edge_browser_session")
         if started is not None:

@@ -23,10 +23,12 @@ EDGE_FIXTURES = PROFILE_FIXTURES | LAUNCH_FIXTURES | BROWSER_FIXTURES | {"edge_p
 ARGS_NAME = "edge_browser_args"  # marker and ini value: flags for the browser's command line
 
 # Per test: its browser's flags; the next test's (None: none, or skipped); whether the next
-# asks for edge_profile; on edge_profile, whether each phase failed (for its retention).
+# asks for edge_profile, and for edge_driver; on edge_profile, whether each phase failed (for
+# its retention).
 FLAGS = pytest.StashKey["LaunchFlags"]()
 NEXT_FLAGS = pytest.StashKey["LaunchFlags | None"]()
 NEXT_WANTS_PROFILE = pytest.StashKey[bool]()
+NEXT_WANTS_DRIVER = pytest.StashKey[bool]()
 PHASE_FAILED = pytest.StashKey[dict[str, bool]]()
 
 
