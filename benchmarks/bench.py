@@ -15,6 +15,8 @@ writes its bytecode caches, as an installed package has them.
 from __future__ import annotations
 
 import argparse
+import fcntl
+import json
 import multiprocessing
 import os
 import shutil
@@ -52,7 +54,8 @@ class Figure:
             ratio = f"{self.ours * 1000:.2f} ms"
         else:
             ours, anchor = self.ours * 1000, self.anchor * 1000
-            ratio = f"{self.ours / self.anchor:.2f}x ({ours:.0f} vs {anchor:.0f} ms)"
+            digits = 2 if anchor < 10 else 0
+            ratio = f"{self.ours / self.anchor:.2f}x ({ours:.{digits}f} vs {anchor:.{digits}f} ms)"
         mark = "-" if self.met is None else "yes" if self.met else "NO"
         return f"| {self.name} | {self.anchor_name} | {ratio} | {self.goal} | {mark} |"
 
@@ -256,6 +259,70 @@ def bench_small_ops(work: Path) -> list[Figure]:
     ]
 
 
+def bench_profile_floor(work: Path, cycles: int) -> list[Figure]:
+    """Where a profile's cost to a test goes: what ``edge_profile`` asks of the manager for
+    each test (made, checked, given back, deleted in the background), against the same file
+    operations written by hand, with nothing checked: the floor on this disk."""
+    manager = ProfileManager(root=work / "floor", max_profiles=8, registry_path=work / "f.json")
+
+    def ours() -> float:
+        def cycles_of_ours() -> None:
+            for i in range(cycles):
+                manager.create_profile(f"gw0.{i}", prepared_as="gw0")
+                manager.validate_profile(f"gw0.{i}")
+                manager.release_profile(f"gw0.{i}")
+            manager.drain()
+
+        return timed(cycles_of_ours) / cycles
+
+    hand = work / "by-hand"
+    hand.mkdir()
+    registry = hand / "registry.json"
+    registry.write_text(json.dumps({"entries": {}}))
+    lock = os.open(hand / "registry.lock", os.O_RDWR | os.O_CREAT)
+
+    def slot(path: Path, take: bool) -> None:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = json.loads(registry.read_bytes())
+        if take:
+            state["entries"][str(path)] = {"pid": os.getpid(), "path": str(path)}
+        else:
+            state["entries"].pop(str(path))
+        fd = os.open(registry, os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, json.dumps(state).encode())
+        os.close(fd)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def by_hand() -> float:
+        def cycles_by_hand() -> None:
+            for i in range(cycles):
+                path = hand / f"p{i}"
+                slot(path, take=True)
+                for folder in (path, path / "Default", path / "Downloads"):
+                    os.mkdir(folder)
+                (path / "Default" / "Preferences").write_text('{"download": {}}')
+                (hand / f"p{i}.tmp").write_text(json.dumps({"pid": os.getpid()}))
+                os.replace(hand / f"p{i}.tmp", hand / f"p{i}.json")
+                os.rename(path, hand / f"garbage-p{i}")
+                slot(path, take=False)
+                shutil.rmtree(hand / f"garbage-p{i}")
+                os.unlink(hand / f"p{i}.json")
+
+        return timed(cycles_by_hand) / cycles
+
+    result = alternate(ours, by_hand, 3)
+    return [
+        Figure(
+            "a profile made, checked and given back, as `edge_profile` asks for each test",
+            *result,
+            "the same file operations by hand (3 folders, 2 files, 2 registry writes, a rename,"
+            " a removal), nothing checked: the floor",
+            "where the time goes",
+            None,
+        )
+    ]
+
+
 def bench_listing(work: Path, mb: int, rounds: int) -> list[Figure]:
     """``list_profiles`` over 16 profiles of ``mb`` MB (36 files a MB, as a real profile).
 
@@ -426,6 +493,26 @@ def bench_unused(work: Path, rounds: int) -> list[Figure]:
                 result[0] / result[1] <= 1.03,
             )
         )
+    # Where the difference goes: the plugin's import, which every such run pays (as Python
+    # itself times it: whole processes differ by more than it on a shared machine).
+    loaded = "import _pytest.config; _pytest.config.get_config()"  # pytest's own plugins
+    code = f"{loaded}; import pytest_edgeprofiles.plugin"
+    imports = []
+    for _ in range(rounds):
+        timed_import = [sys.executable, "-X", "importtime", "-c", code]
+        out = subprocess.run(timed_import, env=measured_env(env), capture_output=True, text=True)
+        line = next(x for x in out.stderr.splitlines() if x.endswith("pytest_edgeprofiles.plugin"))
+        imports.append(int(line.split("|")[1]) / 1e6)
+    figures.append(
+        Figure(
+            "importing the plugin, beside pytest's own (`-X importtime`)",
+            statistics.median(imports),
+            None,
+            "",
+            "where the time goes",
+            None,
+        )
+    )
     return figures
 
 
@@ -490,6 +577,7 @@ def main() -> None:
             *bench_clone(work, heavy, rounds),
             *bench_cleanup_and_size(work, heavy, rounds),
             *bench_small_ops(work),
+            *bench_profile_floor(work, 100 if args.quick else 1000),
             *bench_listing(work, 300 // scale, rounds),
             *bench_registry(work, 1.0 if args.quick else 5.0),
             *bench_unused(work, 1 if args.quick else 30),

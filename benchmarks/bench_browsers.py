@@ -181,6 +181,10 @@ def bench_browsers(work: Path, rounds: int, quick: bool) -> list[Figure]:
         theirs = "the same on pytest-playwright's `page`"
         rows.append(("`edge_page` opening a local page", ("test_page.py",),
                      ("test_their_page.py",), theirs, 1.6, ("playwright", "base_url")))  # fmt: skip
+        # Where its time goes: a browser a test, started and stopped, against their context.
+        rows.append(("`edge_browser_session` only, the floor of a browser a test",
+                     ("test_floor.py",), ("test_their_page.py",), theirs, None,
+                     ("playwright", "base_url")))  # fmt: skip
     else:
         print("pytest-playwright is not installed: the edge_page figure is left out")
     figures = []
