@@ -939,11 +939,15 @@ def test_prelaunch_zero_starts_no_browser_ahead(
 
 
 DRIVER_AHEAD_TESTS = """
-import time
+import os, time
 import psutil, pytest
 
-def drivers():
-    return {p.pid for p in psutil.process_iter(["name"]) if "driver" in p.info["name"]}
+ROOT = os.environ["EDGEPROFILES_ROOT"]
+
+def drivers():  # this run's: their command lines name its profiles
+    found = psutil.process_iter(["name", "cmdline"])
+    return {p.pid for p in found if "driver" in (p.info["name"] or "")
+            and ROOT in " ".join(p.info["cmdline"] or [])}
 
 before = {}
 
@@ -968,9 +972,10 @@ def test_page(edge_page):  # its browser was started ahead with a driver nobody 
 
 
 def test_the_next_test_s_driver_starts_with_its_browser_ahead(
-    pytester: pytest.Pytester, inner: Path, browser: Browser
+    pytester: pytest.Pytester, inner: Path, browser: Browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_inner=DRIVER_AHEAD_TESTS)
+    monkeypatch.setenv("EDGEPROFILES_ROOT", str(inner))
     result = pytester.runpytest_subprocess(
         "-p", "no:randomly", f"--edge-profile-root={inner}", "--edge-prelaunch=2", timeout=120
     )  # fmt: skip
