@@ -450,7 +450,7 @@ def test_a_helper_started_while_the_browser_stops_is_stopped_too(
     relay = bridge.Bridge(ours_out, ours_in)
     os.close(theirs_in)
     os.close(theirs_out)  # a bridge to no browser: it closes itself
-    session = sessions.BrowserSession(browser, tmp_path, proc, 1, "/", stderr, relay)
+    session = sessions.BrowserSession(browser, tmp_path, proc, stderr, relay)
     assert session.stop() == 0
     assert not browsers_under(tmp_path), "the helper it started on its way out still runs"
 

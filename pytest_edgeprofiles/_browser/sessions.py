@@ -65,12 +65,19 @@ class BrowserSession:
     browser: Browser
     profile: Path
     process: subprocess.Popen[bytes]
-    port: int
-    browser_target: str
     _stderr: IO[bytes] = field(repr=False)
     _bridge: Bridge = field(repr=False)
     #: A Selenium service started for this browser ahead of its test, until the test takes it.
     driver: Any = field(default=None, repr=False)
+
+    @property
+    def port(self) -> int:
+        return self._bridge.port
+
+    @property
+    def browser_target(self) -> str:
+        """The browser's WebSocket path, ``/devtools/browser/<id>``."""
+        return self._bridge.target
 
     @property
     def debugger_address(self) -> str:
@@ -168,7 +175,7 @@ def start_session(
             raise BrowserStartError(described, exc.exited) from None
         stderr.close()
         raise
-    return BrowserSession(browser, profile, proc, bridge.port, bridge.target, stderr, bridge)
+    return BrowserSession(browser, profile, proc, stderr, bridge)
 
 
 def _on_pipes(args: list[str], stderr: IO[bytes]) -> tuple[subprocess.Popen[bytes], Bridge]:
@@ -188,38 +195,35 @@ def _on_pipes(args: list[str], stderr: IO[bytes]) -> tuple[subprocess.Popen[byte
     try:
         # What the OS can pass, not a path to take: tests play Windows' stop on POSIX.
         start = _with_handles if sys.platform == "win32" else _on_fds_3_and_4
-        return start(args, stderr, theirs_in, theirs_out), bridge
+        command, passing = start(args, theirs_in, theirs_out)
+        proc = subprocess.Popen(
+            command, env=launch.browser_env(), stderr=stderr, **passing, **processes.OWN_GROUP
+        )
     except OSError:
         bridge.close()  # its reader ends as the browser's end of its pipe closes below
         raise
     finally:
         for fd in (theirs_in, theirs_out):
             os.close(fd)
+    return proc, bridge
 
 
 def _on_fds_3_and_4(
-    args: list[str], stderr: IO[bytes], theirs_in: int, theirs_out: int
-) -> subprocess.Popen[bytes]:
+    args: list[str], theirs_in: int, theirs_out: int
+) -> tuple[list[str], dict[str, Any]]:
     """POSIX browsers read their pipes on fds 3 (in) and 4 (out). Popen places them as stdin
     and stdout, and a shell moves them on: ``preexec_fn`` is unsafe in a process with
-    threads, and dash takes one-digit fds only."""
+    threads, and dash takes one-digit fds only. The command and Popen's arguments."""
     moved = 'exec "$@" 3<&0 4>&1 </dev/null >/dev/null'
-    return subprocess.Popen(
-        ["/bin/sh", "-c", moved, "sh", *args],
-        env=launch.browser_env(),
-        stdin=theirs_in,
-        stdout=theirs_out,
-        stderr=stderr,
-        **processes.OWN_GROUP,
-    )
+    return ["/bin/sh", "-c", moved, "sh", *args], {"stdin": theirs_in, "stdout": theirs_out}
 
 
 def _with_handles(
-    args: list[str], stderr: IO[bytes], theirs_in: int, theirs_out: int
-) -> subprocess.Popen[bytes]:
+    args: list[str], theirs_in: int, theirs_out: int
+) -> tuple[list[str], dict[str, Any]]:
     """Windows browsers take their pipes' handles by value (``--remote-debugging-io-pipes``),
     inherited: only these two and the standard ones (``handle_list``), never another
-    thread's."""
+    thread's. The command and Popen's arguments."""
     if sys.platform != "win32":  # and the type checker reads the rest as Windows code
         raise OSError(errno.ENOSYS, "pipe handles are passed by value on Windows only")
     import msvcrt
@@ -228,17 +232,12 @@ def _with_handles(
     for handle in handles:
         os.set_handle_inheritable(handle, True)
     pipes = f"--remote-debugging-io-pipes={handles[0]},{handles[1]}"
-    info = subprocess.STARTUPINFO(lpAttributeList={"handle_list": handles})
-    return subprocess.Popen(
-        [args[0], pipes, *args[1:]],
-        env=launch.browser_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        close_fds=True,
-        startupinfo=info,
-        **processes.OWN_GROUP,
-    )
+    return [args[0], pipes, *args[1:]], {
+        "stdin": subprocess.DEVNULL,
+        "stdout": subprocess.DEVNULL,
+        "close_fds": True,
+        "startupinfo": subprocess.STARTUPINFO(lpAttributeList={"handle_list": handles}),
+    }
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], timeout: float, bridge: Bridge) -> None:
