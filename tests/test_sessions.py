@@ -966,8 +966,15 @@ def test_driver(edge_driver, i, request):
     else:
         assert ours in before[request.node.name], "this test's driver started in its setup"
 
-def test_page(edge_page):  # its browser was started ahead with a driver nobody takes
-    pass
+def test_page(edge_page, edge_profile):  # its browser started ahead with a driver for it
+    def on_mine():
+        found = psutil.process_iter(["name", "cmdline"])
+        return [p for p in found if "driver" in (p.info["name"] or "")
+                and str(edge_profile) in " ".join(p.info["cmdline"] or [])]
+    deadline = time.monotonic() + 10
+    while on_mine():  # nobody takes it: stopped, not left answering on its port
+        assert time.monotonic() < deadline, "the driver nobody takes still runs"
+        time.sleep(0.05)
 """
 
 

@@ -138,12 +138,18 @@ class BrowserOwner:
                 pace=self.pace,
             )
 
-    def hand_out_ahead(self, flags: LaunchFlags, manager: ProfileManager) -> AheadBrowser | None:
-        """A browser started ahead for ``flags``, ready, with its profile; None if none."""
+    def hand_out_ahead(
+        self, flags: LaunchFlags, manager: ProfileManager, driver: bool
+    ) -> AheadBrowser | None:
+        """A browser started ahead for ``flags``, ready, with its profile; None if none.
+        ``driver``: whether the test attaches Selenium; if not, a driver started with the
+        browser (for the test it guessed) stops now: its port answers any local user."""
         ahead = self.ahead.pop(flags, manager) if self.ahead else None
         if ahead is not None:
             self._starts["ahead"] += 1
             self._on[ahead.path] = ahead.session
+            if not driver and (service := ahead.session.take_driver()) is not None:
+                self._stopping.submit("stop", functools.partial(_stop_driver, service))
         return ahead
 
     def stop_on(self, profile: Path, then: Callable[[], object], background: bool) -> None:
@@ -201,3 +207,10 @@ class BrowserOwner:
             except Exception as exc:  # for the summary; the sweep takes what is left
                 log.warning("could not stop the browser on %s: %s", profile, exc)
                 self.failures.append((str(profile), str(exc)))
+
+
+def _stop_driver(service: Any) -> None:
+    try:
+        service.stop()
+    except Exception as exc:  # a driver that is gone is stopped
+        log.info("could not stop a driver started ahead: %s", exc)

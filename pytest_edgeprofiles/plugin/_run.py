@@ -156,7 +156,8 @@ class Run:
         flags = item.stash.get(FLAGS, None)
         ahead = None
         if flags is not None and self._browsers is not None:
-            ahead = self._browsers.hand_out_ahead(flags, manager)
+            driver = "edge_driver" in getattr(item, "fixturenames", ())
+            ahead = self._browsers.hand_out_ahead(flags, manager, driver)
         if ahead is not None:
             key, path = ahead.key, ahead.path
         else:
