@@ -3,6 +3,7 @@ saved), on a profile whose slot is a spare, never one a waiting test of another 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections import deque
 from collections.abc import Callable
@@ -161,14 +162,18 @@ class BrowsersAhead:
 def _started_driver(browser: Browser, profile: Path) -> Any:
     """A Selenium service for ``browser`` on ``profile``, started; None if it could not be
     (the test then starts its own, and meets the error itself)."""
-    try:
-        from . import launch
+    from . import launch
 
+    service: Any = None
+    try:
         service = launch.selenium_service(browser, profile)
         if not service.path:  # not on PATH: Selenium Manager's, which the test's own finds
             return None
         service.start()
     except Exception as exc:
         log.info("could not start a driver ahead: %s", exc)
+        if getattr(service, "process", None) is not None:  # launched, then not ready
+            with contextlib.suppress(Exception):
+                service.stop()
         return None
     return service
