@@ -105,6 +105,9 @@ def _started_once(service: type[Any]) -> type[Any]:
         def start(self) -> None:
             process = getattr(self, "process", None)
             if process is None or process.poll() is not None:
+                # Selenium keeps handles on Windows: a browser's pipe, launched meanwhile,
+                # would stay open in the driver, and the browser's exit go unseen.
+                self.popen_kw.setdefault("close_fds", True)  # Selenium pops it at each start
                 super().start()
 
     return StartedOnce
