@@ -40,9 +40,14 @@ class AheadBrowser:
         return self.session.profile
 
     def ready(self) -> bool:
-        """Still running, with a page to attach to (a killed or crashed browser has none)."""
-        return self.session.process.poll() is None and self.session.has_page()
+        """Still running, with a page to attach to (a killed or crashed browser has none).
+        A slow answer is a busy machine, where a new browser would start slower still: only
+        one that says nothing for ``_HUNG`` s is left for a start of the test's own."""
+        return self.session.process.poll() is None and self.session.has_page(_HUNG)
 
+
+#: Seconds a running browser started ahead may take to answer before it counts as hung.
+_HUNG = 10.0
 
 #: Stops a browser in the background, then calls its second argument (the profile's return).
 StopLater = Callable[[BrowserSession, Callable[[], object]], None]

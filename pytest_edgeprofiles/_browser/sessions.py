@@ -90,9 +90,9 @@ class BrowserSession:
         over HTTP first, which could be sent through a proxy."""
         return f"ws://127.0.0.1:{self.port}{self.browser_target}"
 
-    def has_page(self) -> bool:
-        """Whether the browser answers, with a page to attach to."""
-        return self._bridge.has_page()
+    def has_page(self, timeout: float = 2.0) -> bool:
+        """Whether the browser answers within ``timeout`` s, with a page to attach to."""
+        return self._bridge.has_page(timeout)
 
     def take_driver(self) -> Any:
         """The Selenium service started for this browser, once; None if none was."""
