@@ -149,7 +149,8 @@ class BrowserOwner:
             self._starts["ahead"] += 1
             self._on[ahead.path] = ahead.session
             if not driver and (service := ahead.session.take_driver()) is not None:
-                self._stopping.submit("stop", functools.partial(_stop_driver, service))
+                # A lane of its own: behind a browser's stop it could wait seconds.
+                self._stopping.submit("driver", functools.partial(_stop_driver, service))
         return ahead
 
     def stop_on(self, profile: Path, then: Callable[[], object], background: bool) -> None:
