@@ -944,10 +944,11 @@ import psutil, pytest
 
 ROOT = os.environ["EDGEPROFILES_ROOT"]
 
-def drivers():  # this run's: their command lines name its profiles
+def drivers():  # this run's, by pid: their command lines name its profiles
     found = psutil.process_iter(["name", "cmdline"])
-    return {p.pid for p in found if "driver" in (p.info["name"] or "")
-            and ROOT in " ".join(p.info["cmdline"] or [])}
+    lines = {p.pid: " ".join(p.info["cmdline"] or []) for p in found
+             if "driver" in (p.info["name"] or "")}
+    return {pid: line for pid, line in lines.items() if ROOT in line}
 
 before = {}
 
@@ -960,7 +961,7 @@ def test_driver(edge_driver, i, request):
     ours = edge_driver.service.process.pid
     if i == 0:  # the next test's driver starts with its browser, ahead, while this one runs
         deadline = time.monotonic() + 30
-        while not drivers() - {ours}:
+        while not drivers().keys() - {ours}:
             assert time.monotonic() < deadline, "no driver started ahead"
             time.sleep(0.05)  # a poll with a deadline: a start ahead sends no event
     else:
@@ -968,9 +969,10 @@ def test_driver(edge_driver, i, request):
 
 def test_page(edge_page, edge_profile):  # its browser started ahead with a driver for it
     def on_mine():
-        found = psutil.process_iter(["name", "cmdline"])
-        return [p for p in found if "driver" in (p.info["name"] or "")
-                and str(edge_profile) in " ".join(p.info["cmdline"] or [])]
+        return [line for line in drivers().values() if str(edge_profile) in line]
+    assert any(str(edge_profile) in line for line in before["test_page"].values()), (
+        "no driver was started ahead with this test's browser: nothing to check"
+    )
     deadline = time.monotonic() + 10
     while on_mine():  # nobody takes it: stopped, not left answering on its port
         assert time.monotonic() < deadline, "the driver nobody takes still runs"
