@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import MAX_PROFILES_RANGE  # the contract's bounds
 
@@ -124,8 +123,7 @@ def _flag(text: str) -> bool:
     return lowered in ("1", "true", "yes", "on")
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     """One option: a flag (None: ini only), an environment variable and the ini ``edge_<key>``.
 
     ``default`` is text parsed like a given value; ``is_path``: relative to the ini file's folder.
@@ -269,8 +267,7 @@ def resolve_all(
     }
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """The resolved options of a run by key (an unset root already the default one, unset flags
     False), then from ``run_id`` what the controller derives. Plain data: it crosses to xdist
     workers as a dict, and making it creates nothing."""

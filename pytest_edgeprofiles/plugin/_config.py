@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -87,7 +86,7 @@ class _XdistHooks:
 
     @pytest.hookimpl
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[_WORKERINPUT_KEY] = asdict(self.settings)
+        node.workerinput[_WORKERINPUT_KEY] = self.settings._asdict()
 
 
 class _IniHints:
