@@ -112,6 +112,51 @@ def test_a_zombie_left_unreaped_by_its_parent_counts_as_stopped(
         parent.wait()
 
 
+#: Where Linux takes the pid before the next one it hands out: root may set it.
+LAST_PID = Path("/proc/sys/kernel/ns_last_pid")
+
+
+def start_on_pid(pid: int, after: float, args: list[str]) -> subprocess.Popen[bytes]:
+    """``args`` started on ``pid`` (by then free), in a session of its own, as a browser is:
+    tried again while another process takes the pid first, or while its start time is still
+    ``after``, the start of the pid's last process (a clock tick makes two starts apart)."""
+    for _ in range(50):
+        LAST_PID.write_text(str(pid - 1))
+        proc = start_process(args, start_new_session=True)
+        if proc.pid == pid and psutil.Process(pid).create_time() != after:
+            return proc
+        proc.kill()
+        proc.wait()
+    pytest.fail(f"pid {pid} was not ours to reuse in 50 tries")
+
+
+@pytest.mark.skipif(
+    not os.access(LAST_PID, os.W_OK), reason="reusing a pid at will needs Linux and root"
+)
+@pytest.mark.parametrize("scan", ["on the profile", "in the browser's process group"])
+def test_a_browser_on_a_reused_pid_is_stopped(tmp_path: Path, scan: str) -> None:
+    # A long run (or Windows, which reuses pids at once) starts a browser on the pid of a
+    # process an earlier scan saw: the scan must not hand back the handle it kept for that one.
+    old = start_process(["sleep", "120"])
+    seen = [proc for proc in psutil.process_iter() if proc.pid == old.pid]
+    assert seen
+    old.kill()
+    old.wait()
+    args = [sys.executable, "-c", "import time; time.sleep(120)", f"--user-data-dir={tmp_path}"]
+    browser = start_on_pid(old.pid, seen[0].create_time(), args)
+    try:
+        if scan == "on the profile":
+            found = processes.browsers_using(str(tmp_path))
+        else:
+            found = processes.group_left_on(browser.pid, tmp_path)
+        assert [proc.pid for proc in found] == [browser.pid]
+        processes.stop_browsers(found, grace=5)
+        assert browser.poll() is not None, "the browser on a reused pid still runs"
+    finally:
+        browser.kill()
+        browser.wait()
+
+
 @pytest.mark.parametrize(
     ("arg", "windows", "read"),
     [
