@@ -959,13 +959,15 @@ def setup_began(request):  # autouse: set up before the test's edge fixtures
 @pytest.mark.parametrize("i", range(2))
 def test_driver(edge_driver, i, request):
     ours = edge_driver.service.process.pid
-    if i == 0:  # the next test's driver starts with its browser, ahead, while this one runs
-        deadline = time.monotonic() + 30
-        while not drivers().keys() - {ours}:
-            assert time.monotonic() < deadline, "no driver started ahead"
-            time.sleep(0.05)  # a poll with a deadline: a start ahead sends no event
-    else:
-        assert ours in before[request.node.name], "this test's driver started in its setup"
+    seen = before[request.node.name]
+    if i == 1:
+        assert ours in seen, "this test's driver started before its setup: ahead"
+    # The next test's driver starts with its browser, ahead, while this one runs: waited
+    # for here, or the next test's setup could look before that start ended.
+    deadline = time.monotonic() + 30
+    while not drivers().keys() - seen.keys() - {ours}:
+        assert time.monotonic() < deadline, "no driver started ahead"
+        time.sleep(0.05)  # a poll with a deadline: a start ahead sends no event
 
 def test_page(edge_page, edge_profile):  # its browser started ahead with a driver for it
     def on_mine():
