@@ -29,7 +29,7 @@ import pytest
 from browser_support import serve, wait_for
 from conftest import POSIX, SH_BROWSER, posix_only
 
-from pytest_edgeprofiles._browser import bridge, sessions
+from pytest_edgeprofiles._browser import bridge, launch, sessions
 from pytest_edgeprofiles._chromium.installs import browser_version
 from pytest_edgeprofiles.chromium import Browser, find_browser
 
@@ -293,6 +293,44 @@ def test_a_browser_that_exits_at_start_is_named_with_its_status_and_output(
     assert str(profile) in message
     assert "exit status 3" in message
     assert "cannot open display" in message
+
+
+@posix_only(f"{SH_BROWSER}; a socket folder named by TMPDIR")
+def test_a_browser_started_while_a_test_sets_tmpdir_gets_a_short_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A browser starts ahead in a thread while the test's edge_selenium_options sets a short
+    # TMPDIR and its monkeypatch puts the deep one back: a launch that inherits our environment
+    # reads it again after the look, and the browser aborts on a socket path too long.
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    short = str(launch.short_tmpdir())
+    script = tmp_path / "browser"
+    script.write_text('#!/bin/sh\necho "TMPDIR=$TMPDIR" >&2\nexit 3\n')
+    script.chmod(0o700)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    done = threading.Event()
+
+    def a_test_setting_tmpdir() -> None:
+        while not done.is_set():
+            os.environ["TMPDIR"] = short
+            os.environ["TMPDIR"] = str(deep)
+
+    seen = set()
+    toggler = threading.Thread(target=a_test_setting_tmpdir)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns as often as the interpreter allows
+    toggler.start()
+    try:
+        for _ in range(50):
+            with pytest.raises(sessions.BrowserStartError) as caught:
+                sessions.start_session(tmp_path, Browser(path=str(script), kind="chromium"))
+            seen.update(re.findall(r"TMPDIR=(\S+)", str(caught.value)))
+    finally:
+        done.set()
+        toggler.join()
+        sys.setswitchinterval(interval)
+    assert seen == {short}
 
 
 def test_a_stale_port_file_is_not_mistaken_for_the_new_browser(

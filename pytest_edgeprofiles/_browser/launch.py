@@ -55,6 +55,18 @@ def browser_env(environ: dict[str, str] | None = None) -> dict[str, str] | None:
     return environ
 
 
+def launch_env() -> dict[str, str]:
+    """The environment of a browser or driver we start: ``browser_env`` of one snapshot of
+    ours, passed whole. Inherited instead, it is read again at the launch: a browser starts
+    ahead in a thread while a test's ``monkeypatch`` sets ``TMPDIR`` and puts it back."""
+    while True:
+        try:
+            environ = dict(os.environ)
+        except KeyError:  # the tests' thread removed PYTEST_CURRENT_TEST as we copied
+            continue
+        return browser_env(environ) or environ
+
+
 def short_tmpdir() -> Path:
     """A private folder with a short path for browser sockets."""
     uid = os.getuid() if hasattr(os, "getuid") else 0
@@ -96,7 +108,7 @@ def selenium_service(browser: Browser, profile: str | os.PathLike[str] | None = 
         from selenium.webdriver.chrome.service import Service  # type: ignore[assignment]
     driver = shutil.which("msedgedriver" if browser.is_edge else "chromedriver")
     args = [] if profile is None else [f"{PROFILE_FLAGS[1]}={os.fspath(profile)}"]
-    return _started_once(Service)(executable_path=driver, service_args=args, env=browser_env())
+    return _started_once(Service)(executable_path=driver, service_args=args, env=launch_env())
 
 
 @functools.cache

@@ -197,7 +197,7 @@ def _on_pipes(args: list[str], stderr: IO[bytes]) -> tuple[subprocess.Popen[byte
         start = _with_handles if sys.platform == "win32" else _on_fds_3_and_4
         command, passing = start(args, theirs_in, theirs_out)
         proc = subprocess.Popen(
-            command, env=launch.browser_env(), stderr=stderr, **passing, **processes.OWN_GROUP
+            command, env=launch.launch_env(), stderr=stderr, **passing, **processes.OWN_GROUP
         )
     except OSError:
         bridge.close()  # its reader ends as the browser's end of its pipe closes below
