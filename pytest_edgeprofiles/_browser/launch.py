@@ -47,7 +47,7 @@ def browser_env(environ: dict[str, str] | None = None) -> dict[str, str] | None:
     """None when the current environment will do, else a copy whose ``SOCKET_TMPDIR_VAR`` names
     a short folder: under a deep ``TMPDIR`` (CI, pytester) the browser's socket path is too
     long and every launch aborts."""
-    environ = dict(os.environ if environ is None else environ)
+    environ = _snapshot() if environ is None else dict(environ)
     tmpdir = socket_tmpdir(environ)
     if SOCKET_TMPDIR_VAR is None or tmpdir is None or not socket_path_too_long(tmpdir):
         return None
@@ -59,12 +59,16 @@ def launch_env() -> dict[str, str]:
     """The environment of a browser or driver we start: ``browser_env`` of one snapshot of
     ours, passed whole. Inherited instead, it is read again at the launch: a browser starts
     ahead in a thread while a test's ``monkeypatch`` sets ``TMPDIR`` and puts it back."""
+    environ = _snapshot()
+    return browser_env(environ) or environ
+
+
+def _snapshot() -> dict[str, str]:
     while True:
         try:
-            environ = dict(os.environ)
-        except KeyError:  # the tests' thread removed PYTEST_CURRENT_TEST as we copied
+            return dict(os.environ)
+        except KeyError:  # another thread removed a variable as we copied (pytest's, per test)
             continue
-        return browser_env(environ) or environ
 
 
 def short_tmpdir() -> Path:
@@ -98,10 +102,11 @@ def selenium_options(
 
 
 def selenium_service(browser: Browser, profile: str | os.PathLike[str] | None = None) -> Any:
-    """A service for the driver on PATH (else Selenium Manager's), with the browser's environment;
-    with ``profile`` its command line names it (a flag it ignores), so that removing the profile
-    stops a driver whose test process was killed. ``start`` does nothing while the driver runs,
-    so ``edge_driver`` may start it ahead of the WebDriver's constructor."""
+    """A service for the driver on PATH (else Selenium Manager's), with the browser's environment
+    as it is when the service is made (``launch_env``); with ``profile`` its command line names
+    it (a flag it ignores), so that removing the profile stops a driver whose test process was
+    killed. ``start`` does nothing while the driver runs, so ``edge_driver`` may start it ahead
+    of the WebDriver's constructor."""
     if browser.is_edge:
         from selenium.webdriver.edge.service import Service
     else:

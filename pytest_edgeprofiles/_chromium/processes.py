@@ -147,7 +147,7 @@ def browsers_using(profile: str) -> list[psutil.Process]:
             uids = proc.info.get("uids")
             mine = uid is None or uids is None or uids.real == uid
             if mine and names_profile(proc.info["cmdline"] or [], wanted):
-                found.append(_fresh(proc))
+                found.extend(_fresh(proc, wanted))
     return found
 
 
@@ -282,15 +282,17 @@ def group_left_on(pgid: int, profile: Path) -> list[psutil.Process]:
     for proc in psutil.process_iter():
         with contextlib.suppress(OSError, psutil.Error):
             if os.getpgid(proc.pid) == pgid and names_profile(proc.cmdline(), wanted):
-                found.append(_fresh(proc))
+                found.extend(_fresh(proc, wanted))
     return found
 
 
-def _fresh(proc: psutil.Process) -> psutil.Process:
-    """A new handle on ``proc``'s pid. ``process_iter`` hands out the handle it cached when it
-    first saw the pid; one reused since (a long run, or Windows, reuses them) reads the new
-    process's command line, but is refused its signals and reported gone by ``wait_procs``."""
-    return psutil.Process(proc.pid)
+def _fresh(proc: psutil.Process, wanted: str) -> list[psutil.Process]:
+    """A new handle on ``proc``'s pid, if it still names ``wanted``. ``process_iter`` hands out
+    the handle it cached when it first saw the pid: once the pid is reused (a long run, or
+    Windows, reuses them) that one reads the new process's command line but is refused its
+    signals, and the process outlived its stop."""
+    fresh = psutil.Process(proc.pid)
+    return [fresh] if names_profile(fresh.cmdline(), wanted) else []
 
 
 def _is_child_process(proc: psutil.Process) -> bool:
