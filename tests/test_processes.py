@@ -124,6 +124,7 @@ def on_a_reused_pid(args: list[str]) -> subprocess.Popen[bytes]:
     for _ in range(20):
         old = start_process(["sleep", "120"])
         seen = [proc.create_time() for proc in psutil.process_iter() if proc.pid == old.pid]
+        assert seen, "the scan did not see the process whose pid is to be reused"
         old.kill()
         old.wait()
         try:
@@ -131,7 +132,7 @@ def on_a_reused_pid(args: list[str]) -> subprocess.Popen[bytes]:
         except PermissionError:  # root without CAP_SYS_ADMIN (a container's)
             pytest.skip("choosing the next pid needs CAP_SYS_ADMIN")
         proc = start_process(args, start_new_session=True)
-        if proc.pid == old.pid and [psutil.Process(proc.pid).create_time()] != seen:
+        if proc.pid == old.pid and psutil.Process(proc.pid).create_time() != seen[0]:
             return proc
         proc.kill()
         proc.wait()
