@@ -13,7 +13,6 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .._system import files
 from .._system.platform import is_mine
 
 #: The folder of a root that holds the run folders (``<root>/.runs/<run id>``).
@@ -35,20 +34,25 @@ def default_root() -> Path:
 
 def fallback_root(root: Path) -> Path:
     """Where profiles go when ``root`` fails: the default root, or for it the user's cache."""
-    if root != default_root():
-        return default_root()
+    default = default_root()
+    return default if root != default else _cache_root()
+
+
+def _cache_root() -> Path:
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(cache).resolve() / "edgeprofiles"
 
 
 def private_roots() -> set[Path]:
     """The well-known per-user roots another local user could plant in advance."""
-    return {default_root(), fallback_root(default_root())}
+    return {default_root(), _cache_root()}
 
 
 def prepare_root(root: Path, private: set[Path] | None = None) -> None:
     """Make ``root`` (0700); one of the ``private`` roots (default ``private_roots()``) is
     refused when planted."""
+    from .._system import files  # not at import: every run's start-up reads this module
+
     if root in (private_roots() if private is None else private):
         files.make_dirs(root.parent)
         make_private_dir(root)
