@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ._system.platform import expand_user
 from .errors import MAX_PROFILES_RANGE  # the contract's bounds
 
 RETENTION_POLICIES = ("all", "failed", "none")
@@ -80,7 +81,7 @@ def _existing_base(text: str) -> str:
 
 
 def _folder(text: str) -> str:
-    path = Path(text).expanduser()
+    path = expand_user(text)
     if path.exists() and not path.is_dir():
         raise ValueError("is not a directory")
     folder = existing = path.resolve()
@@ -241,8 +242,10 @@ def resolve(
         # An empty variable or ini line means "not set"; an empty --flag= is a mistake.
         if value is None or (value == "" and position > 0):
             continue
-        text = str(base / Path(value).expanduser()) if opt.is_path and base else value
+        text = value
         try:
+            if opt.is_path and base:
+                text = str(base / expand_user(value))
             if not value.strip():  # a folder named " " in the working directory is no root
                 raise ValueError("the value is empty" if not value else "the value is blank")
             return opt.parse(text)

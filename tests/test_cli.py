@@ -196,6 +196,16 @@ def test_list_of_a_root_that_does_not_exist(
     assert json.loads(capsys.readouterr().out)["root_exists"] is False
 
 
+@posix_only("a ~user of no one has no home (Windows guesses one)")
+def test_a_root_in_the_home_of_no_user_is_a_usage_error() -> None:
+    result = run_cli("list", "--root", "~no-such-user-ep/profiles")
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        "error: --root: no home directory for ~no-such-user-ep: ~no-such-user-ep/profiles\n"
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_root_from_the_environment(leftovers: SimpleNamespace) -> None:
     result = run_cli("list", "--json", EDGEPROFILES_ROOT=str(leftovers.root))
     assert result.returncode == 0, result.stderr

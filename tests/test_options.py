@@ -155,6 +155,9 @@ def test_environment_beats_ini_and_command_line_beats_both(
     result.stdout.fnmatch_lines(["edgeprofiles: max 3 profiles*"])
 
 
+NO_HOME = posix_only("a ~user of no one has no home (Windows guesses one)")
+
+
 @pytest.mark.parametrize(
     ("args", "env", "ini", "expected"),
     [
@@ -181,6 +184,10 @@ def test_environment_beats_ini_and_command_line_beats_both(
         ([], {}, "edge_max_profiles = abc", "--edge-max-profiles: invalid value 'abc' in *tox.ini (edge_max_profiles): expected a whole number from 1 to 16"),
         ([], {}, "edge_profile_wait = soon", "--edge-profile-wait: invalid value 'soon' in *tox.ini (edge_profile_wait): expected a number of seconds >= 0"),
         ([], {}, "edge_headed = maybe", "--edge-headed: invalid value 'maybe' in *tox.ini (edge_headed): expected 1/0, true/false, yes/no or on/off"),
+        # A user with no home: pathlib's RuntimeError, once an INTERNALERROR.
+        pytest.param(["--edge-profile-root=~no-such-user-ep/p"], {}, "", "--edge-profile-root: invalid value '~no-such-user-ep/p' on the command line (--edge-profile-root): no home directory for ~no-such-user-ep", marks=NO_HOME),
+        pytest.param([], {"EDGEPROFILES_BASE_PROFILE": "~no-such-user-ep/b"}, "", "--edge-base-profile: invalid value '~no-such-user-ep/b' in the environment (EDGEPROFILES_BASE_PROFILE): no home directory for ~no-such-user-ep", marks=NO_HOME),
+        pytest.param([], {}, "edge_output = ~no-such-user-ep/o", "--edge-output: invalid value '~no-such-user-ep/o' in *tox.ini (edge_output): no home directory for ~no-such-user-ep", marks=NO_HOME),
     ],
 )  # fmt: skip
 def test_usage_errors_name_option_value_and_source(

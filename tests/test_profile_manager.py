@@ -106,6 +106,17 @@ def test_constructor_missing_base(tmp_path, tmp_root):
     assert not tmp_root.exists()
 
 
+@posix_only("a ~user of no one has no home (Windows guesses one)")
+@pytest.mark.parametrize("where", ["base_profile_path", "root", "download_root"])
+def test_constructor_path_in_the_home_of_no_user(tmp_root, where):
+    given = "~no-such-user-ep/folder"
+    kwargs = {"root": tmp_root, where: given}
+    with pytest.raises(FileNotFoundError, match="no home directory for ~no-such-user-ep") as info:
+        ProfileManager(**kwargs)
+    assert info.value.filename == given
+    assert not tmp_root.exists()
+
+
 def test_constructor_file_as_base(tmp_path, tmp_root):
     not_a_dir = tmp_path / "Local State"
     not_a_dir.write_text("{}")

@@ -12,6 +12,7 @@ from .._chromium import userdata
 from .._chromium.userdata import DEFAULT_SKIP_RULES, SkipRules
 from .._system import files
 from .._system.logs import log
+from .._system.platform import expand_user
 from ..errors import ProfileCreationError
 
 MB = 1024 * 1024
@@ -20,7 +21,7 @@ MB = 1024 * 1024
 def check_base_profile(base_profile_path: str | os.PathLike[str]) -> Path:
     """The resolved base profile; an ``OSError`` when missing, not a folder or unreadable,
     ``ValueError`` for a profile folder (``Default``) rather than a user data dir."""
-    base = Path(base_profile_path).expanduser()
+    base = expand_user(base_profile_path)
     if not base.exists():
         raise FileNotFoundError(errno.ENOENT, "base profile not found", str(base))
     if not base.is_dir():

@@ -17,6 +17,7 @@ from typing import Any
 from .._chromium import processes, userdata
 from .._chromium.userdata import DEFAULT_SKIP_RULES, SkipRules
 from .._system.logs import log
+from .._system.platform import expand_user
 from ..errors import (
     MAX_PROFILES_RANGE,
     ProfileCreationError,
@@ -67,7 +68,7 @@ def _remove_all_in(pid: int, ledger: Ledger) -> None:
 
 
 def _resolved(path: str | os.PathLike[str] | None) -> Path | None:
-    return None if path is None else Path(path).expanduser().resolve()
+    return None if path is None else expand_user(path).resolve()
 
 
 class ProfileManager:

@@ -20,6 +20,7 @@ from .._profiles import removal, sweep
 from .._profiles.records import ProfileRecord, iter_records, profile_of
 from .._profiles.roots import RUNS, default_root, refuse_planted_root
 from .._system import files
+from .._system.platform import expand_user
 from ._common import (
     EPILOG,
     EXIT_FAILED,
@@ -59,7 +60,10 @@ def _age(seconds: float) -> str:
 def _root(args: argparse.Namespace) -> Path:
     source = "--root" if args.root else env_of("profile_root")
     text = args.root or os.environ.get(source, "")
-    root = Path(text).expanduser().resolve() if text else default_root()
+    try:
+        root = expand_user(text).resolve() if text else default_root()
+    except OSError as exc:
+        raise UsageError(f"{source}: {error_text(exc)}") from None
     refuse_planted_root(root)  # never read or remove through a planted default root
     if root.exists() and not root.is_dir():
         raise UsageError(f"{source}: {root} is not a directory")
