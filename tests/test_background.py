@@ -7,9 +7,12 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from browser_support import wait_for
+from conftest import linux_only
 
 from pytest_edgeprofiles import ProfileLimitError
 from pytest_edgeprofiles._profiles import sweep
@@ -114,6 +117,49 @@ def test_cleanup_all_profiles_discards_prepared_ones(manager, make_base):
     m.prepare_profile("gw1")
     assert m.cleanup_all_profiles() == 1
     assert list(m.root.iterdir()) == []
+
+
+def _waits_for_the_lock_of(path: Path) -> bool:
+    """Whether a process or thread waits in ``flock`` for ``path`` (``/proc/locks``: "->")."""
+    inode = f":{path.stat().st_ino} "
+    with open("/proc/locks", encoding="ascii") as locks:
+        return any("->" in line and inode in line for line in locks)
+
+
+@linux_only("/proc/locks shows who waits for a flock")
+def test_a_clone_made_ahead_given_back_when_another_was_asked_for_is_removed(
+    manager, make_base, tmp_path
+):
+    # A browser started ahead takes the worker's clone made ahead and finds the cap full, while
+    # the tests' thread asks for the worker's next clone: the one given back is nobody's.
+    registry = tmp_path / "registry.json"
+    holder = manager(max_profiles=1, registry_path=registry)
+    holder.create_profile("holder")
+    m = manager(str(make_base()), max_profiles=1, registry_path=registry)
+    m.prepare_profile("gw0")
+    m.drain()
+    full: list[Exception] = []
+
+    def start_ahead() -> None:
+        with pytest.raises(ProfileLimitError) as info:
+            m.create_profile("gw0.1", spare=True, prepared_as="gw0")
+        full.append(info.value)
+
+    import fcntl
+
+    lock = Path(f"{registry}.lock")
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as another worker would, while it frees a slot
+        ahead = threading.Thread(target=start_ahead)
+        ahead.start()
+        wait_for(lambda: _waits_for_the_lock_of(lock), "the clone taken, its slot asked for")
+        m.prepare_profile("gw0")
+        m.drain()
+    ahead.join(30)
+    assert full, "the cap was full"
+    m.cleanup_all_profiles()
+    holder.cleanup_all_profiles()
+    assert [p.name for p in m.root.iterdir() if not p.name.startswith(".")] == []
 
 
 def test_sweep_spares_a_live_owners_prepared_profile_but_not_a_dead_ones(

@@ -75,8 +75,12 @@ class Ledger:
             return self._ahead.pop(key, None)
 
     def put_back_ahead(self, key: str, made: Future[NewProfile]) -> None:
+        """``made`` is the key's clone made ahead again, unless another was asked for meanwhile:
+        then it is removed once made, or nobody would (its record names a live owner)."""
         with self._lock:
-            self._ahead.setdefault(key, made)
+            if self._ahead.setdefault(key, made) is made:
+                return
+        made.add_done_callback(_remove_made)
 
     def note_size(self, path: str, size: int, at: float | None = None) -> None:
         """An older figure never replaces a newer; a profile not handed out is not remembered."""
@@ -175,11 +179,16 @@ class Ledger:
             futures = list(self._ahead.values())
             self._ahead.clear()
         for future in futures:
-            try:
-                record = future.result().record
-            except Exception:  # its failure was undone where it happened
-                continue
-            try:
-                removal.remove_profile(record)
-            except OSError as exc:
-                log.warning("could not remove the profile made ahead %s: %s", record.path, exc)
+            _remove_made(future)  # waits until it is made
+
+
+def _remove_made(made: Future[NewProfile]) -> None:
+    """Remove a clone made ahead that nobody will take, once it is made."""
+    try:
+        record = made.result().record
+    except Exception:  # its failure was undone where it happened
+        return
+    try:
+        removal.remove_profile(record)
+    except OSError as exc:
+        log.warning("could not remove the profile made ahead %s: %s", record.path, exc)
