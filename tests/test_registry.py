@@ -22,7 +22,7 @@ from conftest import SINGLETON_LOCK, posix_only
 
 from pytest_edgeprofiles import ProfileLimitError
 from pytest_edgeprofiles._chromium import processes
-from pytest_edgeprofiles._profiles import sweep
+from pytest_edgeprofiles._profiles import removal, sweep
 from pytest_edgeprofiles._profiles.records import ProfileRecord, write_record
 from pytest_edgeprofiles._profiles.registry import Registry
 from pytest_edgeprofiles._system import waiting as polling
@@ -332,6 +332,28 @@ def test_a_reclaimed_slot_spares_a_profile_its_owner_kept_before_dying(
     m.create_profile("gw0")
     m.drain()
     assert os.path.isdir(child_path), "kept: the evidence of a failure"
+
+
+def test_a_create_interrupted_while_a_dead_owners_browser_stops_leaves_no_slot(
+    manager, registry_path, tmp_root, monkeypatch
+):
+    child, _ = _start_child(tmp_root, registry_path)
+    child.kill()  # its profile and its slot are a dead owner's
+    child.communicate()
+
+    def interrupted(record: ProfileRecord) -> None:
+        raise KeyboardInterrupt  # a Ctrl-C while its browser is stopped: seconds, if killed
+
+    monkeypatch.setattr(removal, "stop_reclaimed", interrupted)
+    m = manager(max_profiles=1, registry_path=registry_path)
+    with pytest.raises(KeyboardInterrupt):
+        m.create_profile("gw0")
+    m.drain()
+    assert Registry(registry_path).holders() == []
+    assert [p.name for p in tmp_root.iterdir() if not p.name.startswith(".")] == [], (
+        "the dead owner's profile is removed all the same, and nothing of the new one is left"
+    )
+    assert os.path.isdir(m.create_profile("gw0")), "the slot is free"
 
 
 def test_a_rebuild_counts_only_live_unreleased_records_of_this_registry(

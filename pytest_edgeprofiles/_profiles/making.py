@@ -113,7 +113,8 @@ class ProfileMaker:
         )
 
     def claim_slot(self, record: ProfileRecord, timeout: float, spare: bool = False) -> None:
-        """Claim a slot, writing ``record`` under the registry's lock: no rebuild misses it."""
+        """Claim a slot, writing ``record`` under the registry's lock: no rebuild misses it.
+        Raising, it leaves no slot claimed."""
         try:
             dead = self.registry.claim(
                 record, self.max_profiles, timeout, lambda: write_record(record), spare=spare
@@ -123,9 +124,15 @@ class ProfileMaker:
             error = ProfileLimitError(len(full.holders), self.max_profiles)
             error.holders = full.holders
             raise error from None
-        for leftover in dead:  # a killed owner's browser may still run: one over the cap
-            removal.stop_reclaimed(leftover)
-        self._remove_reclaimed(dead)
+        try:
+            for leftover in dead:  # a killed owner's browser may still run: one over the cap
+                removal.stop_reclaimed(leftover)  # seconds, if it must be killed: a Ctrl-C
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.registry.free(record.path)
+            raise
+        finally:
+            self._remove_reclaimed(dead)
 
     def _remove_reclaimed(self, records: list[ProfileRecord]) -> None:
         for leftover in records:
