@@ -35,22 +35,26 @@ def wanted(mode: str, failed: bool) -> bool:
 
 def folder_for(output: Path, test_id: str) -> Path:
     """The folder of test ``test_id`` under ``output``: safe on Windows (no ``:``, ``[``, ``/``)
-    and short; a hash of the id keeps two long ids apart."""
+    and short, ending in a hash of the id: ids that make the same name (``[x/y]`` and ``[x?y]``,
+    or ``[A]`` and ``[a]`` where case is ignored) never share, nor empty, one folder."""
     name = _UNSAFE.sub("-", test_id).strip("-.") or "test"
-    if len(name) > _LONGEST:
-        name = f"{name[: _LONGEST - 9]}-{hashlib.sha1(test_id.encode()).hexdigest()[:8]}"
-    return output / name
+    return output / f"{name[: _LONGEST - 9]}-{hashlib.sha1(test_id.encode()).hexdigest()[:8]}"
 
 
-def capture_driver(driver: Any, folder: Path, screenshot: bool, source: bool) -> list[str]:
+def capture_driver(
+    driver: Any, folder: Path, screenshot: bool, source: bool, failed: bool
+) -> list[str]:
     """Write what a Selenium ``driver``'s window shows; in a thread, as a command to a page
-    that hangs may never return. The problems, one line each."""
+    that hangs may never return. The console only if the test ``failed``: reading
+    chromedriver's log empties it, and a passing test's fixtures may still check it. The
+    problems, one line each."""
     steps: Steps = [("url.txt", lambda: str(driver.current_url).encode())]
     if screenshot:
         steps.append(("screenshot.png", lambda: _full_page_png(driver)))
     if source:
         steps.append(("page.html", lambda: str(driver.page_source).encode()))
-    steps.append(("console.txt", lambda: _driver_console(driver)))
+    if failed:
+        steps.append(("console.txt", lambda: _driver_console(driver)))
     problems: list[str] = []
     deadline = time.monotonic() + CAPTURE_SECONDS
     write = lambda: problems.extend(_write(folder, steps, deadline))  # noqa: E731
@@ -74,10 +78,11 @@ class ConsoleLog:
 
 
 def capture_pages(
-    context: Any, console: ConsoleLog, folder: Path, screenshot: bool, source: bool
+    context: Any, console: ConsoleLog, folder: Path, screenshot: bool, source: bool, failed: bool
 ) -> list[str]:
     """Write what each open page of a Playwright ``context`` shows (``page-2-...`` for the
-    second); on this thread, which Playwright's sync API requires, each step with a timeout."""
+    second); on this thread, which Playwright's sync API requires, each step with a timeout.
+    The console whether the test ``failed`` or not: it is our own copy, taken from nobody."""
     deadline = time.monotonic() + CAPTURE_SECONDS
     pages = context.pages
     # First what asks nothing of the pages: a page that hangs takes the time of the rest.

@@ -14,9 +14,9 @@ from ._config import SETTINGS, fail, run_of
 from ._launch_fixtures import require
 from ._lookahead import ARGS_NAME, failed, launch_flags
 
-#: What writes what a test's browser shows into a folder (screenshot?, page source?): its
-#: problems, one line each. Registered by the fixture that made the browser's client.
-Capture = Callable[[Path, bool, bool], list[str]]
+#: What writes what a test's browser shows into a folder (screenshot?, page source?, did the
+#: test fail?): its problems, one line each. Registered by the fixture that made the client.
+Capture = Callable[[Path, bool, bool, bool], list[str]]
 _CAPTURES = pytest.StashKey[list[tuple[str, Capture]]]()  # (selenium or playwright, capture)
 _NAMED = pytest.StashKey[set[Path]]()
 #: The JUnit XML property naming a test's folder of what its browser showed.
@@ -262,7 +262,7 @@ def show_what_the_browser_saw(item: pytest.Item, report: pytest.TestReport) -> N
         if not (shot or source):
             continue
         folder = _folder(item, kind)
-        problems = capture(folder, shot, source)
+        problems = capture(folder, shot, source, report.failed)
         if report.failed:
             said = "\n".join([str(folder), *(f"could not capture {line}" for line in problems)])
             report.sections.append(("edgeprofiles: what the browser showed", said))
