@@ -841,6 +841,54 @@ def test_browsers_started_ahead_keep_to_the_cap_without_deadlock(
     assert not browsers_under(inner)
 
 
+SLOW_STOP = """#!/bin/sh
+# The browser, whose stop takes seconds, as on a busy machine.
+trap 'sleep 8; kill -HUP "$child"; wait "$child"; exit 0' HUP
+{browser} "$@" &
+child=$!
+wait "$child"
+"""
+
+
+@posix_only(SH_BROWSER)
+def test_a_browser_stopping_in_the_background_never_takes_the_other_workers_slot(
+    pytester: pytest.Pytester, inner: Path, browser: Browser
+) -> None:
+    # A cap of one slot a worker, and no test may wait: the first browser of test_a.py's
+    # worker, stopping in the background, holds its slot while its next test asks for one.
+    # Were that test handed the free one, test_b.py's worker, asking later, would find none.
+    slow = pytester.path / "slow-browser"
+    slow.write_text(SLOW_STOP.format(browser=browser.path))
+    slow.chmod(0o755)
+    pytester.makepyfile(
+        test_a="""
+        import pytest
+
+        @pytest.mark.parametrize("i", range(2))
+        def test_a(edge_browser_session, i):
+            pass
+        """,
+        test_b="""
+        import time
+        import pytest
+
+        @pytest.fixture
+        def later():
+            time.sleep(4)  # while a's first browser stops, after a's next test asked
+
+        def test_b(later, edge_browser_session):
+            pass
+        """,
+    )
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dist=loadfile", "-p", "no:playwright", "-p", "no:randomly",
+        f"--edge-profile-root={inner}", "--edge-max-profiles=2", "--edge-profile-wait=0",
+        f"--edge-browser={slow}", timeout=180,
+    )  # fmt: skip
+    result.assert_outcomes(passed=3)
+    assert not browsers_under(inner)
+
+
 def test_ini_flags_reach_browsers_started_ahead_and_a_marked_test_gets_its_own(
     pytester: pytest.Pytester, inner: Path, browser: Browser
 ) -> None:

@@ -24,13 +24,19 @@ class Lending:
     """One process's keys (``<worker_key>.<n>``; its clone made ahead: ``worker_key``) and loans."""
 
     def __init__(
-        self, settings: Settings, worker_key: str, shared: SharedFolder, free: Callable[[], None]
+        self,
+        settings: Settings,
+        worker_key: str,
+        shared: SharedFolder,
+        free: Callable[[], None],
+        free_first: bool = False,
     ) -> None:
         self.settings = settings
         self.worker_key = worker_key
         self.session_profile_failed = False
         self._shared = shared
-        self._free_own_slots = free
+        self._free_own_slots = free  # our slots held for browsers: those ahead, those stopping
+        self._free_first = free_first  # before every claim, not only when the cap is reached
         self._serial = itertools.count(1)
         self._kept: dict[str, list[str]] = {}  # by test: kept until its last try's outcome
 
@@ -54,6 +60,8 @@ class Lending:
         fail(f"edgeprofiles: could not make a valid profile for {key}")
 
     def _create(self, manager: ProfileManager, key: str, clone_key: str) -> str:
+        if self._free_first:
+            self._free_own_slots()
         try:
             return manager.create_profile(key, prepared_as=clone_key)
         except ProfileLimitError:

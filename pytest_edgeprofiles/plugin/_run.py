@@ -36,7 +36,13 @@ class Run:
         self.settings = settings
         self.shared = SharedFolder(settings)
         self.base = RunBase(config, settings, self.shared.note)
-        self.lending = Lending(settings, worker_key, self.shared, self._free_own_slots)
+        # With no slot to spare beside each worker's own and no test that may wait, a slot of
+        # ours still held by a browser stopping in the background must come free before we
+        # take another: else another worker finds none and its test fails.
+        tight = settings.profile_wait == 0 and settings.max_profiles < 2 * _workers()
+        self.lending = Lending(
+            settings, worker_key, self.shared, self._free_own_slots, free_first=tight
+        )
         if config.pluginmanager.hasplugin("rerunfailures"):  # it tells of its reruns
             config.pluginmanager.register(self.lending, "edgeprofiles-lending")
         self._lock = threading.RLock()
@@ -71,8 +77,7 @@ class Run:
             if self._browsers is None:
                 from .._browser.owner import BrowserOwner
 
-                workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-                count, adaptive = self._count_ahead(workers)
+                count, adaptive = self._count_ahead(_workers())
                 self._browsers = BrowserOwner(count, adaptive)
             return self._browsers
 
@@ -208,3 +213,8 @@ class Run:
             self._manager.cleanup_all_profiles()  # and clones for tests that never ran here
         if not hasattr(self.config, "workerinput"):  # the controller
             self.shared.remove()
+
+
+def _workers() -> int:
+    """The run's xdist workers (1 without xdist)."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
