@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import POSIX, SYMLINKS, linux_only, posix_only
 
+from pytest_edgeprofiles import ProfileManager
 from pytest_edgeprofiles._chromium import processes
-from pytest_edgeprofiles._profiles import sweep
+from pytest_edgeprofiles._profiles import roots, sweep
+from pytest_edgeprofiles._profiles import runs as run_folders
 from pytest_edgeprofiles._profiles.records import ProfileRecord, record_path
 from pytest_edgeprofiles._system import files
 
@@ -260,6 +263,54 @@ def test_prune_kept_dry_run(kept_runs, tmp_root):
     result = sweep.prune_kept(tmp_root, 3, dry_run=True)
     assert sorted(result.removed) == sorted(runs["r1"])
     assert all(intact(p) for paths in runs.values() for p in paths)
+
+
+def test_prune_kept_takes_the_runs_profiles_that_fell_back_and_no_other_roots(
+    tmp_path, sandbox_tempdir
+):
+    # Profiles go to the fallback root when the root cannot take them (a full disk): their
+    # runs are this root's (their registry is in its run folders), and so is their pruning.
+    root = tmp_path / "root"
+    fallback = roots.fallback_root(root)
+    kept = {}
+    for run, runs_of in (("r0", tmp_path / "another-root"), ("r1", root), ("r2", root)):
+        registry = runs_of / roots.RUNS / run / "registry.json"
+        m = ProfileManager(root=fallback, registry_path=registry, run_id=run)
+        m.create_profile("gw0")
+        kept[run] = Path(m.keep_profile("gw0"))
+    assert sweep.prune_kept(root, 1).removed == [kept["r1"]]
+    assert gone(kept["r1"])
+    for spared in (kept["r2"], kept["r0"]):  # the newest run's, and another root's
+        assert spared.is_dir() and record_path(spared).is_file()
+
+
+def test_a_killed_runs_folder_under_the_fallback_root_is_swept(tmp_path, sandbox_tempdir):
+    # A run killed after its snapshot of the base went to the fallback root (it did not fit).
+    root = tmp_path / "root"
+    killed = textwrap.dedent(
+        """
+        import os, signal, sys
+        from pathlib import Path
+        from pytest_edgeprofiles._profiles.roots import fallback_root
+        from pytest_edgeprofiles._profiles.runs import RunFolder
+
+        root = Path(sys.argv[1])
+        RunFolder.create(root, "deadrun00001")
+        spare = RunFolder.create(fallback_root(root), "deadrun00001")
+        spare.clone_source.mkdir()
+        (spare.clone_source / "Local State").write_text("{}")
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+        """
+    )
+    subprocess.run([sys.executable, "-c", killed, str(root)], timeout=60)
+    runs = [
+        root / roots.RUNS / "deadrun00001",
+        roots.fallback_root(root) / roots.RUNS / "deadrun00001",
+    ]
+    assert all(run.is_dir() for run in runs)
+    run_folders.sweep_leftovers(root)
+    assert all(not os.path.lexists(run) for run in runs)
+    assert all(not os.path.lexists(record_path(run)) for run in runs)
 
 
 def test_prune_kept_refuses_a_negative_count(kept_runs, tmp_root):

@@ -137,29 +137,41 @@ class RunFolder:
         return events
 
     def remove(self) -> None:
-        """Remove the run folder, and its spare under the fallback root if one was made."""
+        """Remove the run folder, and its spare under the fallback root if one was made: each,
+        whatever the other did (the first error is raised after)."""
+        errors: list[OSError] = []
         for folder in (self.path, self._spare().path):
-            files.remove_tree(folder)
-            files.remove_tree(record_path(folder))
+            try:
+                files.remove_tree(folder)
+                files.remove_tree(record_path(folder))
+            except OSError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
 
 def sweep_leftovers(root: Path) -> SweepResult:
-    """Sweep dead owners' profiles under ``root`` and its fallback root, and run folders. A
-    planted default root is refused (``UnsafeDirectoryError``); a planted fallback root or
-    ``.runs`` is passed over with a warning."""
+    """Sweep dead owners' profiles under ``root`` and its fallback root, and the run folders
+    of both (a snapshot that did not fit under ``root`` went to the fallback's). A planted
+    default root is refused (``UnsafeDirectoryError``); a planted fallback root or ``.runs``
+    is passed over with a warning."""
     refuse_planted_root(root)
     result = sweep(root)
+    fallback = fallback_root(root)
     for other, refuse in (
-        (fallback_root(root), refuse_planted_root),
+        (fallback, refuse_planted_root),
         (root / RUNS, refuse_foreign),
+        (fallback / RUNS, refuse_foreign),
     ):
         try:
             refuse(other)
+            if other.name == RUNS:
+                refuse_planted_root(other.parent)
         except UnsafeDirectoryError as exc:
             log.warning("not sweeping %s: %s", other, exc)
             continue
         more = sweep(other)
-        if other != root / RUNS:
+        if other.name != RUNS:  # profiles, not run folders, are what the summary counts
             result.removed += more.removed
             result.freed_bytes += more.freed_bytes
         result.failed += more.failed

@@ -8,6 +8,7 @@ import re
 import stat
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 from .._chromium.processes import running_since
@@ -16,6 +17,7 @@ from .._system.logs import log
 from .._system.platform import is_mine, this_host
 from .records import SUFFIX, ProfileRecord, iter_records, owned_by_user, profile_of, record_path
 from .removal import SweepResult, remove_many
+from .roots import RUNS, UnsafeDirectoryError, fallback_root, refuse_planted_root
 
 __all__ = ["SweepResult", "garbage_folders", "prune_kept", "sweep", "unreadable_records"]
 
@@ -119,7 +121,7 @@ def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepRes
     if keep_runs < 0:
         raise ValueError(f"keep_runs must be >= 0, got {keep_runs}")
     runs: dict[str, list[tuple[Path, ProfileRecord]]] = defaultdict(list)
-    for record_file, record in iter_records(root):
+    for record_file, record in _records_of_runs_on(root):
         if record.keep and record.released and record.run is not None:
             runs[record.run].append((record_file, record))
     newest_first = sorted(
@@ -132,6 +134,21 @@ def prune_kept(root: Path, keep_runs: int, *, dry_run: bool = False) -> SweepRes
         for record_file, record in group
     ]
     return _remove(old, dry_run)
+
+
+def _records_of_runs_on(root: Path) -> Iterator[tuple[Path, ProfileRecord]]:
+    """The records under ``root``, and those runs on ``root`` left under its fallback root
+    (their registry is in ``root``'s run folders): never another root's runs' profiles."""
+    yield from iter_records(root)
+    fallback = fallback_root(root)
+    try:
+        refuse_planted_root(fallback)
+    except UnsafeDirectoryError:
+        return
+    runs = f"{root / RUNS}{os.sep}"
+    for record_file, record in iter_records(fallback):
+        if record.registry is not None and record.registry.startswith(runs):
+            yield record_file, record
 
 
 def _remove(doomed: list[tuple[Path, ProfileRecord | None]], dry_run: bool) -> SweepResult:
