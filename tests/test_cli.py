@@ -196,6 +196,41 @@ def test_list_of_a_root_that_does_not_exist(
     assert json.loads(capsys.readouterr().out)["root_exists"] is False
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "error"),
+    [
+        (["clean", "--root", ""], {}, "clean: error: --root: the value is empty"),
+        (["list"], {"EDGEPROFILES_ROOT": " "}, "list: error: EDGEPROFILES_ROOT: the value is blank"),
+        (["doctor", "--base-profile", ""], {}, "doctor: error: --base-profile: the value is empty"),
+        (["doctor", "--browser", " "], {}, "doctor: error: --browser: the value is blank"),
+    ],
+)  # fmt: skip
+def test_an_empty_value_is_a_usage_error_not_the_default(
+    leftovers: SimpleNamespace, args: list[str], env: dict[str, str], error: str
+) -> None:
+    # `--root "$UNSET"` must not clean the root of the environment, or the default one.
+    result = run_cli(*args, **{"EDGEPROFILES_ROOT": str(leftovers.root), **env})
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.endswith(f"edgeprofiles {error}\n")
+    assert all(p.exists() for p in leftovers.dead), "nothing was cleaned"
+
+
+@posix_only("a folder's mode that denies listing it")
+def test_a_root_it_cannot_read_is_an_error_not_an_empty_root(
+    leftovers: SimpleNamespace, unprivileged: Any
+) -> None:
+    leftovers.root.chmod(0o300)  # a root we may not list (as another user's would be)
+    try:
+        code = "from pytest_edgeprofiles.cli._commands import main; import sys; sys.exit(main(sys.argv[1:]))"
+        for command in (["list"], ["clean"]):
+            result = unprivileged.run(code, *command, "--root", str(leftovers.root))
+            assert result.returncode == 1, result.stdout
+            assert result.stderr == f"edgeprofiles: error: Permission denied: {leftovers.root}\n"
+    finally:
+        leftovers.root.chmod(0o700)
+    assert all(p.exists() for p in leftovers.dead)
+
+
 @posix_only("a ~user of no one has no home (Windows guesses one)")
 def test_a_root_in_the_home_of_no_user_is_a_usage_error() -> None:
     result = run_cli("list", "--root", "~no-such-user-ep/profiles")

@@ -31,6 +31,7 @@ from ._common import (
     count,
     error_text,
     human_size,
+    named,
     output,
     progress,
 )
@@ -58,8 +59,9 @@ def _age(seconds: float) -> str:
 
 
 def _root(args: argparse.Namespace) -> Path:
-    source = "--root" if args.root else env_of("profile_root")
-    text = args.root or os.environ.get(source, "")
+    """The root named (an empty ``--root`` is a mistake, an empty variable is unset), which
+    must be a folder we may list: one we cannot read is an error, not "nothing there"."""
+    source, text = named(args.root, "--root", "profile_root")
     try:
         root = expand_user(text).resolve() if text else default_root()
     except OSError as exc:
@@ -67,6 +69,8 @@ def _root(args: argparse.Namespace) -> Path:
     refuse_planted_root(root)  # never read or remove through a planted default root
     if root.exists() and not root.is_dir():
         raise UsageError(f"{source}: {root} is not a directory")
+    if root.exists():
+        os.scandir(root).close()  # PermissionError: exit 1, naming the root
     return root
 
 
@@ -238,8 +242,8 @@ def _what(paths: list[str]) -> str:
         else "profile"
         for p in map(Path, paths)
     ]  # fmt: skip
-    named = [count(kinds.count(k), k) for k in ("profile", "run folder", "garbage folder")]
-    return ", ".join(n for n in named if not n.startswith("0 ")) or "nothing"
+    counts = [count(kinds.count(k), k) for k in ("profile", "run folder", "garbage folder")]
+    return ", ".join(n for n in counts if not n.startswith("0 ")) or "nothing"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
@@ -25,6 +26,18 @@ Subcommands = Any
 
 class UsageError(Exception):
     """A bad value found after parsing (a root that is a file, a missing base): exit 2."""
+
+
+def named(value: str | None, flag: str, key: str) -> tuple[str, str | None]:
+    """``flag``'s ``value``, else the variable of option ``key`` (empty: unset), and where it
+    came from; None when neither is set. An empty or blank value is a ``UsageError``."""
+    from .._options import env_of
+
+    source = flag if value is not None else env_of(key)
+    text = value if value is not None else (os.environ.get(source) or None)
+    if text is not None and not text.strip():
+        raise UsageError(f"{source}: the value is {'blank' if text else 'empty'}")
+    return source, text
 
 
 def add_command(

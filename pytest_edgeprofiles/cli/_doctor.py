@@ -6,7 +6,6 @@ A report: it exits 0 whatever it finds (except ``--require-browser`` without a b
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import time
@@ -29,14 +28,14 @@ from ._common import (
     add_command,
     error_text,
     human_size,
+    named,
     output,
     progress,
 )
 
 
 def _browser(args: argparse.Namespace) -> Browser | None:
-    source = "--browser" if args.browser else env_of("browser")
-    override = args.browser or os.environ.get(source) or None
+    source, override = named(args.browser, "--browser", "browser")
     browser = find_browser(override)
     if override and browser is None:
         raise UsageError(f"{source}: no such browser {override!r} (not a file, not on PATH)")
@@ -44,8 +43,7 @@ def _browser(args: argparse.Namespace) -> Browser | None:
 
 
 def _base(args: argparse.Namespace) -> Path | None:
-    source = "--base-profile" if args.base_profile else env_of("base_profile")
-    text = args.base_profile or os.environ.get(source) or None
+    source, text = named(args.base_profile, "--base-profile", "base_profile")
     if text is None:
         return None
     try:
