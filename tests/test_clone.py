@@ -63,3 +63,27 @@ def test_a_snapshot_of_a_base_being_written_has_whole_databases(tmp_path: Path) 
         writer.wait(timeout=30)
     assert verdicts == ["ok"] * 60
     assert integrity(history) == "ok", "the base itself was only read"
+
+
+def test_a_snapshot_writes_nothing_into_the_base(tmp_path: Path) -> None:
+    # A database in WAL mode, closed by its browser: read-only SQLite would make its -wal
+    # and -shm files beside it, in the user's real profile.
+    base = tmp_path / "base"
+    (base / "Default").mkdir(parents=True)
+    (base / "Local State").write_text("{}")
+    db = sqlite3.connect(base / "Default" / "Cookies")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE cookies (name TEXT)")
+    db.execute("INSERT INTO cookies VALUES ('session')")
+    db.commit()
+    db.close()
+    before = sorted(p.name for p in (base / "Default").iterdir())
+    target = tmp_path / "snapshot"
+    target.mkdir()
+    clone.snapshot(base, target)
+    assert sorted(p.name for p in (base / "Default").iterdir()) == before == ["Cookies"]
+    copy = sqlite3.connect(target / "Default" / "Cookies")
+    try:
+        assert copy.execute("SELECT name FROM cookies").fetchall() == [("session",)]
+    finally:
+        copy.close()

@@ -63,8 +63,12 @@ def _backup_database(source: Path, copy: Path) -> None:
     import sqlite3  # only a snapshot needs it: checking a base's path must stay light
 
     partial = copy.with_name(copy.name + ".backup")
+    # With no journal beside it, no writer is mid-way and the file is whole: read it as
+    # immutable, or read-only SQLite makes -wal and -shm files in the user's profile.
+    alone = not any(os.path.lexists(f"{source}{suffix}") for suffix in _SQLITE_SIDECARS)
+    query = "mode=ro&immutable=1" if alone else "mode=ro"
     try:
-        src = sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True, timeout=1.0)
+        src = sqlite3.connect(f"{source.as_uri()}?{query}", uri=True, timeout=1.0)
         with contextlib.closing(src), contextlib.closing(sqlite3.connect(partial)) as dst:
             src.backup(dst)
         os.replace(partial, copy)
