@@ -8,15 +8,18 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from pytest_edgeprofiles._profiles import clone
 
 #: Rewrites a database of the base in large transactions until told to stop, as a browser
-#: running on the user's real profile does (rollback journal, as Chromium's stores use).
+#: running on the user's real profile does (rollback journal, as Chromium's stores use: kept
+#: between transactions, or with DELETE, there only during one).
 WRITER = textwrap.dedent(
     """
     import sqlite3, sys, os
     db = sqlite3.connect(sys.argv[1], isolation_level=None)
-    db.execute("PRAGMA journal_mode=TRUNCATE")
+    db.execute(f"PRAGMA journal_mode={sys.argv[3]}")
     db.execute("CREATE TABLE IF NOT EXISTS visits (id INTEGER PRIMARY KEY, url TEXT)")
     print("ready", flush=True)
     n = 0
@@ -41,14 +44,19 @@ def integrity(db: Path) -> str:
         conn.close()
 
 
-def test_a_snapshot_of_a_base_being_written_has_whole_databases(tmp_path: Path) -> None:
+@pytest.mark.parametrize("journal", ["TRUNCATE", "DELETE"])
+def test_a_snapshot_of_a_base_being_written_has_whole_databases(
+    tmp_path: Path, journal: str
+) -> None:
     base = tmp_path / "base"
     (base / "Default").mkdir(parents=True)
     (base / "Local State").write_text("{}")
     history = base / "Default" / "History"
     stop = tmp_path / "stop"
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(history), str(stop)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", WRITER, str(history), str(stop), journal],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert writer.stdout is not None and writer.stdout.readline() == "ready\n"

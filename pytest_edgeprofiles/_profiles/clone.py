@@ -63,14 +63,15 @@ def _backup_database(source: Path, copy: Path) -> None:
     import sqlite3  # only a snapshot needs it: checking a base's path must stay light
 
     partial = copy.with_name(copy.name + ".backup")
-    # With no journal beside it, no writer is mid-way and the file is whole: read it as
-    # immutable, or read-only SQLite makes -wal and -shm files in the user's profile.
-    alone = not any(os.path.lexists(f"{source}{suffix}") for suffix in _SQLITE_SIDECARS)
-    query = "mode=ro&immutable=1" if alone else "mode=ro"
     try:
-        src = sqlite3.connect(f"{source.as_uri()}?{query}", uri=True, timeout=1.0)
-        with contextlib.closing(src), contextlib.closing(sqlite3.connect(partial)) as dst:
-            src.backup(dst)
+        # With no journal beside it, no writer is mid-way and the file is whole: read it as
+        # immutable (read-only SQLite makes -wal and -shm files in the user's profile), and
+        # again, among its writers, if it changed or a journal came meanwhile.
+        before = _unwritten(source)
+        if before is not None:
+            _backup(source, "mode=ro&immutable=1", partial)
+        if before is None or _unwritten(source) != before:
+            _backup(source, "mode=ro", partial)
         os.replace(partial, copy)
     except (sqlite3.Error, OSError) as exc:
         log.warning("copied %s as it is, maybe mid-write (%s)", source, exc)
@@ -80,6 +81,25 @@ def _backup_database(source: Path, copy: Path) -> None:
     for suffix in _SQLITE_SIDECARS:  # the backup is whole: a stale journal would undo it
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{copy}{suffix}")
+
+
+def _unwritten(db: Path) -> tuple[int, int, bytes] | None:
+    """Size, modification time and change counter (which each commit without a WAL bumps) of
+    ``db`` with no journal beside it; None with one."""
+    if any(os.path.lexists(f"{db}{suffix}") for suffix in _SQLITE_SIDECARS):
+        return None
+    with open(db, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        return st.st_size, st.st_mtime_ns, fh.read(28)[24:]
+
+
+def _backup(source: Path, query: str, target: Path) -> None:
+    """An online backup of ``source``, opened with the URI ``query``, into ``target``."""
+    import sqlite3  # only a snapshot needs it: checking a base's path must stay light
+
+    src = sqlite3.connect(f"{source.as_uri()}?{query}", uri=True, timeout=1.0)
+    with contextlib.closing(src), contextlib.closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
 
 
 class Cloner:
