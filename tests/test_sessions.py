@@ -842,8 +842,8 @@ def test_browsers_started_ahead_keep_to_the_cap_without_deadlock(
 
 
 SLOW_STOP = """#!/bin/sh
-# The browser, whose stop takes seconds, as on a busy machine.
-trap 'sleep 8; kill -HUP "$child"; wait "$child"; exit 0' HUP
+# The browser, whose stop takes seconds, as on a busy machine; it says when it began.
+trap 'touch {stopping}; sleep 8; kill -HUP "$child"; wait "$child"; exit 0' HUP
 {browser} "$@" &
 child=$!
 wait "$child"
@@ -858,7 +858,8 @@ def test_a_browser_stopping_in_the_background_never_takes_the_other_workers_slot
     # worker, stopping in the background, holds its slot while its next test asks for one.
     # Were that test handed the free one, test_b.py's worker, asking later, would find none.
     slow = pytester.path / "slow-browser"
-    slow.write_text(SLOW_STOP.format(browser=browser.path))
+    stopping = pytester.path / "stopping"
+    slow.write_text(SLOW_STOP.format(browser=browser.path, stopping=stopping))
     slow.chmod(0o755)
     pytester.makepyfile(
         test_a="""
@@ -868,13 +869,18 @@ def test_a_browser_stopping_in_the_background_never_takes_the_other_workers_slot
         def test_a(edge_browser_session, i):
             pass
         """,
-        test_b="""
-        import time
+        test_b=f"""
+        import os, time
         import pytest
 
         @pytest.fixture
         def later():
-            time.sleep(4)  # while a's first browser stops, after a's next test asked
+            # Once a's first browser stops, and a's next test asked for its slot meanwhile.
+            deadline = time.monotonic() + 60
+            while not os.path.exists({str(stopping)!r}):
+                assert time.monotonic() < deadline, "a's first browser never stopped"
+                time.sleep(0.05)
+            time.sleep(2)  # a's next test asks at once: its teardown returned before the stop
 
         def test_b(later, edge_browser_session):
             pass
