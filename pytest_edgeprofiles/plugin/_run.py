@@ -36,10 +36,10 @@ class Run:
         self.settings = settings
         self.shared = SharedFolder(settings)
         self.base = RunBase(config, settings, self.shared.note)
-        # With no slot to spare beside each worker's own and no test that may wait, a slot of
-        # ours still held by a browser stopping in the background must come free before we
-        # take another: else another worker finds none and its test fails.
-        tight = settings.profile_wait == 0 and settings.max_profiles < 2 * _workers()
+        # A slot of ours still held by a browser stopping in the background must come free
+        # before we take another, when no second one is to spare: else another worker finds
+        # none and its test fails.
+        tight = _no_slot_to_spare(settings, _workers(), per_worker=2)
         self.lending = Lending(
             settings, worker_key, self.shared, self._free_own_slots, free_first=tight
         )
@@ -95,7 +95,7 @@ class Run:
                 text=f"browsers are started ahead only while tests outlast a browser start: "
                 f"{workers} worker(s) on {cores} core(s) leave none to spare ({flag}=N to choose)",
             )
-        if count == 0 or s.profile_wait > 0 or s.max_profiles >= workers * (1 + count):
+        if count == 0 or not _no_slot_to_spare(s, workers, per_worker=1 + count):
             return count, adaptive
         cap, wait = option("max_profiles").flag, option("profile_wait").flag
         self.shared.note(
@@ -218,3 +218,10 @@ class Run:
 def _workers() -> int:
     """The run's xdist workers (1 without xdist)."""
     return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+
+def _no_slot_to_spare(settings: Settings, workers: int, per_worker: int) -> bool:
+    """Whether no test may wait for a slot (``--edge-profile-wait=0``) and the cap holds fewer
+    than ``per_worker`` slots for each worker: one held beyond a worker's own would fail
+    another worker's test at once."""
+    return settings.profile_wait == 0 and settings.max_profiles < workers * per_worker
