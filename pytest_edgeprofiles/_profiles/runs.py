@@ -161,12 +161,10 @@ def sweep_leftovers(root: Path) -> SweepResult:
     for other, refuse in (
         (fallback, refuse_planted_root),
         (root / RUNS, refuse_foreign),
-        (fallback / RUNS, refuse_foreign),
+        (fallback / RUNS, _refuse_in_fallback),
     ):
         try:
             refuse(other)
-            if other.name == RUNS:
-                refuse_planted_root(other.parent)
         except UnsafeDirectoryError as exc:
             log.warning("not sweeping %s: %s", other, exc)
             continue
@@ -176,3 +174,9 @@ def sweep_leftovers(root: Path) -> SweepResult:
             result.freed_bytes += more.freed_bytes
         result.failed += more.failed
     return result
+
+
+def _refuse_in_fallback(runs: Path) -> None:
+    """The fallback root's run folders: refused when planted, or in a planted fallback root."""
+    refuse_planted_root(runs.parent)
+    refuse_foreign(runs)
