@@ -67,9 +67,9 @@ def _root(args: argparse.Namespace) -> Path:
     except OSError as exc:
         raise UsageError(f"{source}: {error_text(exc)}") from None
     refuse_planted_root(root)  # never read or remove through a planted default root
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"{source}: {root} is not a directory")
     if root.exists():
+        if not root.is_dir():
+            raise UsageError(f"{source}: {root} is not a directory")
         os.scandir(root).close()  # PermissionError: exit 1, naming the root
     return root
 

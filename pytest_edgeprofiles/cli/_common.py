@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
+from .._options import env_of
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 T = TypeVar("T")
 
@@ -31,8 +33,6 @@ class UsageError(Exception):
 def named(value: str | None, flag: str, key: str) -> tuple[str, str | None]:
     """``flag``'s ``value``, else the variable of option ``key`` (empty: unset), and where it
     came from; None when neither is set. An empty or blank value is a ``UsageError``."""
-    from .._options import env_of
-
     source = flag if value is not None else env_of(key)
     text = value if value is not None else (os.environ.get(source) or None)
     if text is not None and not text.strip():
