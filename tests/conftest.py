@@ -49,6 +49,8 @@ SYMLINKS = "symlinks (making one needs a privilege on Windows)"
 SINGLETON_LOCK = "a SingletonLock symlink, the lock of POSIX browsers"
 #: Why a test whose stand-in browser is a shell script skips on Windows.
 SH_BROWSER = "the browser is a #!/bin/sh script, which Windows does not run as a program"
+#: Why the tests of a ``~user`` with no home run on POSIX only.
+NO_HOME = "a ~user of no one has no home (Windows guesses one)"
 
 
 BASE_FILES: dict[str, bytes] = {

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from browser_support import start_process
-from conftest import POSIX, SH_BROWSER, SINGLETON_LOCK, SYMLINKS, posix_only
+from conftest import NO_HOME, POSIX, SH_BROWSER, SINGLETON_LOCK, SYMLINKS, posix_only
 
 from pytest_edgeprofiles._chromium import processes
 from pytest_edgeprofiles._profiles import sweep
@@ -231,7 +231,7 @@ def test_a_root_it_cannot_read_is_an_error_not_an_empty_root(
     assert all(p.exists() for p in leftovers.dead)
 
 
-@posix_only("a ~user of no one has no home (Windows guesses one)")
+@posix_only(NO_HOME)
 def test_a_root_in_the_home_of_no_user_is_a_usage_error() -> None:
     result = run_cli("list", "--root", "~no-such-user-ep/profiles")
     assert result.returncode == 2

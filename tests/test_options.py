@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import A_MOUNT, Unprivileged, linux_only, posix_only, run_in_a_mount
+from conftest import A_MOUNT, NO_HOME, Unprivileged, linux_only, posix_only, run_in_a_mount
 
 import pytest_edgeprofiles
 from pytest_edgeprofiles._options import (
@@ -155,7 +155,7 @@ def test_environment_beats_ini_and_command_line_beats_both(
     result.stdout.fnmatch_lines(["edgeprofiles: max 3 profiles*"])
 
 
-NO_HOME = posix_only("a ~user of no one has no home (Windows guesses one)")
+POSIX_HOMES = posix_only(NO_HOME)
 
 
 @pytest.mark.parametrize(
@@ -185,9 +185,9 @@ NO_HOME = posix_only("a ~user of no one has no home (Windows guesses one)")
         ([], {}, "edge_profile_wait = soon", "--edge-profile-wait: invalid value 'soon' in *tox.ini (edge_profile_wait): expected a number of seconds >= 0"),
         ([], {}, "edge_headed = maybe", "--edge-headed: invalid value 'maybe' in *tox.ini (edge_headed): expected 1/0, true/false, yes/no or on/off"),
         # A user with no home: pathlib's RuntimeError, once an INTERNALERROR.
-        pytest.param(["--edge-profile-root=~no-such-user-ep/p"], {}, "", "--edge-profile-root: invalid value '~no-such-user-ep/p' on the command line (--edge-profile-root): no home directory for ~no-such-user-ep", marks=NO_HOME),
-        pytest.param([], {"EDGEPROFILES_BASE_PROFILE": "~no-such-user-ep/b"}, "", "--edge-base-profile: invalid value '~no-such-user-ep/b' in the environment (EDGEPROFILES_BASE_PROFILE): no home directory for ~no-such-user-ep", marks=NO_HOME),
-        pytest.param([], {}, "edge_output = ~no-such-user-ep/o", "--edge-output: invalid value '~no-such-user-ep/o' in *tox.ini (edge_output): no home directory for ~no-such-user-ep", marks=NO_HOME),
+        pytest.param(["--edge-profile-root=~no-such-user-ep/p"], {}, "", "--edge-profile-root: invalid value '~no-such-user-ep/p' on the command line (--edge-profile-root): no home directory for ~no-such-user-ep", marks=POSIX_HOMES),
+        pytest.param([], {"EDGEPROFILES_BASE_PROFILE": "~no-such-user-ep/b"}, "", "--edge-base-profile: invalid value '~no-such-user-ep/b' in the environment (EDGEPROFILES_BASE_PROFILE): no home directory for ~no-such-user-ep", marks=POSIX_HOMES),
+        pytest.param([], {}, "edge_output = ~no-such-user-ep/o", "--edge-output: invalid value '~no-such-user-ep/o' in *tox.ini (edge_output): no home directory for ~no-such-user-ep", marks=POSIX_HOMES),
     ],
 )  # fmt: skip
 def test_usage_errors_name_option_value_and_source(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from browser_support import start_process
-from conftest import POSIX, SINGLETON_LOCK, SYMLINKS, posix_only
+from conftest import NO_HOME, POSIX, SINGLETON_LOCK, SYMLINKS, posix_only
 
 from pytest_edgeprofiles import (
     ProfileCleanupError,
@@ -106,7 +106,7 @@ def test_constructor_missing_base(tmp_path, tmp_root):
     assert not tmp_root.exists()
 
 
-@posix_only("a ~user of no one has no home (Windows guesses one)")
+@posix_only(NO_HOME)
 @pytest.mark.parametrize("where", ["base_profile_path", "root", "download_root"])
 def test_constructor_path_in_the_home_of_no_user(tmp_root, where):
     given = "~no-such-user-ep/folder"
