@@ -168,9 +168,8 @@ def _may_have_children() -> bool:
     """False when Linux's child lists are all empty (cheaper than a process table walk)."""
     try:
         for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children", "rb") as fh:
-                if fh.read().strip():
-                    return True
+            if files.read_bytes(f"/proc/self/task/{task}/children").strip():
+                return True
     except OSError:
         return True
     return False

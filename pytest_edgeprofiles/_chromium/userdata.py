@@ -230,8 +230,7 @@ def set_download_dir(user_data_dir: Path, folder: Path) -> int:
     the bytes ``Preferences`` grew by."""
     prefs_path = user_data_dir / "Default" / "Preferences"
     try:
-        with open(prefs_path, "rb") as fh:
-            old = fh.read()
+        old = files.read_bytes(prefs_path)
         prefs = json.loads(old)
     except FileNotFoundError:
         old, prefs = b"", {}
@@ -244,7 +243,7 @@ def set_download_dir(user_data_dir: Path, folder: Path) -> int:
         value["default_directory"] = str(folder)
     prefs_path.parent.mkdir(mode=0o700, exist_ok=True)
     new = json.dumps(prefs, separators=(",", ":")).encode()
-    prefs_path.write_bytes(new)
+    files.write_bytes(prefs_path, new)
     return len(new) - len(old)
 
 

@@ -59,10 +59,33 @@ def entries(folder: Path) -> list[os.DirEntry[str]]:
         return []
 
 
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """A file's bytes by plain ``read`` calls: a buffered ``open`` adds an ``isatty`` and two
+    seeks to each, and the registry, owner records and ``Preferences`` are read and written on
+    every test."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
+    """Create or truncate ``path`` and write ``data``, by plain ``write`` calls as above."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+
+
 def read_json(path: Path) -> Any:
     """Parse a JSON file; raises ``OSError`` or ``ValueError``."""
-    with open(path, "rb") as fh:
-        return json.loads(fh.read())
+    return json.loads(read_bytes(path))
 
 
 def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
@@ -72,10 +95,8 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
         f".{path.name}.{platform.this_host()}.{os.getpid()}.{threading.get_ident()}.tmp"
     )
     text = json.dumps(data, separators=(",", ":")).encode()  # dump(fh) writes it in pieces
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        with open(fd, "wb", closefd=True) as fh:
-            fh.write(text)
+        write_bytes(tmp, text, mode)
         # Windows refuses to replace a file a reader (a sweep) has open: retry for ~0.5 s.
         backoff = Backoff(0.001, tries=9)
         while True:
@@ -86,7 +107,7 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
                 if not platform.WINDOWS or not backoff.pause():
                     raise
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # never made, or not ours to remove: theirs is news
             os.unlink(tmp)
         raise
 
