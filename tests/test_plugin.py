@@ -674,11 +674,13 @@ FAKE_BROWSER = """#!/bin/sh
 echo "$@" >> "$(dirname "$0")/browser-runs.log"
 echo "Microsoft Edge 131.0.2903.70"
 """
-#: Writes, at the end of each process, which heavy modules it imported.
+#: Writes, at the end of each process, which heavy modules it imported (the per-test hooks'
+#: too: a run whose tests ask for no edge fixture must not pay them on every test).
 MODULES_CONFTEST = """
 import json, os, sys
 def pytest_sessionfinish(session):
-    heavy = ("psutil", "filelock", "sqlite3", "pytest_edgeprofiles.profile_manager")
+    heavy = ("psutil", "filelock", "sqlite3", "pytest_edgeprofiles.profile_manager",
+             "pytest_edgeprofiles.plugin._test_hooks")
     with open(os.path.join(os.path.dirname(__file__), f"modules-{os.getpid()}.json"), "w") as f:
         json.dump([m for m in heavy if m in sys.modules], f)
 """

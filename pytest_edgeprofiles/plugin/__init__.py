@@ -10,18 +10,8 @@ from typing import Any
 import pytest
 
 from . import _browser_fixtures, _launch_fixtures, _profile_fixtures
-from ._browser_fixtures import show_what_the_browser_saw
-from ._config import SETTINGS, add_options, configure, header, run_of, started_run, used_run
-from ._lookahead import (
-    ARGS_NAME,
-    EDGE_FIXTURES,
-    FLAGS,
-    NEXT_FLAGS,
-    NEXT_WANTS_DRIVER,
-    NEXT_WANTS_PROFILE,
-    PHASE_FAILED,
-    flags_of,
-)
+from ._config import SETTINGS, add_options, configure, header, started_run, used_run
+from ._lookahead import ARGS_NAME, asks
 
 _PRIVATE = pytest.StashKey[frozenset[Path]]()  # profile and download roots: never tests
 
@@ -66,57 +56,11 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return True if collection_path in config.stash.get(_PRIVATE, frozenset()) else None
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """The one look-ahead: what this test and the next ask; the run gets ready while it runs."""
-    flags = flags_of(item)
-    if flags is not None:
-        item.stash[FLAGS] = flags
-    skipped = nextitem is not None and nextitem.get_closest_marker("skip") is not None
-    wanted = set() if skipped else EDGE_FIXTURES.intersection(getattr(nextitem, "fixturenames", ()))
-    item.stash[NEXT_WANTS_PROFILE] = "edge_profile" in wanted
-    item.stash[NEXT_WANTS_DRIVER] = "edge_driver" in wanted
-    item.stash[NEXT_FLAGS] = None if skipped else flags_of(nextitem)
-    run = started_run(item.config)
-    ahead = run.started_ahead() if run is not None else None
-    if ahead is not None and ahead.holding and flags != ahead.flags:
-        ahead.empty()  # its test did not take it: it would hold a slot until our next one
-    settings = item.config.stash.get(SETTINGS, None)
-    if wanted and settings is not None and not Path(settings.run_dir).is_dir():
-        run_of(item.config).get_ready_ahead()
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any(asks(item) for item in session.items):
+        from ._test_hooks import watch  # a run whose tests ask for none never imports it
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> None:
-    # This test has its browser: the next test's starts now, beside it.
-    flags = item.stash.get(NEXT_FLAGS, None)
-    run = started_run(item.config)
-    ahead = run.started_ahead() if run is not None else None
-    if flags is not None and ahead is not None:
-        ahead.fill(flags, driver=item.stash.get(NEXT_WANTS_DRIVER, False))
-
-
-# Outside pytest-selenium's, which sets report.extras to its own list, dropping ours.
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    uses = getattr(item, "fixturenames", ())
-    if "edge_profile" in uses:  # its retention policy reads whether each phase failed
-        item.stash.setdefault(PHASE_FAILED, {})[report.when] = report.failed
-    if report.failed and "edge_session_profile" in uses and (run := started_run(item.config)):
-        run.lending.session_profile_failed = True
-    if report.when == "call" and FLAGS in item.stash and (run := started_run(item.config)):
-        run.browsers.pace.tested(report.duration)  # a browser test: whether starting ahead pays
-    if report.failed or report.when == "call":
-        try:
-            show_what_the_browser_saw(item, report)
-        except (KeyboardInterrupt, SystemExit, pytest.exit.Exception):
-            raise
-        except BaseException as exc:  # pytest-timeout's fail, say: never in the report's place
-            report.sections.append(("edgeprofiles", f"capture interrupted: {exc!r}"))
-    return report
+        watch(session.config)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -35,6 +35,9 @@ def run_of(config: pytest.Config) -> Run:
         workerinput = getattr(config, "workerinput", None)
         key = workerinput["workerid"] if workerinput else "master"  # as xdist names it
         run = config.stash[_RUN] = Run(config, config.stash[SETTINGS], key)
+        from ._test_hooks import watch
+
+        watch(config)  # asked on the fly (``getfixturevalue``): its test's reports count too
     return run
 
 

@@ -49,6 +49,11 @@ def launch_flags(config: pytest.Config, item: pytest.Item | None = None) -> Laun
     return LaunchFlags(not headed(config), tuple(args))
 
 
+def asks(item: pytest.Item) -> bool:
+    """Whether ``item`` asks for an edge fixture (as collected: not one asked on the fly)."""
+    return bool(EDGE_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
 def flags_of(item: pytest.Item | None) -> LaunchFlags | None:
     if item is None or not BROWSER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
         return None
