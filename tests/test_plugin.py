@@ -268,6 +268,24 @@ def test_retention_policies(
         result.stdout.fnmatch_lines([f"kept {profile} (*)"])
 
 
+def test_retention_judges_a_profile_asked_for_on_the_fly_by_its_test(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    # ``getfixturevalue`` adds no fixture name to the test: the outcome must count all the same.
+    pytester.makepyfile(
+        test_inner=RETENTION_TESTS.replace(
+            "(edge_profile):",
+            "(request):\n    edge_profile = request.getfixturevalue('edge_profile')",
+        )
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", f"--edge-profile-root={root}", "--edge-profile-retention=failed"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    profiles = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    assert [sorted(os.listdir(p)) for p in profiles] == [["Default", "Downloads", "failed"]]
+
+
 def test_a_session_profile_is_kept_when_a_test_using_it_fails(
     pytester: pytest.Pytester, root: Path
 ) -> None:

@@ -65,9 +65,9 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    # Read by the retention policy: of every test, as one asked on the fly has no fixture name.
+    item.stash.setdefault(PHASE_FAILED, {})[report.when] = report.failed
     uses = getattr(item, "fixturenames", ())
-    if "edge_profile" in uses:  # its retention policy reads whether each phase failed
-        item.stash.setdefault(PHASE_FAILED, {})[report.when] = report.failed
     if report.failed and "edge_session_profile" in uses and (run := started_run(item.config)):
         run.lending.session_profile_failed = True
     if report.when == "call" and FLAGS in item.stash and (run := started_run(item.config)):
