@@ -91,6 +91,38 @@ def test_a_failed_browser_test_leaves_what_its_browser_showed(
             (Path(__file__).parent.parent / "docs" / DOCS_PICTURE).write_bytes(row)
 
 
+#: A conftest's own report hook, as users write them to attach what a failed test left.
+READER_CONFTEST = """
+import json, pytest
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        seen = {"sections": [name for name, _ in report.sections],
+                "properties": [name for name, _ in item.user_properties]}
+        with open("seen.json", "w") as f:
+            json.dump(seen, f)
+"""
+
+
+def test_a_conftest_report_hook_sees_what_the_browser_showed(
+    pytester: pytest.Pytester, inner: Path
+) -> None:
+    # Ours runs inside a conftest's tryfirst wrapper, as plugins loaded first do.
+    pytester.makeconftest(READER_CONFTEST)
+    pytester.makepyfile(test_inner=FAILING)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", "-p", "no:randomly", f"--edge-profile-root={inner}",
+        "-k", "test_driver_fails",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    seen = json.loads((pytester.path / "seen.json").read_text())
+    assert "edgeprofiles: what the browser showed" in seen["sections"]
+    assert "edgeprofiles_artifacts" in seen["properties"]
+
+
 #: The README's picture of a failed test's row in pytest-html's report.
 DOCS_PICTURE = "failed-test-in-pytest-html.png"
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from . import _browser_fixtures, _launch_fixtures, _profile_fixtures
+from ._browser_fixtures import show_what_the_browser_saw
 from ._config import SETTINGS, add_options, configure, header, started_run, used_run
-from ._lookahead import ARGS_NAME, asks
+from ._lookahead import ARGS_NAME, FLAGS, PHASE_FAILED, asks
 
 _PRIVATE = pytest.StashKey[frozenset[Path]]()  # profile and download roots: never tests
 
@@ -61,6 +62,31 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         from ._test_hooks import watch  # a run whose tests ask for none never imports it
 
         watch(session.config)
+
+
+# Outside pytest-selenium's, which sets report.extras to its own list, dropping ours; inside a
+# conftest's tryfirst wrappers (registered after us), which may read what we add.
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if (run := started_run(item.config)) is None:
+        return report  # no test of this process has asked for anything of ours
+    # Read by the retention policy: of every test, as one asked on the fly has no fixture name.
+    item.stash.setdefault(PHASE_FAILED, {})[report.when] = report.failed
+    if report.failed and "edge_session_profile" in getattr(item, "fixturenames", ()):
+        run.lending.session_profile_failed = True
+    if report.when == "call" and FLAGS in item.stash:
+        run.browsers.pace.tested(report.duration)  # a browser test: whether starting ahead pays
+    if report.failed or report.when == "call":
+        try:
+            show_what_the_browser_saw(item, report)
+        except (KeyboardInterrupt, SystemExit, pytest.exit.Exception):
+            raise
+        except BaseException as exc:  # pytest-timeout's fail, say: never in the report's place
+            report.sections.append(("edgeprofiles", f"capture interrupted: {exc!r}"))
+    return report
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,14 +1,14 @@
-"""The hooks every test passes through, registered only once a test asks for an edge fixture
-(collected so, or asked on the fly): a run whose tests ask for none pays nothing per test."""
+"""The look-ahead hooks every test passes through, registered only once a test asks for an edge
+fixture (collected so, or the process's run made by one asked on the fly): a run whose tests
+ask for none pays nothing for them. The report hook stays in ``plugin``, registered with it:
+a conftest's ``tryfirst`` report wrapper must still see what it adds."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Generator
 
 import pytest
 
-from ._browser_fixtures import show_what_the_browser_saw
 from ._config import run_of, started_run
 from ._lookahead import (
     EDGE_FIXTURES,
@@ -16,7 +16,6 @@ from ._lookahead import (
     NEXT_FLAGS,
     NEXT_WANTS_DRIVER,
     NEXT_WANTS_PROFILE,
-    PHASE_FAILED,
     flags_of,
 )
 
@@ -24,7 +23,7 @@ _NAME = "edgeprofiles-tests"
 
 
 def watch(config: pytest.Config) -> None:
-    """Register these hooks, once: between tests, or in a test's setup before its reports."""
+    """Register these hooks, once: the look-ahead begins with the next test."""
     if not config.pluginmanager.has_plugin(_NAME):
         config.pluginmanager.register(sys.modules[__name__], _NAME)
 
@@ -57,26 +56,3 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     ahead = run.started_ahead() if run is not None else None
     if flags is not None and ahead is not None:
         ahead.fill(flags, driver=item.stash.get(NEXT_WANTS_DRIVER, False))
-
-
-# Outside pytest-selenium's, which sets report.extras to its own list, dropping ours.
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    # Read by the retention policy: of every test, as one asked on the fly has no fixture name.
-    item.stash.setdefault(PHASE_FAILED, {})[report.when] = report.failed
-    uses = getattr(item, "fixturenames", ())
-    if report.failed and "edge_session_profile" in uses and (run := started_run(item.config)):
-        run.lending.session_profile_failed = True
-    if report.when == "call" and FLAGS in item.stash and (run := started_run(item.config)):
-        run.browsers.pace.tested(report.duration)  # a browser test: whether starting ahead pays
-    if report.failed or report.when == "call":
-        try:
-            show_what_the_browser_saw(item, report)
-        except (KeyboardInterrupt, SystemExit, pytest.exit.Exception):
-            raise
-        except BaseException as exc:  # pytest-timeout's fail, say: never in the report's place
-            report.sections.append(("edgeprofiles", f"capture interrupted: {exc!r}"))
-    return report
