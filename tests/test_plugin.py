@@ -304,6 +304,46 @@ def test_a_session_profile_is_kept_when_a_test_using_it_fails(
     assert (kept[0] / "marker").exists()
 
 
+def test_a_session_profile_asked_for_on_the_fly_is_kept_when_its_test_fails(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    pytester.makepyfile(
+        test_inner="""
+        def test_bad(request):
+            profile = request.getfixturevalue("edge_session_profile")
+            (profile / "marker").write_text("")
+            assert False
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", f"--edge-profile-root={root}", "--edge-profile-retention=failed"
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    kept = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    assert [p.name.split("-")[0] for p in kept] == ["master.session"]
+
+
+@pytest.mark.skipif(pytest.version_tuple < (9,), reason="subtests are built in from pytest 9")
+def test_a_test_whose_subtest_failed_keeps_its_profile_as_failed(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    # pytest reports the failed subtest, then the test's own passing call: the test failed.
+    pytester.makepyfile(
+        test_inner="""
+        def test_sub(edge_profile, subtests):
+            (edge_profile / "marker").write_text("")
+            with subtests.test("bad"):
+                assert False
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", f"--edge-profile-root={root}", "--edge-profile-retention=failed"
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    kept = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    assert len(kept) == 1 and (kept[0] / "marker").exists()
+
+
 def test_kept_profiles_of_the_last_runs_only_stay(pytester: pytest.Pytester, root: Path) -> None:
     pytester.makepyfile(test_inner="def test_bad(edge_profile):\n    assert False\n")
     for _ in range(3):

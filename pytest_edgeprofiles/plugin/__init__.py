@@ -12,7 +12,7 @@ import pytest
 from . import _browser_fixtures, _launch_fixtures, _profile_fixtures
 from ._browser_fixtures import show_what_the_browser_saw
 from ._config import SETTINGS, add_options, configure, header, started_run, used_run
-from ._lookahead import ARGS_NAME, FLAGS, PHASE_FAILED, asks
+from ._lookahead import ARGS_NAME, FLAGS, PHASE_FAILED, asks, fixtures_used
 
 _PRIVATE = pytest.StashKey[frozenset[Path]]()  # profile and download roots: never tests
 
@@ -73,9 +73,14 @@ def pytest_runtest_makereport(
     report = yield
     if (run := started_run(item.config)) is None:
         return report  # no test of this process has asked for anything of ours
-    # Read by the retention policy: of every test, as one asked on the fly has no fixture name.
-    item.stash.setdefault(PHASE_FAILED, {})[report.when] = report.failed
-    if report.failed and "edge_session_profile" in getattr(item, "fixturenames", ()):
+    # Whether each phase failed, for the retention policy: of every test, since one asked for
+    # on the fly has no fixture name; a phase that failed once stays failed (pytest reports a
+    # failed subtest, then its test's passing call), until a rerun's setup starts anew.
+    phases = item.stash.setdefault(PHASE_FAILED, {})
+    if report.when == "setup":
+        phases.clear()
+    phases[report.when] = phases.get(report.when, False) or report.failed
+    if report.failed and "edge_session_profile" in fixtures_used(item):
         run.lending.session_profile_failed = True
     if report.when == "call" and FLAGS in item.stash:
         run.browsers.pace.tested(report.duration)  # a browser test: whether starting ahead pays

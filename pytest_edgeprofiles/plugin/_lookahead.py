@@ -54,6 +54,14 @@ def asks(item: pytest.Item) -> bool:
     return bool(EDGE_FIXTURES.intersection(getattr(item, "fixturenames", ())))
 
 
+def fixtures_used(item: pytest.Item) -> list[str]:
+    """The fixtures ``item`` asked for, on the fly (``getfixturevalue``) too: only its request
+    knows those, and an item has no public way to it."""
+    request = getattr(item, "_request", None)
+    used: list[str] | None = getattr(request, "fixturenames", None)
+    return used if used is not None else list(getattr(item, "fixturenames", ()))
+
+
 def flags_of(item: pytest.Item | None) -> LaunchFlags | None:
     if item is None or not BROWSER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
         return None
