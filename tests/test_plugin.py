@@ -77,6 +77,11 @@ def _leftovers(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.name != ".runs") if root.exists() else []
 
 
+def _kept(root: Path) -> list[Path]:
+    """The profiles left under ``root``: what retention kept."""
+    return [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+
+
 def _write_recorder(pytester: pytest.Pytester, root: Path, work: float = 0.0) -> Path:
     log = pytester.path / "log.jsonl"
     pytester.makepyfile(recorder=RECORDER.format(log=str(log), root=str(root), work=work))
@@ -261,7 +266,7 @@ def test_retention_policies(
         "-p", "no:xdist", f"--edge-profile-root={root}", f"--edge-profile-retention={policy}"
     )
     result.assert_outcomes(passed=1, failed=1)
-    profiles = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    profiles = _kept(root)
     markers = [name for p in profiles for name in os.listdir(p) if name in ("passed", "failed")]
     assert sorted(markers) == kept
     for profile in profiles:
@@ -282,7 +287,7 @@ def test_retention_judges_a_profile_asked_for_on_the_fly_by_its_test(
         "-p", "no:xdist", f"--edge-profile-root={root}", "--edge-profile-retention=failed"
     )
     result.assert_outcomes(passed=1, failed=1)
-    profiles = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    profiles = _kept(root)
     assert [sorted(os.listdir(p)) for p in profiles] == [["Default", "Downloads", "failed"]]
 
 
@@ -299,7 +304,7 @@ def test_a_session_profile_is_kept_when_a_test_using_it_fails(
     )
     result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
     result.assert_outcomes(passed=1, failed=1)
-    kept = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    kept = _kept(root)
     assert [p.name.split("-")[0] for p in kept] == ["master.session"]
     assert (kept[0] / "marker").exists()
 
@@ -319,7 +324,7 @@ def test_a_session_profile_asked_for_on_the_fly_is_kept_when_its_test_fails(
         "-p", "no:xdist", f"--edge-profile-root={root}", "--edge-profile-retention=failed"
     )  # fmt: skip
     result.assert_outcomes(failed=1)
-    kept = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    kept = _kept(root)
     assert [p.name.split("-")[0] for p in kept] == ["master.session"]
 
 
@@ -340,7 +345,7 @@ def test_a_test_whose_subtest_failed_keeps_its_profile_as_failed(
         "-p", "no:xdist", f"--edge-profile-root={root}", "--edge-profile-retention=failed"
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    kept = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    kept = _kept(root)
     assert len(kept) == 1 and (kept[0] / "marker").exists()
 
 
@@ -351,7 +356,7 @@ def test_kept_profiles_of_the_last_runs_only_stay(pytester: pytest.Pytester, roo
             "-p", "no:xdist", f"--edge-profile-root={root}",
             "-o", "edge_profile_retention_count=2",
         ).assert_outcomes(failed=1)  # fmt: skip
-    kept = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    kept = _kept(root)
     assert len(kept) == 2
 
 
@@ -466,7 +471,7 @@ def test_leftovers_of_a_killed_run_are_swept_by_the_next(
     )
     result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
     assert result.ret == -signal.SIGKILL
-    assert len([p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]) == 1
+    assert len(_kept(root)) == 1
     assert len(list((root / ".runs").iterdir())) == 2, "the killed run's folder and its record"
     pytester.path.joinpath("test_killed.py").unlink()
     pytester.makepyfile(test_ok="def test_ok(edge_profile): pass")
@@ -647,7 +652,7 @@ def test_what_setup_errors_skips_and_xfails_count_as(pytester: pytest.Pytester, 
     )
     result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
     result.assert_outcomes(errors=1, skipped=1, xfailed=1)
-    profiles = [p for p in root.iterdir() if p.is_dir() and p.name != ".runs"]
+    profiles = _kept(root)
     markers = [
         n for p in profiles for n in os.listdir(p) if n in ("setup-error", "setup-skip", "xfail")
     ]
