@@ -37,7 +37,7 @@ def run_of(config: pytest.Config) -> Run:
         run = config.stash[_RUN] = Run(config, config.stash[SETTINGS], key)
         from ._test_hooks import watch
 
-        watch(config)  # asked on the fly (``getfixturevalue``): its test's reports count too
+        watch(config)  # made by a fixture asked on the fly: the look-ahead, from the next test
     return run
 
 
