@@ -1,7 +1,8 @@
 """Benchmarks of pytest-edgeprofiles, each figure a ratio against an anchor measured beside it.
 
-    python benchmarks/bench.py            # the full run (about ten minutes)
-    python benchmarks/bench.py --quick    # small data, one round: a smoke test for CI
+    python benchmarks/bench.py                 # the full run (30-40 minutes on 2 cores)
+    python benchmarks/bench.py --quick         # small data, one round: a smoke test for CI
+    python benchmarks/bench.py --only suites   # some parts alone (see --help)
 
 Our machines are shared and noisy, so absolute times say little: every figure is measured in
 the same run as its anchor, alternating, on the same (warm) page cache, and reported as the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -34,6 +36,7 @@ from pytest_edgeprofiles import ProfileManager
 from pytest_edgeprofiles._profiles import manager as manager_module
 from pytest_edgeprofiles._profiles.records import ProfileRecord
 from pytest_edgeprofiles._profiles.registry import Registry
+from pytest_edgeprofiles._system import files
 
 MB = 1024 * 1024
 
@@ -101,11 +104,17 @@ def alternate(
     ours: Callable[[], float], anchor: Callable[[], float], rounds: int
 ) -> tuple[float, float]:
     """Medians of both, measured turn about so that both see the same machine."""
-    a, b = [], []
+    a, b = in_turn([ours, anchor], rounds)
+    return a, b
+
+
+def in_turn(sides: list[Callable[[], float]], rounds: int) -> list[float]:
+    """The median of each side, the sides measured turn about in every round."""
+    times: list[list[float]] = [[] for _ in sides]
     for _ in range(rounds):
-        a.append(ours())
-        b.append(anchor())
-    return statistics.median(a), statistics.median(b)
+        for side, seen in zip(sides, times, strict=True):
+            seen.append(side())
+    return [statistics.median(seen) for seen in times]
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -354,8 +363,12 @@ def bench_listing(work: Path, mb: int, rounds: int) -> list[Figure]:
     def du() -> float:  # -l: count every link of a file, as 16 real copies would be counted
         return timed(lambda: run("du", "-sbl", *paths))
 
+    def walks_alone() -> float:  # the listing's floor: the 16 walks and nothing else
+        return timed(lambda: [files.tree_size(path) for path in paths])
+
     listing = median_of(fresh, rounds)
-    walks = alternate(expired, du, rounds)
+    stale, floor, by_du = in_turn([expired, walks_alone, du], rounds)
+    walks = stale, by_du
     manager.cleanup_all_profiles()
     return [
         Figure(
@@ -372,6 +385,14 @@ def bench_listing(work: Path, mb: int, rounds: int) -> list[Figure]:
             "`du -sbl` of the 16",
             "<= 1.5x",
             walks[0] / walks[1] <= 1.5,
+        ),
+        Figure(
+            "the 16 walks alone, as the listing makes them: its floor",
+            floor,
+            by_du,
+            "`du -sbl` of the 16",
+            "where the time goes",
+            None,
         ),
     ]
 
@@ -459,6 +480,62 @@ def test_x({fixture}, i):
 """
 
 
+# The floor of a trivial suite on edge_profile: the same file operations as a profile's (3
+# folders, Preferences, an owner record put in place, a slot taken and freed in a registry
+# every worker shares under a lock, the folder renamed aside and removed), written by hand
+# with nothing checked, as a fixture of a conftest every side of the figure loads.
+BY_HAND = """
+import fcntl, json, os, shutil, uuid
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).parent / "by-hand"
+
+
+_lock = []  # the lock file, kept open, as the plugin keeps its own
+
+
+def _slot(path, take):
+    if not _lock:
+        _lock.append(os.open(ROOT / "registry.lock", os.O_RDWR | os.O_CREAT))
+    lock = _lock[0]
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        fd = os.open(ROOT / "registry.json", os.O_RDWR | os.O_CREAT)
+        data = os.read(fd, 1 << 20)
+        state = json.loads(data) if data else {"entries": {}}
+        if take:
+            state["entries"][str(path)] = {"pid": os.getpid(), "path": str(path)}
+        else:
+            state["entries"].pop(str(path))
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(state).encode())
+        os.close(fd)
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture
+def by_hand():
+    ROOT.mkdir(exist_ok=True)
+    path = ROOT / f"p{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    _slot(path, take=True)
+    for folder in (path, path / "Default", path / "Downloads"):
+        os.mkdir(folder)
+    (path / "Default" / "Preferences").write_text('{"download": {}}')
+    record = Path(f"{path}.owner")
+    Path(f"{path}.tmp").write_text(json.dumps({"pid": os.getpid()}))
+    os.replace(f"{path}.tmp", record)
+    yield path
+    garbage = path.with_name(f"garbage-{path.name}")
+    os.rename(path, garbage)
+    _slot(path, take=False)
+    shutil.rmtree(garbage)
+    os.unlink(record)
+"""
+
+
 def _suite(cmd: list[str], folder: Path, env: dict[str, str] | None = None) -> Callable[[], float]:
     return lambda: timed(lambda: run(*cmd, cwd=folder, env=env))
 
@@ -479,24 +556,44 @@ def bench_unused(work: Path, rounds: int) -> list[Figure]:
     env = {**os.environ, "EDGEPROFILES_ROOT": str(folder / "root")}
     figures = []
     for name, mode in (("without xdist", ["-p", "no:xdist"]), ("under -n 2", ["-n", "2"])):
-        loaded = _suite(_pytest(folder, *mode), folder, env)
-        left_out = _suite(_pytest(folder, *mode, "-p", "no:edgeprofiles"), folder, env)
-        if rounds > 1:  # compile the test file and warm the page cache for both
-            loaded(), left_out()
-        result = alternate(loaded, left_out, rounds)
+        sides = [
+            _suite(_pytest(folder, *mode), folder, env),
+            _suite(_pytest(folder, *mode, "-p", "no:edgeprofiles"), folder, env),
+        ]
+        # What a well-kept plugin of one module costs such a suite, measured the same way.
+        neighbour = importlib.util.find_spec("pytest_timeout") is not None
+        if neighbour:
+            timeout = _pytest(folder, *mode, "-p", "no:edgeprofiles", keep=("timeout",))
+            sides.append(_suite(timeout, folder, env))
+        if rounds > 1:  # compile the test file and warm the page cache for every side
+            for side in sides:
+                side()
+        loaded, left_out, *theirs = in_turn(sides, rounds)
         figures.append(
             Figure(
                 f"50 tests that use no edge fixture, {name}",
-                *result,
+                loaded,
+                left_out,
                 "the same with `-p no:edgeprofiles`",
                 "<= 1.03x",
-                result[0] / result[1] <= 1.03,
+                loaded / left_out <= 1.03,
             )
         )
+        if theirs:
+            figures.append(
+                Figure(
+                    f"the same 50 tests with pytest-timeout loaded instead, {name}",
+                    theirs[0],
+                    left_out,
+                    "the same with neither plugin",
+                    "where the time goes",
+                    None,
+                )
+            )
     # Where the difference goes: the plugin's import, which every such run pays (as Python
     # itself times it: whole processes differ by more than it on a shared machine).
-    loaded = "import _pytest.config; _pytest.config.get_config()"  # pytest's own plugins
-    code = f"{loaded}; import pytest_edgeprofiles.plugin"
+    pytest_own = "import _pytest.config; _pytest.config.get_config()"  # pytest's own plugins
+    code = f"{pytest_own}; import pytest_edgeprofiles.plugin"
     imports = []
     for _ in range(rounds):
         timed_import = [sys.executable, "-X", "importtime", "-c", code]
@@ -530,19 +627,23 @@ def bench_suites(work: Path, base: Path, rounds: int, quick: bool) -> list[Figur
     for name, n, work_s, with_base, mode, limit, per_test in cases:
         folder = work / f"suite{n}-{mode[-1]}"
         folder.mkdir()
-        (folder / "test_edge.py").write_text(
-            textwrap.dedent(SUITE.format(n=n, fixture="edge_profile", work=work_s))
-        )
-        (folder / "test_tmp.py").write_text(
-            textwrap.dedent(SUITE.format(n=n, fixture="tmp_path", work=work_s))
-        )
+        (folder / "conftest.py").write_text(BY_HAND)
+        for test_file, fixture in (
+            ("edge", "edge_profile"),
+            ("tmp", "tmp_path"),
+            ("hand", "by_hand"),
+        ):
+            (folder / f"test_{test_file}.py").write_text(
+                textwrap.dedent(SUITE.format(n=n, fixture=fixture, work=work_s))
+            )
         common = _pytest(folder, *mode)
         edge = [*common, "test_edge.py", f"--edge-profile-root={folder / 'root'}"]
         if with_base:
             edge.append(f"--edge-base-profile={base}")
-        ours, anchor = alternate(
-            _suite(edge, folder), _suite([*common, "test_tmp.py"], folder), rounds
-        )
+        sides = [_suite(edge, folder), _suite([*common, "test_tmp.py"], folder)]
+        if not with_base:
+            sides.append(_suite([*common, "test_hand.py"], folder))
+        ours, anchor, *floor = in_turn(sides, rounds)
         if per_test is None:
             goal, met = f"<= {limit}x", ours / anchor <= (limit or 0)
         else:
@@ -552,7 +653,33 @@ def bench_suites(work: Path, base: Path, rounds: int, quick: bool) -> list[Figur
                 extra <= per_test,
             )
         figures.append(Figure(name, ours, anchor, "the same tests on `tmp_path`", goal, met))
+        if floor:
+            figures.append(
+                Figure(
+                    f"the same {n} tests on a profile's file operations by hand: the floor",
+                    floor[0],
+                    anchor,
+                    "the same tests on `tmp_path`",
+                    "where the time goes",
+                    None,
+                )
+            )
     return figures
+
+
+#: The parts of the run, in order; ``--only`` picks some (the figures named in the docs come
+#: from a whole run: parts run alone see a different machine).
+PARTS = (
+    "clone",
+    "cleanup",
+    "small",
+    "floor",
+    "listing",
+    "registry",
+    "unused",
+    "suites",
+    "browsers",
+)
 
 
 def main() -> None:
@@ -560,7 +687,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small data, one round: a smoke test")
+    parser.add_argument(
+        "--only",
+        type=lambda text: text.split(","),
+        default=list(PARTS),
+        metavar="PART[,PART]",
+        help=f"run only these parts, of: {', '.join(PARTS)}",
+    )
     args = parser.parse_args()
+    unknown = sorted(set(args.only) - set(PARTS))
+    if unknown:
+        parser.error(f"--only: no part {', '.join(unknown)}; the parts are {', '.join(PARTS)}")
     import bench_browsers  # the browser figures, beside this script (it imports this one)
 
     rounds = 1 if args.quick else 5
@@ -573,17 +710,20 @@ def main() -> None:
         suite_base = make_profile(
             work / "suite", 300 // scale, 12 * MB // scale, 400 // scale, 40 * MB // scale
         )
-        figures = [
-            *bench_clone(work, heavy, rounds),
-            *bench_cleanup_and_size(work, heavy, rounds),
-            *bench_small_ops(work),
-            *bench_profile_floor(work, 100 if args.quick else 1000),
-            *bench_listing(work, 300 // scale, rounds),
-            *bench_registry(work, 1.0 if args.quick else 5.0),
-            *bench_unused(work, 1 if args.quick else 30),
-            *bench_suites(work, suite_base, 1 if args.quick else 5, args.quick),
-            *bench_browsers.bench_browsers(work, 1 if args.quick else 3, args.quick),
-        ]
+        parts: dict[str, Callable[[], list[Figure]]] = {
+            "clone": lambda: bench_clone(work, heavy, rounds),
+            "cleanup": lambda: bench_cleanup_and_size(work, heavy, rounds),
+            "small": lambda: bench_small_ops(work),
+            "floor": lambda: bench_profile_floor(work, 100 if args.quick else 1000),
+            "listing": lambda: bench_listing(work, 300 // scale, rounds),
+            "registry": lambda: bench_registry(work, 1.0 if args.quick else 5.0),
+            "unused": lambda: bench_unused(work, 1 if args.quick else 30),
+            "suites": lambda: bench_suites(work, suite_base, 1 if args.quick else 5, args.quick),
+            "browsers": lambda: bench_browsers.bench_browsers(
+                work, 1 if args.quick else 3, args.quick
+            ),
+        }
+        figures = [figure for part in PARTS if part in args.only for figure in parts[part]()]
     print("| figure | anchor | ours (ratio) | goal | met |")
     print("|---|---|---|---|---|")
     for figure in figures:
