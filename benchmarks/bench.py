@@ -482,14 +482,22 @@ def test_x({fixture}, i):
 
 # The floor of a trivial suite on edge_profile: the same file operations as a profile's (3
 # folders, Preferences, an owner record put in place, a slot taken and freed in a registry
-# every worker shares under a lock, the folder renamed aside and removed), written by hand
-# with nothing checked, as a fixture of a conftest every side of the figure loads.
+# every worker shares under a lock, the folder renamed aside and removed in a thread, off the
+# test's path), written by hand with nothing checked, as a fixture of a conftest every side
+# of the figure loads.
 BY_HAND = """
 import fcntl, json, os, shutil, uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent / "by-hand"
+_removals = ThreadPoolExecutor(1)  # done before the process exits
+
+
+def _remove(garbage, record):
+    shutil.rmtree(garbage)
+    os.unlink(record)
 
 
 _lock = []  # the lock file, kept open, as the plugin keeps its own
@@ -531,8 +539,7 @@ def by_hand():
     garbage = path.with_name(f"garbage-{path.name}")
     os.rename(path, garbage)
     _slot(path, take=False)
-    shutil.rmtree(garbage)
-    os.unlink(record)
+    _removals.submit(_remove, garbage, record)
 """
 
 
