@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -432,3 +433,16 @@ def test_keeping_a_profile_stops_the_browser_left_on_it(browser: Browser, tmp_pa
     assert proc.wait(timeout=10) is not None
     assert profile.is_dir(), "kept, for the failure's evidence"
     assert not os.path.lexists(profile / "SingletonLock"), "stopped gracefully: no stale lock"
+
+
+def test_a_driver_whose_port_was_taken_meanwhile_starts_on_another(browser: Browser) -> None:
+    # Selenium picks a free port, then starts the driver on it: another process may bind it
+    # in between, and the driver exits at once ("IPv4 port not available").
+    service = launch.selenium_service(browser)
+    with socket.create_server(("127.0.0.1", service.port)) as taken:
+        try:
+            service.start()
+            assert service.port != taken.getsockname()[1]
+            assert service.is_connectable(), "the driver answers on its new port"
+        finally:
+            service.stop()

@@ -116,16 +116,35 @@ def selenium_service(browser: Browser, profile: str | os.PathLike[str] | None = 
     return _started_once(Service)(executable_path=driver, service_args=args, env=launch_env())
 
 
+#: Starts of a driver that exits at once (its port taken) before its exit is the error.
+DRIVER_STARTS = 3
+
+
 @functools.cache
 def _started_once(service: type[Any]) -> type[Any]:
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common.utils import free_port
+
     class StartedOnce(service):  # type: ignore[misc]
         def start(self) -> None:
             process = getattr(self, "process", None)
-            if process is None or process.poll() is not None:
+            if process is not None and process.poll() is None:
+                return
+            for left in reversed(range(DRIVER_STARTS)):
                 # Selenium keeps handles on Windows: a browser's pipe, launched meanwhile,
                 # would stay open in the driver, and the browser's exit go unseen.
                 self.popen_kw.setdefault("close_fds", True)  # Selenium pops it at each start
-                super().start()
+                try:
+                    super().start()
+                    return
+                except WebDriverException:
+                    exited = getattr(self, "process", None)
+                    if not left or exited is None or exited.poll() is None:
+                        raise
+                # Selenium picks a free port, then the driver binds it: another process
+                # (a browser, a bridge, a connection) may take it in between, and the
+                # driver exits ("port not available"). A new port, then.
+                self.port = free_port()
 
     return StartedOnce
 
