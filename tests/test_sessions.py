@@ -381,12 +381,22 @@ def ws_send(conn: socket.socket, opcode: int, data: bytes, final: bool = True) -
 
 
 def ws_read(conn: socket.socket) -> tuple[int, bytes]:
-    reader = conn.makefile("rb")
-    head = reader.read(2)
+    head = recv_exactly(conn, 2)
     size = head[1] & 0x7F
     if size >= 126:
-        size = int.from_bytes(reader.read(2 if size == 126 else 8), "big")
-    return head[0] & 0x0F, reader.read(size)
+        size = int.from_bytes(recv_exactly(conn, 2 if size == 126 else 8), "big")
+    return head[0] & 0x0F, recv_exactly(conn, size)
+
+
+def recv_exactly(conn: socket.socket, size: int) -> bytes:
+    """``size`` bytes read straight from ``conn``: a buffered reader would also take the
+    next frame, if it has come, and lose it with the reader."""
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        assert chunk, "the bridge closed the connection"
+        data += chunk
+    return data
 
 
 def test_the_bridge_speaks_websocket_as_a_browser_does(tmp_path: Path, browser: Browser) -> None:
