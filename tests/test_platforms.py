@@ -235,7 +235,7 @@ def test_stopping_a_browser_tree(monkeypatch, tmp_path, windows):
     try:
         procs = processes.browsers_using(str(profile))
         assert sorted(p.pid for p in procs) == sorted([main.pid, renderer.pid])
-        processes.stop_browsers(procs, grace=0.5)
+        processes.stop_browsers(procs, grace=2)
         assert not [p for p in (main, renderer) if psutil.pid_exists(p.pid) and p.poll() is None]
     finally:
         for proc in (main, renderer):

@@ -764,7 +764,7 @@ def test_a_browser_we_start_listens_on_no_port_of_its_own(browser: Browser, tmp_
     session = sessions.start_session(tmp_path, browser)
     try:
         assert listening_ports(session.process.pid) == [], "the browser serves DevTools itself"
-        assert session.has_page()
+        assert session.has_page(timeout=30)
     finally:
         session.stop()
 
@@ -788,6 +788,6 @@ def test_another_local_user_cannot_reach_the_browser_we_start(
         # They connect (the port is on 127.0.0.1), and are cut off unanswered.
         assert theirs.stdout == "", "another user read the browser's DevTools endpoint"
         assert session.browser_target in ours.stdout, "this user's own client was refused"
-        assert session.has_page(), "the refused client broke the bridge"
+        assert session.has_page(timeout=30), "the refused client broke the bridge"
     finally:
         session.stop()
