@@ -276,6 +276,7 @@ def test_a_test_that_forgets_its_browser_does_not_break_the_run(
     pytester.makepyfile(
         test_inner=f"""
         import json, os, subprocess, time
+        import psutil
         from pytest_edgeprofiles._browser import launch
 
         def test_forgets(edge_profile, edge_browser, edge_launch_args):
@@ -290,7 +291,9 @@ def test_a_test_that_forgets_its_browser_does_not_break_the_run(
                 time.sleep(0.05)  # a poll with a deadline
             socket_dir = os.path.dirname(os.readlink(edge_profile / "SingletonSocket"))
             with open({str(log)!r}, "w") as fh:
-                json.dump(dict(pid=proc.pid, profile=str(edge_profile), sockets=socket_dir), fh)
+                born = psutil.Process(proc.pid).create_time()
+                json.dump(dict(pid=proc.pid, born=born, profile=str(edge_profile),
+                               sockets=socket_dir), fh)
 
         def test_next(edge_profile):
             assert edge_profile.is_dir()
@@ -301,7 +304,7 @@ def test_a_test_that_forgets_its_browser_does_not_break_the_run(
     )
     result.assert_outcomes(passed=2)
     left = json.loads(log.read_text())
-    assert not psutil.pid_exists(left["pid"]) or psutil.Process(left["pid"]).status() == "zombie"
+    assert _running(left["pid"], left["born"]) is None, "the forgotten browser was stopped"
     assert not Path(left["profile"]).exists()
     assert not Path(left["sockets"]).exists()
 
@@ -315,11 +318,14 @@ def test_a_worker_killed_mid_test_leaves_no_driver_or_browser_running(
     pytester.makepyfile(
         test_inner=f"""
         import json, os, signal
+        import psutil
 
         def test_killed(edge_driver, edge_profile):
             edge_driver.get(os.environ["SITE"])
+            driver = psutil.Process(edge_driver.service.process.pid)
             with open({str(log)!r}, "w") as fh:
-                json.dump(dict(driver=edge_driver.service.process.pid, profile=str(edge_profile)), fh)
+                json.dump(dict(driver=driver.pid, born=driver.create_time(),
+                               profile=str(edge_profile)), fh)
             os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a CI timeout would
 
         def test_next(edge_profile):
@@ -329,13 +335,9 @@ def test_a_worker_killed_mid_test_leaves_no_driver_or_browser_running(
     result = pytester.runpytest_subprocess("-n", "2", f"--edge-profile-root={pytester.path / 'p'}")
     result.assert_outcomes(passed=1, failed=1)
     left = json.loads(log.read_text())
+    driver = _running(left["driver"], left["born"])
     try:
-        driver = psutil.Process(left["driver"])
-    except psutil.NoSuchProcess:
-        driver = None
-    try:
-        gone = driver is None or driver.status() == psutil.STATUS_ZOMBIE
-        assert gone, "the killed worker's chromedriver was stopped with its profile"
+        assert driver is None, "the killed worker's chromedriver was stopped with its profile"
         assert not launch_processes(Path(left["profile"]))
         assert not Path(left["profile"]).exists()
     finally:
@@ -446,3 +448,15 @@ def test_a_driver_whose_port_was_taken_meanwhile_starts_on_another(browser: Brow
             assert service.is_connectable(), "the driver answers on its new port"
         finally:
             service.stop()
+
+
+def _running(pid: int, born: float) -> psutil.Process | None:
+    """The process ``pid`` started at ``born``, if it still runs: its number alone may have
+    been reused since, by a process no test may judge (or kill)."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.create_time() == born and proc.status() != psutil.STATUS_ZOMBIE:
+            return proc
+    except psutil.NoSuchProcess:
+        pass
+    return None
