@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import importlib.util
 import json
 import multiprocessing
@@ -484,7 +485,7 @@ def test_x({fixture}, i):
 # folders, Preferences, an owner record put in place, a slot taken and freed in a registry
 # every worker shares under a lock, the folder renamed aside and removed in a thread, off the
 # test's path), written by hand with nothing checked, as a fixture of a conftest every side
-# of the figure loads.
+# of the figure loads. WITHOUT (a variable) leaves some out, to show what each costs.
 BY_HAND = """
 import fcntl, json, os, shutil, uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -492,18 +493,23 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent / "by-hand"
+WITHOUT = set(os.environ.get("WITHOUT", "").split(","))
 _removals = ThreadPoolExecutor(1)  # done before the process exits
 
 
 def _remove(garbage, record):
-    shutil.rmtree(garbage)
-    os.unlink(record)
+    if "removal" not in WITHOUT:
+        shutil.rmtree(garbage)
+    if record is not None:
+        os.unlink(record)
 
 
 _lock = []  # the lock file, kept open, as the plugin keeps its own
 
 
 def _slot(path, take):
+    if "registry" in WITHOUT:
+        return
     if not _lock:
         _lock.append(os.open(ROOT / "registry.lock", os.O_RDWR | os.O_CREAT))
     lock = _lock[0]
@@ -530,11 +536,14 @@ def by_hand():
     path = ROOT / f"p{os.getpid()}-{uuid.uuid4().hex[:12]}"
     _slot(path, take=True)
     for folder in (path, path / "Default", path / "Downloads"):
-        os.mkdir(folder)
+        if folder.name != "Downloads" or "downloads" not in WITHOUT:
+            os.mkdir(folder)
     (path / "Default" / "Preferences").write_text('{"download": {}}')
-    record = Path(f"{path}.owner")
-    Path(f"{path}.tmp").write_text(json.dumps({"pid": os.getpid()}))
-    os.replace(f"{path}.tmp", record)
+    record = None
+    if "record" not in WITHOUT:
+        record = Path(f"{path}.owner")
+        Path(f"{path}.tmp").write_text(json.dumps({"pid": os.getpid()}))
+        os.replace(f"{path}.tmp", record)
     yield path
     garbage = path.with_name(f"garbage-{path.name}")
     os.rename(path, garbage)
@@ -620,6 +629,26 @@ def bench_unused(work: Path, rounds: int) -> list[Figure]:
     return figures
 
 
+#: What the by-hand floor of the -n 2 suite leaves out, one at a time: each one's share of it.
+FLOOR_SHARES = (
+    ("registry", "the registry slot"),
+    ("record", "the owner record"),
+    ("downloads", "the `Downloads` folder"),
+    ("removal", "the removal (folders left, renamed aside)"),
+)
+
+
+def _then(side: Callable[[], float], tidy: Callable[[], object]) -> Callable[[], float]:
+    """``side``, then ``tidy`` outside its time."""
+
+    def measured() -> float:
+        seconds = side()
+        tidy()
+        return seconds
+
+    return measured
+
+
 def bench_suites(work: Path, base: Path, rounds: int, quick: bool) -> list[Figure]:
     figures = []
     trivial = 40 if quick else 300
@@ -650,6 +679,10 @@ def bench_suites(work: Path, base: Path, rounds: int, quick: bool) -> list[Figur
         sides = [_suite(edge, folder), _suite([*common, "test_tmp.py"], folder)]
         if not with_base:
             sides.append(_suite([*common, "test_hand.py"], folder))
+        shares = FLOOR_SHARES if limit is not None and not with_base else ()
+        for left_out, _ in shares:
+            hand = _suite([*common, "test_hand.py"], folder, dict(os.environ, WITHOUT=left_out))
+            sides.append(_then(hand, functools.partial(shutil.rmtree, folder / "by-hand")))
         ours, anchor, *floor = in_turn(sides, rounds)
         if per_test is None:
             goal, met = f"<= {limit}x", ours / anchor <= (limit or 0)
@@ -668,6 +701,17 @@ def bench_suites(work: Path, base: Path, rounds: int, quick: bool) -> list[Figur
                     anchor,
                     "the same tests on `tmp_path`",
                     "where the time goes",
+                    None,
+                )
+            )
+        for (_, label), without in zip(shares, floor[1:], strict=True):
+            figures.append(
+                Figure(
+                    f"the same by hand without {label}",
+                    without,
+                    anchor,
+                    "the same tests on `tmp_path`",
+                    "its share: the floor's ratio less this one",
                     None,
                 )
             )
