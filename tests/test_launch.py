@@ -93,3 +93,28 @@ def test_a_deep_temp_dir_gets_the_browser_a_short_one(tmp_path: Path) -> None:
     assert env is not None and env["KEEP"] == "me"
     assert not userdata.socket_path_too_long(env[variable])
     assert oct(os.stat(env[variable]).st_mode & 0o777) == "0o700"
+
+
+@posix_only("a shell script stands in for the driver")
+def test_a_driver_that_runs_but_does_not_answer_is_not_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only a driver that exits at once (its port taken meanwhile) is started again: one that
+    # runs and never answers fails once, not after three starts' worth of waiting.
+    from selenium.common.exceptions import WebDriverException
+
+    starts = tmp_path / "starts"
+    driver = tmp_path / "driver"
+    driver.write_text(f"#!/bin/sh\necho started >> '{starts}'\nexec sleep 60\n")
+    driver.chmod(0o755)
+    service = launch.selenium_service(CHROMIUM)
+    service.path = str(driver)
+
+    def no_answer() -> bool:
+        raise WebDriverException("no answer")
+
+    monkeypatch.setattr(service, "is_connectable", no_answer)
+    with pytest.raises(WebDriverException, match="no answer"):
+        service.start()
+    assert starts.read_text().splitlines() == ["started"]
+    assert service.process.poll() is not None, "the driver was stopped"

@@ -122,10 +122,11 @@ DRIVER_STARTS = 3
 
 @functools.cache
 def _started_once(service: type[Any]) -> type[Any]:
-    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.utils import free_port
 
     class StartedOnce(service):  # type: ignore[misc]
+        _exited = False  # the driver exited by itself while it was being started
+
         def start(self) -> None:
             process = getattr(self, "process", None)
             if process is not None and process.poll() is None:
@@ -134,17 +135,26 @@ def _started_once(service: type[Any]) -> type[Any]:
                 # Selenium keeps handles on Windows: a browser's pipe, launched meanwhile,
                 # would stay open in the driver, and the browser's exit go unseen.
                 self.popen_kw.setdefault("close_fds", True)  # Selenium pops it at each start
+                self._exited = False
                 try:
                     super().start()
                     return
-                except WebDriverException:
-                    exited = getattr(self, "process", None)
-                    if not left or exited is None or exited.poll() is None:
-                        raise
+                except Exception:
+                    if not (left and self._exited):
+                        raise  # a driver that ran and did not answer is not started again
                 # Selenium picks a free port, then the driver binds it: another process
                 # (a browser, a bridge, a connection) may take it in between, and the
                 # driver exits ("port not available"). A new port, then.
                 self.port = free_port()
+
+        def assert_process_still_running(self) -> None:
+            # Selenium stops a driver whose start failed before it raises: by then any
+            # driver has exited, so the exit is marked where Selenium finds it.
+            try:
+                super().assert_process_still_running()
+            except Exception:
+                self._exited = True
+                raise
 
     return StartedOnce
 
