@@ -485,7 +485,7 @@ def test_x({fixture}, i):
 # folders, Preferences, an owner record put in place, a slot taken and freed in a registry
 # every worker shares under a lock, the folder renamed aside and removed in a thread, off the
 # test's path), written by hand with nothing checked, as a fixture of a conftest every side
-# of the figure loads. WITHOUT (a variable) leaves some out, to show what each costs.
+# of the figure loads. BY_HAND_WITHOUT (a variable) leaves some out, to show what each costs.
 BY_HAND = """
 import fcntl, json, os, shutil, uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -493,7 +493,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent / "by-hand"
-WITHOUT = set(os.environ.get("WITHOUT", "").split(","))
+WITHOUT = set(os.environ.get("BY_HAND_WITHOUT", "").split(","))
 _removals = ThreadPoolExecutor(1)  # done before the process exits
 
 
@@ -681,7 +681,9 @@ def bench_suites(work: Path, base: Path, rounds: int, quick: bool) -> list[Figur
             sides.append(_suite([*common, "test_hand.py"], folder))
         shares = FLOOR_SHARES if limit is not None and not with_base else ()
         for left_out, _ in shares:
-            hand = _suite([*common, "test_hand.py"], folder, dict(os.environ, WITHOUT=left_out))
+            hand = _suite(
+                [*common, "test_hand.py"], folder, dict(os.environ, BY_HAND_WITHOUT=left_out)
+            )
             sides.append(_then(hand, functools.partial(shutil.rmtree, folder / "by-hand")))
         ours, anchor, *floor = in_turn(sides, rounds)
         if per_test is None:
