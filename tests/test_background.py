@@ -197,6 +197,7 @@ def test_a_released_profiles_outside_downloads_keep_its_record_until_gone(
     downloads = tmp_path / "downloads"
     m = manager(download_root=downloads)
     path = Path(m.create_profile("gw0"))
+    m.get_download_dir("gw0")  # made, as a download would make it
     monkeypatch.setattr(files, "remove_tree", _fail_on(files.remove_tree, downloads))
     m.release_profile("gw0")
     m.drain()

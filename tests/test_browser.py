@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import socket
+import stat
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 from browser_support import serve, start_browser, stop_browser
-from conftest import posix_only
+from conftest import POSIX, posix_only
 
 from pytest_edgeprofiles import ProfileManager
 from pytest_edgeprofiles._browser import launch
@@ -233,6 +235,33 @@ def test_downloads_of_parallel_workers_land_in_separate_folders(
     assert all(f.name == "reports" and f.parent.parent == downloads for f in folders)
     assert all(r["files"] == ["report.txt"] for r in records)
     assert list(downloads.iterdir()) == [], "download folders go with their passing tests"
+
+
+def test_a_download_makes_the_download_folder_nobody_asked_for(
+    browser: Browser, base_profile: Path, site: str, tmp_path: Path
+) -> None:
+    """A profile's download folder is made when first asked for: a browser that downloads
+    before anyone asked makes it itself, the base's folder name below it, and saves there."""
+    manager = ProfileManager(str(base_profile), root=tmp_path / "root")
+    clone = Path(manager.create_profile("w"))
+    assert not os.path.lexists(clone / "Downloads")
+    driver = _driver(clone, browser)
+    try:
+        driver.get(site + "/download")  # type: ignore[attr-defined]
+        driver.find_element("id", "dl").click()  # type: ignore[attr-defined]
+        report = clone / "Downloads" / "reports" / "report.txt"
+        deadline = time.monotonic() + 20
+        # Chromium reserves the name with an empty file and renames the finished download
+        # over it: only a non-empty file is the download.
+        while not (report.is_file() and report.stat().st_size > 0):
+            assert time.monotonic() < deadline, f"no download in {clone}: {sorted(clone.iterdir())}"
+            time.sleep(0.05)  # polling a folder with a deadline: no event tells us
+    finally:
+        driver.quit()  # type: ignore[attr-defined]
+    assert manager.get_download_dir("w") == str(report.parent)
+    if POSIX:  # Windows has no mode bits: an ACL protects the folder
+        assert stat.S_IMODE((clone / "Downloads").stat().st_mode) == 0o700
+    assert manager.cleanup_profile("w")
 
 
 @posix_only("the browser's SingletonSocket symlink, into a socket folder under TMPDIR")

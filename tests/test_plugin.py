@@ -288,7 +288,7 @@ def test_retention_judges_a_profile_asked_for_on_the_fly_by_its_test(
     )
     result.assert_outcomes(passed=1, failed=1)
     profiles = _kept(root)
-    assert [sorted(os.listdir(p)) for p in profiles] == [["Default", "Downloads", "failed"]]
+    assert [sorted(os.listdir(p)) for p in profiles] == [["Default", "failed"]]
 
 
 def test_a_session_profile_is_kept_when_a_test_using_it_fails(

@@ -172,10 +172,10 @@ def test_create_profile_returns_private_folder_with_owner_record(manager, tmp_ro
     assert p.is_dir() and not p.is_symlink()
     if POSIX:  # Windows has no mode bits: an ACL protects the folder
         assert stat.S_IMODE(p.stat().st_mode) == 0o700
-    # No base profile: an empty user data dir but for its own download folder.
-    assert names(p) == ["Default", "Downloads"]
+    # No base profile: an empty user data dir but for the prefs naming its download folder,
+    # which is made when first asked for (or by the browser, at its first download).
+    assert names(p) == ["Default"]
     assert names(p / "Default") == ["Preferences"]
-    assert names(p / "Downloads") == []
     owner = record(p)
     assert owner["worker_id"] == "gw0"
     assert owner["path"] == path
@@ -248,7 +248,7 @@ def test_clone_keeps_user_data_and_leaves_out_caches_and_locks(manager, make_bas
             assert (clone / rel).read_bytes() == (base / rel).read_bytes(), rel
     for rel in base_layout.skipped:
         assert not os.path.lexists(clone / rel), rel
-    assert names(clone) == ["Default", "Downloads", "Last Version", "Local State"]
+    assert names(clone) == ["Default", "Last Version", "Local State"]
     assert names(clone / "Default") == [
         "Collections",
         "Cookies",
@@ -280,7 +280,7 @@ def test_clone_preferences_change_only_exit_type_and_download_folders(
     expected["download"]["default_directory"] = own
     expected["savefile"] = {"default_directory": own}
     assert prefs == expected  # prompt_for_download and tracked-pref MACs survive
-    assert os.path.isdir(own)
+    assert not os.path.lexists(clone / "Downloads"), "made when first asked for"
     base_prefs = json.loads((base / "Default" / "Preferences").read_text())
     assert base_prefs["profile"]["exit_type"] == exit_type
     assert base_prefs["download"]["default_directory"] == "/home/user/Downloads"
@@ -337,7 +337,7 @@ def test_copy_base_profile_false_without_base(manager):
     path = m.create_profile("gw0")
     (Path(path) / "History").write_bytes(b"kept")
     assert m.copy_base_profile("gw0") is False
-    assert names(path) == ["Default", "Downloads", "History"]
+    assert names(path) == ["Default", "History"]
 
 
 def test_copy_base_profile_refreshes_the_clone(manager, make_base, base_layout):
@@ -813,8 +813,10 @@ def test_each_profile_downloads_into_a_folder_of_its_own(manager):
     folders = {}
     for worker_id in ("gw0", "gw1"):
         path = Path(m.create_profile(worker_id))
+        assert not os.path.lexists(path / "Downloads")
         folder = m.get_download_dir(worker_id)
         assert folder == str(path / "Downloads")
+        assert os.path.isdir(folder), "made when asked for"
         if POSIX:  # Windows has no mode bits: an ACL protects the folder
             assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
         prefs = json.loads((path / "Default" / "Preferences").read_text())
@@ -830,8 +832,11 @@ def test_download_root_outside_the_profiles(manager, make_base, tmp_path, tmp_ro
     m = manager(str(make_base()), download_root=download_root)
     path = Path(m.create_profile("gw0"))
     folder = download_root.resolve() / path.name / "Downloads"
+    assert names(download_root) == []
     assert m.get_download_dir("gw0") == str(folder)
     assert folder.is_dir()
+    if POSIX:  # Windows has no mode bits: an ACL protects the folder
+        assert stat.S_IMODE(folder.parent.stat().st_mode) == 0o700
     assert record(path)["downloads"] == str(download_root.resolve() / path.name)
     (folder / "report.pdf").write_bytes(b"%PDF")
     assert m.cleanup_profile("gw0") is True
@@ -847,6 +852,7 @@ def test_sweep_removes_the_download_folder_of_a_dead_owner(tmp_path, tmp_root):
         from pytest_edgeprofiles import ProfileManager
         m = ProfileManager(root=sys.argv[1], download_root=sys.argv[2])
         print(m.create_profile("gw0"), flush=True)
+        m.get_download_dir("gw0")  # made, as a download would make it
         os._exit(0)  # die like a killed worker: no cleanup at all
         """
     )

@@ -225,15 +225,17 @@ def is_leftover_socket_dir(folder: Path) -> bool:
     )
 
 
-def set_download_dir(user_data_dir: Path, folder: Path) -> int:
-    """Point ``Default``'s untracked ``download``/``savefile.default_directory`` at ``folder``;
-    the bytes ``Preferences`` grew by."""
+def set_download_dir(user_data_dir: Path, folder: Path, empty: bool = False) -> int:
+    """Point ``Default``'s untracked ``download``/``savefile.default_directory`` at ``folder``
+    (``empty``: the dir has no ``Preferences`` yet); the bytes ``Preferences`` grew by."""
     prefs_path = user_data_dir / "Default" / "Preferences"
+    old, prefs = b"", {}
     try:
-        old = files.read_bytes(prefs_path)
-        prefs = json.loads(old)
+        if not empty:
+            old = files.read_bytes(prefs_path)
+            prefs = json.loads(old)
     except FileNotFoundError:
-        old, prefs = b"", {}
+        pass
     if not isinstance(prefs, dict):
         raise ValueError(f"{prefs_path} is not a JSON object")
     for section in ("download", "savefile"):

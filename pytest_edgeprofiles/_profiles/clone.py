@@ -130,7 +130,7 @@ class Cloner:
         """Copy the base into the empty ``profile``, adjust prefs, return the size (or
         ``ProfileCreationError`` over the limit)."""
         if self.base is None:  # empty: no prefs to read, none to mark clean
-            return _own_downloads(profile, downloads)
+            return _own_downloads(profile, downloads, empty=True)
         size = files.copy_tree(self.base, profile, self.skip_rules.skips)
         if size > self.limit_mb * MB:
             raise ProfileCreationError(key, self.too_large(size))
@@ -170,21 +170,38 @@ class Cloner:
         return copied + files.total_size(touched) - before
 
 
-def _own_downloads(profile: Path, downloads: Path | None) -> int:
-    """``downloads``, else ``<profile>/Downloads``: parallel browsers must not share one.
-    Returns the bytes ``Preferences`` grew by."""
+def _own_downloads(profile: Path, downloads: Path | None, empty: bool = False) -> int:
+    """Point the profile's download prefs at ``downloads``, else ``<profile>/Downloads`` (the
+    base's own folder's name kept below it): parallel browsers must not share one. The folder
+    is not made here: ``download_folder`` makes it when asked, the browser at its first
+    download. ``empty``: no ``Preferences`` yet, none to read. The bytes it grew by."""
     top = downloads or profile / "Downloads"
-    if downloads is not None:
-        files.make_dirs(downloads)
-    else:  # no parents: a profile removed meanwhile is never recreated
-        top.mkdir(mode=0o700, exist_ok=True)
-    base_choice = userdata.download_dir(profile)
+    base_choice = None if empty else userdata.download_dir(profile)
     folder = top / Path(base_choice).name if base_choice else top
-    if folder != top:
-        folder.mkdir(mode=0o700, exist_ok=True)
     try:
-        return userdata.set_download_dir(profile, folder)
+        return userdata.set_download_dir(profile, folder, empty=empty)
     except ValueError as exc:
         # A corrupt Preferences: the browser starts on defaults anyway, no reason to fail.
         log.warning("cannot set the download folder of %s: %s", profile, exc)
         return 0
+
+
+def download_folder(profile: Path, downloads: Path | None) -> str | None:
+    """The profile's download folder as its prefs name it, made if it is ours and missing;
+    None if they name none (a corrupt ``Preferences``)."""
+    folder = userdata.download_dir(profile)
+    if folder is None:
+        return None
+    top = downloads or profile / "Downloads"
+    path = Path(folder)
+    if path == top or path.parent == top:  # not one the user pointed elsewhere
+        try:
+            if downloads is not None:
+                files.make_dirs(downloads)
+            else:  # no parents: a profile removed meanwhile is never recreated
+                top.mkdir(mode=0o700, exist_ok=True)
+            if path != top:
+                path.mkdir(mode=0o700, exist_ok=True)
+        except FileNotFoundError:
+            pass  # the profile is gone: its path is still the answer
+    return folder

@@ -25,7 +25,7 @@ from ..errors import (
     WorkerIdTypeError,
 )
 from . import roots
-from .clone import MB, Cloner, check_base_profile
+from .clone import MB, Cloner, check_base_profile, download_folder
 from .ledger import Ledger
 from .making import NewProfile, ProfileMaker
 from .registry import Registry
@@ -265,9 +265,13 @@ class ProfileManager:
         return record.path if record is not None and os.path.isdir(record.path) else None
 
     def get_download_dir(self, worker_id: str) -> str | None:
-        """The download folder of the worker's profile, None if it has no profile."""
+        """The download folder of the worker's profile, made if missing (else the browser makes
+        it at its first download); None if it has no profile."""
         record = self._ledger.get(worker_id)
-        return None if record is None else userdata.download_dir(Path(record.path))
+        if record is None:
+            return None
+        downloads = Path(record.downloads) if record.downloads else None
+        return download_folder(Path(record.path), downloads)
 
     def validate_profile(self, worker_id: str) -> bool:
         """Validate profile exists and is accessible for browser use: a folder we may read,
