@@ -53,7 +53,9 @@ class Lending:
                 path = self._create(manager, key, self.worker_key if clone_ahead else key)
             except ProfileLimitError as exc:
                 fail(self._limit_message(exc, who))
-            if manager.validate_profile(key):
+            # An empty profile holds only what was just written into it: nothing to find
+            # wrong. A clone holds the base's files, which may not parse, or its lock.
+            if manager.base_profile_path is None or manager.validate_profile(key):
                 return Path(path)
             log.warning("profile %s of %s is not valid; making it again", path, key)
             manager.cleanup_profile(key)
