@@ -16,10 +16,8 @@ writes its bytecode caches, as an installed package has them.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import functools
 import importlib.util
-import json
 import multiprocessing
 import os
 import shutil
@@ -32,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pytest_edgeprofiles import ProfileManager
 from pytest_edgeprofiles._profiles import manager as manager_module
@@ -271,61 +270,37 @@ def bench_small_ops(work: Path) -> list[Figure]:
 
 def bench_profile_floor(work: Path, cycles: int) -> list[Figure]:
     """Where a profile's cost to a test goes: what ``edge_profile`` asks of the manager for
-    each test (made, checked, given back, deleted in the background), against the same file
-    operations written by hand, with nothing checked: the floor on this disk."""
+    each test (made, given back, deleted in the background), against the same file
+    operations written by hand (``BY_HAND``, as the suites' floor), nothing checked."""
     manager = ProfileManager(root=work / "floor", max_profiles=8, registry_path=work / "f.json")
 
     def ours() -> float:
         def cycles_of_ours() -> None:
             for i in range(cycles):
                 manager.create_profile(f"gw0.{i}", prepared_as="gw0")
-                manager.validate_profile(f"gw0.{i}")
                 manager.release_profile(f"gw0.{i}")
             manager.drain()
 
         return timed(cycles_of_ours) / cycles
 
-    hand = work / "by-hand"
-    hand.mkdir()
-    registry = hand / "registry.json"
-    registry.write_text(json.dumps({"entries": {}}))
-    lock = os.open(hand / "registry.lock", os.O_RDWR | os.O_CREAT)
-
-    def slot(path: Path, take: bool) -> None:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        state = json.loads(registry.read_bytes())
-        if take:
-            state["entries"][str(path)] = {"pid": os.getpid(), "path": str(path)}
-        else:
-            state["entries"].pop(str(path))
-        fd = os.open(registry, os.O_WRONLY | os.O_TRUNC)
-        os.write(fd, json.dumps(state).encode())
-        os.close(fd)
-        fcntl.flock(lock, fcntl.LOCK_UN)
+    (work / "floor-by-hand").mkdir()
+    hand: dict[str, Any] = {"__file__": str(work / "floor-by-hand" / "conftest.py")}
+    exec(BY_HAND, hand)  # the suites' conftest, its fixture's two halves called in turn
 
     def by_hand() -> float:
         def cycles_by_hand() -> None:
-            for i in range(cycles):
-                path = hand / f"p{i}"
-                slot(path, take=True)
-                for folder in (path, path / "Default", path / "Downloads"):
-                    os.mkdir(folder)
-                (path / "Default" / "Preferences").write_text('{"download": {}}')
-                (hand / f"p{i}.tmp").write_text(json.dumps({"pid": os.getpid()}))
-                os.replace(hand / f"p{i}.tmp", hand / f"p{i}.json")
-                os.rename(path, hand / f"garbage-p{i}")
-                slot(path, take=False)
-                shutil.rmtree(hand / f"garbage-p{i}")
-                os.unlink(hand / f"p{i}.json")
+            for _ in range(cycles):
+                hand["give_back"](*hand["make"]())
+            hand["REMOVALS"].submit(int).result()  # drained, as the manager is
 
         return timed(cycles_by_hand) / cycles
 
     result = alternate(ours, by_hand, 3)
     return [
         Figure(
-            "a profile made, checked and given back, as `edge_profile` asks for each test",
+            "a profile made and given back, as `edge_profile` asks for each test",
             *result,
-            "the same file operations by hand (3 folders, 2 files, 2 registry writes, a rename,"
+            "the same file operations by hand (2 folders, 2 files, 2 registry writes, a rename,"
             " a removal), nothing checked: the floor",
             "where the time goes",
             None,
@@ -481,7 +456,7 @@ def test_x({fixture}, i):
 """
 
 
-# The floor of a trivial suite on edge_profile: the same file operations as a profile's (3
+# The floor of a trivial suite on edge_profile: the same file operations as a profile's (2
 # folders, Preferences, an owner record put in place, a slot taken and freed in a registry
 # every worker shares under a lock, the folder renamed aside and removed in a thread, off the
 # test's path), written by hand with nothing checked, as a fixture of a conftest every side
@@ -494,7 +469,7 @@ import pytest
 
 ROOT = Path(__file__).parent / "by-hand"
 WITHOUT = set(os.environ.get("BY_HAND_WITHOUT", "").split(","))
-_removals = ThreadPoolExecutor(1)  # done before the process exits
+REMOVALS = ThreadPoolExecutor(1)  # done before the process exits
 
 
 def _remove(garbage, record):
@@ -530,25 +505,33 @@ def _slot(path, take):
         fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@pytest.fixture
-def by_hand():
+def make():
     ROOT.mkdir(exist_ok=True)
     path = ROOT / f"p{os.getpid()}-{uuid.uuid4().hex[:12]}"
     _slot(path, take=True)
-    for folder in (path, path / "Default", path / "Downloads"):
-        if folder.name != "Downloads" or "downloads" not in WITHOUT:
-            os.mkdir(folder)
+    os.mkdir(path)
+    os.mkdir(path / "Default")
     (path / "Default" / "Preferences").write_text('{"download": {}}')
     record = None
     if "record" not in WITHOUT:
         record = Path(f"{path}.owner")
         Path(f"{path}.tmp").write_text(json.dumps({"pid": os.getpid()}))
         os.replace(f"{path}.tmp", record)
-    yield path
+    return path, record
+
+
+def give_back(path, record):
     garbage = path.with_name(f"garbage-{path.name}")
     os.rename(path, garbage)
     _slot(path, take=False)
-    _removals.submit(_remove, garbage, record)
+    REMOVALS.submit(_remove, garbage, record)
+
+
+@pytest.fixture
+def by_hand():
+    path, record = make()
+    yield path
+    give_back(path, record)
 """
 
 
@@ -633,7 +616,6 @@ def bench_unused(work: Path, rounds: int) -> list[Figure]:
 FLOOR_SHARES = (
     ("registry", "the registry slot"),
     ("record", "the owner record"),
-    ("downloads", "the `Downloads` folder"),
     ("removal", "the removal (folders left, renamed aside)"),
 )
 
