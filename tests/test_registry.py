@@ -25,6 +25,7 @@ from pytest_edgeprofiles._chromium import processes
 from pytest_edgeprofiles._profiles import removal, sweep
 from pytest_edgeprofiles._profiles.records import ProfileRecord, write_record
 from pytest_edgeprofiles._profiles.registry import Registry
+from pytest_edgeprofiles._system import files
 from pytest_edgeprofiles._system import waiting as polling
 from pytest_edgeprofiles._system.locks import FileMutex
 
@@ -72,6 +73,90 @@ def test_two_managers_share_one_cap(manager, registry_path, tmp_root):
     assert second.list_profiles() == {}
     assert names(tmp_root) == sorted([Path(path).name, f"{Path(path).name}.owner"])
     assert list(entries_of(registry_path)) == [path]
+
+
+def test_a_slot_freed_later_goes_with_the_next_claim_in_one_write(
+    manager, registry_path, monkeypatch
+):
+    m = manager(max_profiles=2, registry_path=registry_path)
+    first = m.create_profile("gw0.1")
+    m.release_profile("gw0.1", free_slot_later=True)
+    assert list(entries_of(registry_path)) == [first], "left for the next claim"
+    assert m._ledger.registry.holders() == [], "yet nobody holds it"
+    writes = []
+    monkeypatch.setattr("pytest_edgeprofiles._profiles.registry._write", _counting(writes))
+    second = m.create_profile("gw0.2")
+    assert list(entries_of(registry_path)) == [second]
+    assert len(writes) == 1, "freed and claimed in one write"
+    m.release_profile("gw0.2", free_slot_later=True)
+    assert m.cleanup_all_profiles() == 0
+    assert entries_of(registry_path) == {}, "freed at the end at the latest"
+
+
+def test_a_slot_freed_later_is_reclaimed_by_another_process_at_the_cap(
+    manager, registry_path, tmp_root
+):
+    m = manager(max_profiles=1, registry_path=registry_path)
+    m.create_profile("gw0.1")
+    m.release_profile("gw0.1", free_slot_later=True)  # its next profile never comes
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD.replace("sys.stdin.read()", ""), str(tmp_root),
+         str(registry_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr
+    assert Path(child.stdout.strip()).name.startswith("child-")
+
+
+@pytest.mark.parametrize("cleanup_on_exit", [True, False])
+def test_a_slot_freed_later_is_freed_when_the_process_ends(
+    registry_path, tmp_root, cleanup_on_exit
+):
+    code = textwrap.dedent(
+        """
+        import sys
+        from pytest_edgeprofiles import ProfileManager
+        m = ProfileManager(
+            root=sys.argv[1], registry_path=sys.argv[2], cleanup_on_exit=sys.argv[3] == "True"
+        )
+        m.create_profile("gw0.1")
+        m.release_profile("gw0.1", free_slot_later=True)  # the process ends instead
+        """
+    )
+    args = [str(tmp_root), str(registry_path), str(cleanup_on_exit)]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert entries_of(registry_path) == {}
+
+
+def test_a_slot_whose_profile_stays_is_freed_at_once(manager, registry_path, monkeypatch):
+    m = manager(max_profiles=1, registry_path=registry_path)
+    path = Path(m.create_profile("gw0.1"))
+    # A folder that cannot be renamed aside stays under its name: no claimant could tell it
+    # from a live one, so its slot must not wait for our next claim.
+    monkeypatch.setattr(files, "move_aside", _refuse)
+    m.release_profile("gw0.1", free_slot_later=True)
+    assert entries_of(registry_path) == {}
+    m.drain()
+    assert not path.exists()
+
+
+def _counting(writes: list[object]) -> object:
+    from pytest_edgeprofiles._profiles import registry
+
+    real = registry._write
+
+    def write(*args: object) -> None:
+        writes.append(args)
+        real(*args)  # type: ignore[arg-type]
+
+    return write
+
+
+def _refuse(path: Path) -> Path:
+    raise PermissionError(13, "in use", str(path))
 
 
 def test_a_private_registry_caps_only_its_manager(manager):

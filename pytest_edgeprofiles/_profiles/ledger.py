@@ -4,6 +4,7 @@ back (removed, moved aside, kept). Apart from the manager so its finalizer need 
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -18,7 +19,7 @@ from .._system.logs import log
 from ..errors import ProfileCleanupError
 from . import removal
 from .making import NewProfile
-from .records import ProfileRecord, write_record
+from .records import ProfileRecord, record_path, write_record
 from .registry import Registry
 
 
@@ -109,14 +110,15 @@ class Ledger:
             return known[0]
         return self.measure(path)
 
-    def free(self, key: str, record: ProfileRecord) -> None:
-        """Forget ``record``, free its slot; a newer profile of the key stays."""
+    def free(self, key: str, record: ProfileRecord, later: bool = False) -> None:
+        """Forget ``record``, free its slot (``later``: see ``Registry.free``); a newer
+        profile of the key stays."""
         with self._lock:
             if self._out.get(key) is record:
                 del self._out[key]
             self._sizes.pop(record.path, None)
         try:
-            self.registry.free(record.path)
+            self.registry.free(record.path, later=later)
         except OSError as exc:
             log.warning("could not free the slot of %s: %s", record.path, exc)
 
@@ -138,19 +140,30 @@ class Ledger:
         self.free(key, record)
         return True
 
-    def move_aside(self, key: str) -> None:
-        """Moved aside now, deleted in a lane; handed out until then, for ``remove_all``."""
+    def move_aside(self, key: str, free_slot_later: bool = False) -> None:
+        """Moved aside now, deleted in a lane; handed out until then, for ``remove_all``.
+        ``free_slot_later``: its slot is freed with the next claim, if nothing is left under
+        its name (then a claimant at the cap reclaims it meanwhile)."""
         record = self.get(key)
         if record is None:
             return
         leftovers = removal.move_aside(record)
-        self.free(key, record)
+        later = free_slot_later and not any(
+            os.path.lexists(p) for p in (record.path, record_path(record.path))
+        )
+        self.free(key, record, later=later)
         self.lanes.submit("delete", functools.partial(self._delete, leftovers))
 
     def _delete(self, paths: list[Path]) -> None:
         failed = removal.delete_in_order(paths)
         if failed is not None:
             self.failures.append((str(failed[0]), str(failed[1])))
+
+    def free_released_slots(self) -> None:
+        try:
+            self.registry.flush()
+        except OSError as exc:  # still due: the next change, or a claimant at the cap, frees them
+            log.warning("could not free the slots of released profiles: %s", exc)
 
     def keep(self, key: str) -> str | None:
         """Left on disk, marked kept: its path, or None."""
@@ -169,6 +182,7 @@ class Ledger:
         with self._lock:
             keys = list(self._out)
         removed = sum(self.remove(key) for key in keys)
+        self.free_released_slots()
         self.lanes.close()
         if keys:
             log.info("removed %d of %d profiles", removed, len(keys))

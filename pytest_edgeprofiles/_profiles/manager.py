@@ -67,6 +67,11 @@ def _remove_all_in(pid: int, ledger: Ledger) -> None:
         ledger.remove_all()
 
 
+def _free_slots_in(pid: int, ledger: Ledger) -> None:
+    if os.getpid() == pid:
+        ledger.free_released_slots()
+
+
 def _resolved(path: str | os.PathLike[str] | None) -> Path | None:
     return None if path is None else expand_user(path).resolve()
 
@@ -133,6 +138,8 @@ class ProfileManager:
         self._pid = os.getpid()
         if self.cleanup_on_exit:
             weakref.finalize(self, _remove_all_in, self._pid, self._ledger)
+        else:  # what it keeps stays, but no slot it gave up
+            weakref.finalize(self, _free_slots_in, self._pid, self._ledger)
 
     # -- handing profiles out ---------------------------------------------------------------
 
@@ -233,11 +240,21 @@ class ProfileManager:
         """
         return self._ledger.remove(worker_id, strict=strict)
 
-    def release_profile(self, worker_id: str) -> None:
+    def release_profile(self, worker_id: str, *, free_slot_later: bool = False) -> None:
         """``cleanup_profile`` without the wait (extension): a browser still running on it is
         stopped, the folder renamed ``garbage-<name>`` and its slot freed at once, and a lane
-        deletes it; what cannot be deleted is listed in ``background_failures``."""
-        self._ledger.move_aside(worker_id)
+        deletes it; what cannot be deleted is listed in ``background_failures``.
+
+        ``free_slot_later``: the slot is freed with this manager's next change to the
+        registry (the claim of another profile about to be made), saving it a write; a
+        claimant of another process at the cap reclaims it meanwhile, and
+        ``free_released_slots`` or ``cleanup_all_profiles`` frees it at the latest.
+        """
+        self._ledger.move_aside(worker_id, free_slot_later)
+
+    def free_released_slots(self) -> None:
+        """Free now the slots ``release_profile(free_slot_later=True)`` left (extension)."""
+        self._ledger.free_released_slots()
 
     def keep_profile(self, worker_id: str) -> str | None:
         """Leave a profile on disk, marked kept (no sweep removes it), and free its slot;

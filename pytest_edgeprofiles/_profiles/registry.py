@@ -57,6 +57,7 @@ class Registry:
         self._file_lock = FileMutex(Path(f"{path}.lock")) if path is not None else None
         self._seen = False
         self._roots_seen: set[str] = set()
+        self._free_later: set[str] = set()  # slots freed with the next change (``free``)
 
     def add_rebuild_root(self, root: Path) -> None:
         """Also look under ``root`` for owner records when the file must be rebuilt."""
@@ -128,10 +129,23 @@ class Registry:
                 del waiters[key]
         return free > len(waiters)
 
-    def free(self, path: str) -> None:
-        """Free the slot of the profile at ``path`` (nothing if it holds none)."""
+    def free(self, path: str, later: bool = False) -> None:
+        """Free the slot of the profile at ``path`` (nothing if it holds none). ``later``: with
+        this registry's next change (the next claim), not a write of its own; only for a
+        profile whose folder and record are gone, which a claimant at the cap reclaims
+        meanwhile. ``flush`` frees it at the latest."""
+        if later:
+            with self._mutex:
+                self._free_later.add(path)
+            return
         with self._state() as state:
             state["entries"].pop(path, None)
+
+    def flush(self) -> None:
+        """Free the slots ``free(later=True)`` left for the next change."""
+        if self._free_later:
+            with self._state():
+                pass
 
     def holders(self) -> list[ProfileRecord]:
         with self._state(write=False) as state:
@@ -161,6 +175,8 @@ class Registry:
     def _state(self, write: bool = True) -> Iterator[dict[str, Any]]:
         with self._mutex:
             if self._file_lock is None or self.path is None:
+                self._apply_frees(self._memory)
+                self._free_later.clear()  # out of the one state there is
                 yield self._memory
                 return
             try:
@@ -173,12 +189,20 @@ class Registry:
             try:
                 state = self._load(self.path)
                 before = repr(state)
+                self._apply_frees(state)
                 yield state
                 if write and repr(state) != before:
                     _write(self.path, state)
                     self._seen = True
+                if write:
+                    self._free_later.clear()  # written: a failed change leaves them due
             finally:
                 self._file_lock.release()
+
+    def _apply_frees(self, state: dict[str, Any]) -> None:
+        """Free in ``state`` the slots left for the next change (a read only hides them)."""
+        for path in self._free_later:
+            state["entries"].pop(path, None)
 
     def _load(self, path: Path) -> dict[str, Any]:
         try:
