@@ -154,6 +154,69 @@ def test_cap_holds_across_four_workers(pytester: pytest.Pytester, root: Path) ->
     assert _leftovers(root) == []
 
 
+def test_a_slot_given_back_goes_with_the_next_tests_claim(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    writes = pytester.path / "writes.txt"
+    pytester.makeconftest(
+        f"""
+        import atexit
+        from pytest_edgeprofiles._profiles import registry
+
+        count = []
+        real = registry._write
+
+        def counted(*args):
+            count.append(1)
+            real(*args)
+
+        registry._write = counted
+        atexit.register(lambda: open({str(writes)!r}, "w").write(str(len(count))))
+        """
+    )
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+
+        @pytest.mark.parametrize("i", range(3))
+        def test_profile(edge_profile, i):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
+    result.assert_outcomes(passed=3)
+    # The registry made (1), a claim a test (3), the last test's slot freed alone (1): a slot
+    # freed by a write of its own, then claimed by another, would make 7.
+    assert writes.read_text() == "5"
+    assert _leftovers(root) == []
+
+
+def test_a_slot_left_for_a_claim_that_never_came_is_freed_before_the_next_test(
+    pytester: pytest.Pytester, root: Path
+) -> None:
+    pytester.makepyfile(
+        test_inner=f"""
+        import json
+        from pathlib import Path
+        import pytest
+
+        def test_first(edge_profile):
+            pass
+
+        @pytest.mark.skipif(True, reason="skipped at setup: asks for a profile, claims none")
+        def test_skipped(edge_profile):
+            pass
+
+        def test_after():
+            registries = list(Path({str(root)!r}).glob(".runs/*/registry.json"))
+            assert len(registries) == 1
+            assert json.loads(registries[0].read_text())["entries"] == {{}}
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:xdist", f"--edge-profile-root={root}")
+    result.assert_outcomes(passed=2, skipped=1)
+
+
 def test_session_and_function_profiles_differ(pytester: pytest.Pytester, root: Path) -> None:
     pytester.makepyfile(
         test_inner="""

@@ -104,16 +104,23 @@ class Lending:
         return retention == "all" or (retention == "failed" and failed)
 
     def take_back(
-        self, manager: ProfileManager, key: str, keep: bool, test: str, background: bool
+        self,
+        manager: ProfileManager,
+        key: str,
+        keep: bool,
+        test: str,
+        background: bool,
+        another_next: bool = False,
     ) -> None:
-        """Keep or remove (``background``: renamed now, deleted later); the summary is told."""
+        """Keep or remove (``background``: renamed now, deleted later; ``another_next``: a
+        profile is asked for next, whose claim frees the slot); the summary is told."""
         if keep:
             path = manager.keep_profile(key)
             if path is not None:
                 self._kept.setdefault(test, []).append(path)
                 self._shared.note("kept", path=path, test=test)
         elif background:
-            manager.release_profile(key)
+            manager.release_profile(key, free_slot_later=another_next)
         else:
             path = manager.get_profile_path(key)
             if not manager.cleanup_profile(key):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ._config import run_of
-from ._lookahead import failed
+from ._lookahead import NEXT_WANTS_PROFILE, failed
 
 if TYPE_CHECKING:
     from .._profiles.manager import ProfileManager
@@ -44,7 +44,8 @@ def edge_profile(
     node.stash[_KEY] = key
     yield path
     keep = run.lending.keeps(failed=failed(node))
-    run.take_back(edge_profile_manager, path, key, keep, node.nodeid)
+    another = node.stash.get(NEXT_WANTS_PROFILE, False)
+    run.take_back(edge_profile_manager, path, key, keep, node.nodeid, another)
 
 
 @pytest.fixture(scope="session")

@@ -175,18 +175,35 @@ class Run:
         return key, path
 
     def take_back(
-        self, manager: ProfileManager, profile: Path, key: str, keep: bool, test: str
+        self,
+        manager: ProfileManager,
+        profile: Path,
+        key: str,
+        keep: bool,
+        test: str,
+        another_next: bool = False,
     ) -> None:
-        """Whatever runs on the profile stops first (in the background unless kept)."""
+        """Whatever runs on the profile stops first (in the background unless kept).
+        ``another_next``: the next test asks for a profile; if this one is taken back now (no
+        browser to stop), its slot is freed with that profile's claim, one registry write."""
         self.lent.pop(profile, None)
         background = key != self.session_key
         if self._browsers is not None and self._browsers.never_started(profile):
             keep = False  # its browser never ran: nothing on it to look at
-        self.browsers.stop_on(
-            profile,
-            then=lambda: self.lending.take_back(manager, key, keep, test, background),
-            background=background and not keep,
-        )
+        caller = threading.get_ident()
+
+        def back() -> None:
+            # In the stop lane (a browser to stop first) it comes after the next claim.
+            later = another_next and threading.get_ident() == caller
+            self.lending.take_back(manager, key, keep, test, background, later)
+
+        self.browsers.stop_on(profile, then=back, background=background and not keep)
+
+    def free_released_slots(self) -> None:
+        """Slots left for a claim that did not come (a test skipped at setup, a browser
+        started ahead handed out instead) are freed now, not a test later."""
+        if self._manager is not None:
+            self._manager.free_released_slots()
 
     @property
     def session_key(self) -> str:

@@ -49,6 +49,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    # Before this test gives its own profile back: the slot the test before left for this
+    # one's claim is gone with it, unless no claim came.
+    if (run := started_run(item.config)) is not None:
+        run.free_released_slots()
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     # This test has its browser: the next test's starts now, beside it.
     flags = item.stash.get(NEXT_FLAGS, None)
