@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import getpass
 import json
 import logging
 import os
@@ -1138,6 +1139,19 @@ def test_default_root_is_private_under_the_system_temp(sandbox_tempdir):
             assert stat.S_IMODE(expected.lstat().st_mode) == 0o700
     finally:
         m.cleanup_all_profiles()
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [{"USER": "ci runner"}, pytest.param({}, marks=posix_only("an account database, pwd"))],
+)
+def test_default_root_names_the_user_as_getpass_does(sandbox_tempdir, monkeypatch, environment):
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    user = getpass.getuser()  # the account's name when the environment names none
+    assert roots.default_root().name == "edgeprofiles-of-" + re.sub(r"[^A-Za-z0-9_.-]", "_", user)
 
 
 @posix_only("group and other mode bits, which Windows folders do not have")
