@@ -494,7 +494,7 @@ def _failing_copy(monkeypatch: pytest.MonkeyPatch, code: int, nth: int) -> list[
     real_copy_file, real_copyfile = treecopy._copy_file, shutil.copyfile
     copied: list[str] = []
 
-    def copy_file(name: str, src_fd: int, dst_fd: int, paths: tuple[str, str]) -> int:
+    def copy_file(name: str, src_fd: int, dst_fd: int, paths: treecopy.Paths) -> int:
         copied.append(paths[1])
         size = real_copy_file(name, src_fd, dst_fd, paths)
         if len(copied) < nth:

@@ -196,3 +196,17 @@ def test_entries_changed_while_we_copy_are_passed_over_never_followed(tmp_path: 
     assert copied.get("sub/kept.txt") == b"kept.txt"
     assert not any(stat.S_ISFIFO(p.lstat().st_mode) for p in dst.rglob("*"))
     assert "sub/gone.txt" not in copied or changed == ["gone.txt"]
+
+
+def test_a_copy_that_fails_names_the_whole_path_it_failed_on(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "Default" / "Local Storage").mkdir(parents=True)
+    (src / "Default" / "Local Storage" / "000003.log").write_text("data")
+    (src / "Local State").write_text("{}")
+    dst.mkdir()
+    (dst / "Local State").write_text("in the way")
+    with pytest.raises(FileExistsError) as info:
+        files.copy_tree(src, dst)
+    # Relative to an open folder the OS names only "Local State"; the error names it whole.
+    where = dst / "Local State"
+    assert info.value.filename in (str(where), files.long_path(where))

@@ -3,18 +3,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 Skip = Callable[[tuple[str, ...], bool], bool]
 #: An open source folder, its open copy, its path in parts and its entries left to copy.
 Frame = tuple[int, int, tuple[str, ...], list[os.DirEntry[str]]]
-#: An entry's whole path in the source and in the copy, for error messages only.
-Paths = tuple[str, str]
 
 #: Whether this OS opens, makes and lists relative to open folders (not Windows).
 SUPPORTED = (
@@ -43,7 +40,7 @@ def copy_tree_at(src: Path, dst: Path, skip: Skip) -> int:
         raise
     roots = (os.fspath(src), os.fspath(dst))
     total = 0
-    stack: list[Frame] = [(src_top, dst_top, (), _listing(src_top, dst_top, roots[0]))]
+    stack: list[Frame] = [(src_top, dst_top, (), _listing(src_top, dst_top, Paths(roots, ())))]
     try:
         while stack:
             src_fd, dst_fd, parts, pending = stack[-1]
@@ -56,13 +53,13 @@ def copy_tree_at(src: Path, dst: Path, skip: Skip) -> int:
             is_dir = entry.is_dir(follow_symlinks=False)
             if skip(rel, is_dir):
                 continue
-            paths = (os.path.join(roots[0], *rel), os.path.join(roots[1], *rel))
+            paths = Paths(roots, rel)
             if not is_dir:
                 total += _copy_entry(entry, src_fd, dst_fd, paths)
                 continue
             pair = _enter(entry.name, src_fd, dst_fd, paths)
             if pair is not None:
-                stack.append((*pair, rel, _listing(*pair, paths[0])))
+                stack.append((*pair, rel, _listing(*pair, paths)))
     finally:
         for src_fd, dst_fd, _, _ in stack:
             _close(src_fd, dst_fd)
@@ -74,21 +71,44 @@ def _close(*fds: int) -> None:
         os.close(fd)
 
 
-@contextlib.contextmanager
-def _naming(path: str) -> Iterator[None]:
-    """Errors of a call relative to an open folder, naming the whole ``path``."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno is None:
-            raise
-        raise OSError(exc.errno, exc.strerror, path) from exc  # the errno's own subclass
+class Paths:
+    """An entry's whole path in the source (side 0) and in the copy (1), for error messages
+    only: joined when one is raised, not for each of thousands of files."""
+
+    __slots__ = ("rel", "roots")
+
+    def __init__(self, roots: tuple[str, str], rel: tuple[str, ...]) -> None:
+        self.roots = roots
+        self.rel = rel
+
+    def __getitem__(self, side: int) -> str:
+        return os.path.join(self.roots[side], *self.rel)
 
 
-def _listing(src_fd: int, dst_fd: int, path: str) -> list[os.DirEntry[str]]:
+class _naming:  # lower case, as contextlib.suppress: it reads as a function
+    """Errors of a call relative to an open folder, naming the entry's whole path on
+    ``side``. A class, not a ``contextmanager``: a file's copy enters six, and a generator's
+    costs ~10 us a file."""
+
+    __slots__ = ("paths", "side")
+
+    def __init__(self, paths: Paths, side: int) -> None:
+        self.paths = paths
+        self.side = side
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            path = self.paths[self.side]
+            raise OSError(exc.errno, exc.strerror, path) from exc  # the errno's subclass
+
+
+def _listing(src_fd: int, dst_fd: int, paths: Paths) -> list[os.DirEntry[str]]:
     """The entries of the open folder ``src_fd``; both folders are closed if that fails."""
     try:
-        with _naming(path), os.scandir(src_fd) as entries:
+        with _naming(paths, 0), os.scandir(src_fd) as entries:
             return list(entries)
     except BaseException:
         _close(src_fd, dst_fd)
@@ -102,10 +122,10 @@ def _enter(name: str, src_fd: int, dst_fd: int, paths: Paths) -> tuple[int, int]
     except OSError as exc:
         if exc.errno in _CHANGED:
             return None
-        with _naming(paths[0]):
+        with _naming(paths, 0):
             raise
     try:
-        with _naming(paths[1]):
+        with _naming(paths, 1):
             os.mkdir(name, 0o700, dir_fd=dst_fd)
             return sub_src, os.open(name, _DIR_FLAGS, dir_fd=dst_fd)
     except BaseException:
@@ -117,9 +137,9 @@ def _copy_entry(entry: os.DirEntry[str], src_fd: int, dst_fd: int, paths: Paths)
     name = entry.name
     try:
         if entry.is_symlink():
-            with _naming(paths[0]):
+            with _naming(paths, 0):
                 target = os.readlink(name, dir_fd=src_fd)
-            with _naming(paths[1]):
+            with _naming(paths, 1):
                 os.symlink(target, name, dir_fd=dst_fd)
         elif entry.is_file(follow_symlinks=False):
             return _copy_file(name, src_fd, dst_fd, paths)
@@ -138,17 +158,17 @@ def _copy_file(name: str, src_fd: int, dst_fd: int, paths: Paths) -> int:
     except OSError as exc:
         if exc.errno in _CHANGED - {errno.ENOENT}:
             return 0  # swapped for a link since the listing: never followed
-        with _naming(paths[0]):
+        with _naming(paths, 0):
             raise
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return 0
-        with _naming(paths[1]):
+        with _naming(paths, 1):
             out = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=dst_fd)
         try:
             _copy_data(fd, out, st, paths)
-            with _naming(paths[1]):
+            with _naming(paths, 1):
                 os.fchmod(out, stat.S_IMODE(st.st_mode) | stat.S_IRUSR | stat.S_IWUSR)
         finally:
             os.close(out)
@@ -165,7 +185,7 @@ def _copy_data(src: int, dst: int, st: os.stat_result, paths: Paths) -> None:
         end = _copy_extents(src, dst, paths)
     if end is None:
         end = _copy_range(src, dst, 0, None, paths)
-    with _naming(paths[1]):
+    with _naming(paths, 1):
         size = os.fstat(src).st_size
         if size > end:
             os.ftruncate(dst, size)  # a hole at the end
@@ -183,7 +203,7 @@ def _copy_extents(src: int, dst: int, paths: Paths) -> int | None:
                 return end
             if end == 0 and exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
                 return None
-            with _naming(paths[0]):
+            with _naming(paths, 0):
                 raise
         reached = _copy_range(src, dst, start, stop, paths)
         if reached <= start:  # the file shrank while we copied it (a live base)
@@ -195,11 +215,11 @@ def _copy_range(src: int, dst: int, start: int, stop: int | None, paths: Paths) 
     """Copy ``src[start:stop]`` (None: to its end) to the same offset of ``dst``; the end."""
     pos = start
     while stop is None or pos < stop:
-        with _naming(paths[0]):
+        with _naming(paths, 0):
             chunk = os.pread(src, _CHUNK if stop is None else min(_CHUNK, stop - pos), pos)
         if not chunk:
             break
-        with _naming(paths[1]):
+        with _naming(paths, 1):
             written = 0
             while written < len(chunk):
                 written += os.pwrite(dst, chunk[written:], pos + written)
