@@ -4,7 +4,6 @@ back (removed, moved aside, kept). Apart from the manager so its finalizer need 
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -19,7 +18,7 @@ from .._system.logs import log
 from ..errors import ProfileCleanupError
 from . import removal
 from .making import NewProfile
-from .records import ProfileRecord, record_path, write_record
+from .records import ProfileRecord, left_nothing, write_record
 from .registry import Registry
 
 
@@ -148,10 +147,7 @@ class Ledger:
         if record is None:
             return
         leftovers = removal.move_aside(record)
-        later = free_slot_later and not any(
-            os.path.lexists(p) for p in (record.path, record_path(record.path))
-        )
-        self.free(key, record, later=later)
+        self.free(key, record, later=free_slot_later and left_nothing(record.path))
         self.lanes.submit("delete", functools.partial(self._delete, leftovers))
 
     def _delete(self, paths: list[Path]) -> None:

@@ -159,6 +159,12 @@ def record_path(profile: str | Path) -> Path:
     return Path(f"{os.fspath(profile)}{SUFFIX}")
 
 
+def left_nothing(profile: str) -> bool:
+    """Neither the folder nor its record is left under ``profile``'s name: a slot of such a
+    profile is anybody's to reclaim (``Registry``), and so may wait to be freed."""
+    return not os.path.lexists(profile) and not os.path.lexists(record_path(profile))
+
+
 def write_record(record: ProfileRecord) -> None:
     files.write_json_atomic(record_path(record.path), record.to_dict())
 

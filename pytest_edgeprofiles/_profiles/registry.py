@@ -21,7 +21,7 @@ from .._system import files
 from .._system.locks import FileMutex
 from .._system.logs import log
 from .._system.waiting import Backoff
-from .records import ProfileRecord, iter_records, record_path
+from .records import ProfileRecord, iter_records, left_nothing
 
 #: First and largest pause between looks for a free slot.
 SLOT_POLL = (0.0005, 0.01)
@@ -165,7 +165,7 @@ class Registry:
                 log.info("reclaiming the slot of %s: its owner %s is gone", record.path, record.pid)
                 del entries[key]
                 dead.append(record)
-            elif not os.path.lexists(record.path) and not os.path.lexists(record_path(record.path)):
+            elif left_nothing(record.path):
                 # Removed, but its slot never freed (the registry could not be written).
                 log.info("reclaiming the slot of %s: the profile is gone", record.path)
                 del entries[key]
